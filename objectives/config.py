@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from hpsearch.objectives.errors import ConfigError
 
 OPTIMIZER_NAMES = ("sgd", "adamw", "nadam")

@@ -1,0 +1,77 @@
+"""The device data pipeline: a split lives on the device as uint8; an epoch is a permutation plus slices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from hpsearch.objectives import augment
+from hpsearch.objectives.data import MEAN, STD, Split
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    crop: bool = True
+    flip: bool = True
+    cutout: int = 0
+
+
+class DeviceLoader:
+    """Batches of normalised float images from a uint8 copy of the split held on `device`.
+
+    The split is copied to the device once; crop, flip, cutout and normalisation run batched there.
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        device: torch.device,
+        *,
+        augmentation: Augmentation | None = None,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        channels_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.images = torch.from_numpy(split.images).to(device, non_blocking=True)
+        self.labels = torch.from_numpy(split.labels).to(device, non_blocking=True)
+        self.batch_size = batch_size
+        self.device = device
+        self.augmentation = augmentation
+        self.shuffle = shuffle
+        # Dropping a short last batch keeps BatchNorm statistics sane; never drop the only batch.
+        self.drop_last = drop_last and len(self.labels) > batch_size
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+        self._mean = torch.tensor(MEAN, device=device)
+        self._std = torch.tensor(STD, device=device)
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        order = (
+            torch.randperm(n, generator=self.generator, device=self.device)
+            if self.shuffle
+            else torch.arange(n, device=self.device)
+        )
+        for b in range(len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield self.transform(self.images[idx]), self.labels[idx]
+
+    def transform(self, images: torch.Tensor) -> torch.Tensor:
+        """Augment (when training) and normalise one uint8 batch."""
+        aug = self.augmentation
+        if aug is not None and aug.crop:
+            images = augment.random_crop(images, self.generator)
+        if aug is not None and aug.flip:
+            images = augment.random_flip(images, self.generator)
+        out = augment.normalize(images, self._mean, self._std)
+        if aug is not None and aug.cutout:
+            out = augment.random_cutout(out, self.generator, aug.cutout)
+        return out.contiguous(memory_format=self.memory_format)

@@ -1,0 +1,62 @@
+"""The optimizer registry: name -> factory(param_groups, config)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from hpsearch.objectives.config import TrainConfig
+from hpsearch.objectives.errors import ConfigError
+from torch import nn
+
+OptimizerFactory = Callable[[list[dict[str, Any]], TrainConfig], torch.optim.Optimizer]
+OPTIMIZERS: dict[str, OptimizerFactory] = {}
+
+
+def register_optimizer(name: str) -> Callable[[OptimizerFactory], OptimizerFactory]:
+    def add(factory: OptimizerFactory) -> OptimizerFactory:
+        if name in OPTIMIZERS:
+            raise ValueError(f"optimizer {name!r} is already registered")
+        OPTIMIZERS[name] = factory
+        return factory
+
+    return add
+
+
+def get_optimizer(name: str) -> OptimizerFactory:
+    try:
+        return OPTIMIZERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown optimizer {name!r}; choose from {sorted(OPTIMIZERS)}") from None
+
+
+@register_optimizer("sgd")
+def _sgd(groups: list[dict[str, Any]], c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0)
+
+
+@register_optimizer("adamw")
+def _adamw(groups: list[dict[str, Any]], c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(groups, lr=c.lr)
+
+
+@register_optimizer("nadam")
+def _nadam(groups: list[dict[str, Any]], c: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.NAdam(groups, lr=c.lr, decoupled_weight_decay=True)
+
+
+def param_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool) -> list[dict[str, Any]]:
+    """Weight decay on conv and linear weights; BatchNorm and bias parameters only when asked."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if decay_norm_and_bias or p.ndim > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, config.weight_decay, config.decay_norm_and_bias)
+    return get_optimizer(config.optimizer)(groups, config)

@@ -1,0 +1,131 @@
+"""LR schedules, one registry entry each, with a linear warmup in front of any of them.
+
+Closed-form schedules are factors of the peak LR as pure functions of the optimizer step, driven by
+torch's `LambdaLR`; the plateau schedule is torch's `ReduceLROnPlateau` in mode max on validation accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from hpsearch.objectives.config import TrainConfig
+from hpsearch.objectives.errors import ConfigError
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+
+# factor(step, config, steps_per_epoch) -> multiplier of config.lr, for steps counted after warmup
+Factor = Callable[[int, TrainConfig, int], float]
+SCHEDULERS: dict[str, Factor] = {}
+
+
+def register_scheduler(name: str) -> Callable[[Factor], Factor]:
+    def add(factor: Factor) -> Factor:
+        if name in SCHEDULERS:
+            raise ValueError(f"scheduler {name!r} is already registered")
+        SCHEDULERS[name] = factor
+        return factor
+
+    return add
+
+
+@register_scheduler("constant")
+def constant(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
+    return 1.0
+
+
+@register_scheduler("plateau")
+def _plateau(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
+    return 1.0  # the cuts come from ReduceLROnPlateau at epoch ends
+
+
+@register_scheduler("step")
+def step_decay(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
+    return c.step_gamma ** (step // (c.step_epochs * steps_per_epoch))
+
+
+@register_scheduler("cosine")
+def cosine(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
+    """Half a cosine from 1 down to the floor `min_lr_ratio`, reached on the last step."""
+    total = max(1, _main_steps(c, steps_per_epoch) - 1)
+    progress = min(1.0, step / total)
+    return c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@register_scheduler("onecycle")
+def one_cycle(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
+    """Linear rise from the floor to the peak over `onecycle_pct` of the run, then cosine down to floor/100."""
+    total = max(2, _main_steps(c, steps_per_epoch))
+    rise = max(1, round(c.onecycle_pct * total))
+    low, end = c.min_lr_ratio, c.min_lr_ratio / 100
+    if step < rise:
+        return low + (1 - low) * step / rise
+    progress = min(1.0, (step - rise) / max(1, total - 1 - rise))
+    return end + (1 - end) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@register_scheduler("cyclic")
+def cyclic(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
+    """Triangular cycles between base_lr = lr * min_lr_ratio and max_lr = lr (Smith's CLR)."""
+    half = max(1, round(c.cycle_epochs * steps_per_epoch / 2))
+    phase = (step % (2 * half)) / half  # 0 -> 1 rising, 1 -> 2 falling
+    height = phase if phase <= 1 else 2 - phase
+    return c.min_lr_ratio + (1 - c.min_lr_ratio) * height
+
+
+def get_scheduler(name: str) -> Factor:
+    try:
+        return SCHEDULERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown scheduler {name!r}; choose from {sorted(SCHEDULERS)}") from None
+
+
+def warmup_steps(c: TrainConfig, steps_per_epoch: int) -> int:
+    return round(c.warmup_epochs * steps_per_epoch)
+
+
+def _main_steps(c: TrainConfig, steps_per_epoch: int) -> int:
+    return max(1, c.epochs * steps_per_epoch - warmup_steps(c, steps_per_epoch))
+
+
+def lr_factor(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
+    """The multiplier of `c.lr` for optimizer step `step` (0-based): warmup, then the schedule."""
+    warm = warmup_steps(c, steps_per_epoch)
+    if step < warm:
+        return (step + 1) / (warm + 1)
+    return get_scheduler(c.scheduler)(step - warm, c, steps_per_epoch)
+
+
+class LRSchedule:
+    """Steps the LR once per optimizer step and, for `plateau`, once per epoch on validation accuracy."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int) -> None:
+        self.config = config
+        self.steps_per_epoch = steps_per_epoch
+        self.step_count = 0
+        self._warm = warmup_steps(config, steps_per_epoch)
+        self._lambda = LambdaLR(optimizer, lambda s: lr_factor(s, config, steps_per_epoch))
+        self._plateau = None
+        if config.scheduler == "plateau":
+            self._plateau = ReduceLROnPlateau(
+                optimizer,
+                mode="max",  # on accuracy; mode min would cut the LR whenever accuracy improves
+                factor=config.plateau_factor,
+                patience=config.plateau_patience,
+                min_lr=config.lr * config.min_lr_ratio,
+            )
+        self.optimizer = optimizer
+
+    def after_step(self) -> None:
+        self.step_count += 1
+        # Under plateau, LambdaLR only drives the warmup: past it the LR belongs to ReduceLROnPlateau.
+        if self._plateau is None or self.step_count <= self._warm:
+            self._lambda.step()
+
+    def after_epoch(self, val_accuracy: float) -> None:
+        if self._plateau is not None and self.step_count >= self._warm:
+            self._plateau.step(val_accuracy)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])

@@ -1,0 +1,203 @@
+"""`train(config, on_epoch=...)`: one run of ResNet-18 on CIFAR-10, usable with or without a search around it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from hpsearch.objectives.config import TrainConfig
+from hpsearch.objectives.data import CifarSplits, make_splits, resolve_data_dir, test_split
+from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.loader import Augmentation, DeviceLoader
+from hpsearch.objectives.losses import build_loss
+from hpsearch.objectives.model import CifarResNet18
+from hpsearch.objectives.optim import build_optimizer
+from hpsearch.objectives.schedules import LRSchedule
+from torch import nn
+
+EVAL_BATCH = 1024
+
+
+class StopTraining(Exception):
+    """Raised by an `on_epoch` callback to end the run early (pruning); the reason is recorded."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    val_bacc: float  # balanced accuracy: mean per-class recall
+    lr: float  # at the end of the epoch
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    config: TrainConfig
+    history: list[EpochRecord] = field(default_factory=list)
+    status: str = "completed"  # completed | stopped | diverged
+    reason: str | None = None
+    test_acc: float | None = None
+    test_bacc: float | None = None
+    seconds: float = 0.0
+    device: str = "cpu"
+    num_params: int = 0
+
+    @property
+    def final_val_acc(self) -> float:
+        """Validation accuracy of the last epoch: not the best one, which would be a lucky draw."""
+        return self.history[-1].val_acc if self.history else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["config"] = self.config.to_dict()
+        return out
+
+
+EpochCallback = Callable[[EpochRecord], None]
+StepCallback = Callable[[int, int], None]  # (batch index within the epoch, batches per epoch)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when there is one; asking for a GPU that is not there is bad input."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} is not available: no CUDA GPU here; use device: cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {name!r} is not available: {torch.cuda.device_count()} GPU(s) here; use cuda:0 or auto"
+            )
+    return device
+
+
+def train(
+    config: TrainConfig,
+    *,
+    data_dir: str | Path | None = None,
+    splits: CifarSplits | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_step: StepCallback | None = None,
+    evaluate_test: bool = False,
+) -> TrainResult:
+    """Train, validating every epoch; stops on divergence or when `on_epoch` raises StopTraining."""
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    root = resolve_data_dir(data_dir)
+    if splits is None:
+        splits = make_splits(config, root)
+    torch.manual_seed(config.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = CifarResNet18(splits.num_classes, config.width).to(device, memory_format=memory_format)
+    train_loader = DeviceLoader(
+        splits.train, config.batch_size, device,
+        augmentation=Augmentation(config.crop, config.flip, config.cutout),
+        shuffle=True, drop_last=True, channels_last=config.channels_last, seed=config.seed,
+    )
+    val_loader = DeviceLoader(splits.val, EVAL_BATCH, device, channels_last=config.channels_last)
+    optimizer = build_optimizer(model, config)
+    schedule = LRSchedule(optimizer, config, len(train_loader))
+    loss_fn = build_loss(splits.train.class_counts(splits.num_classes), config, device)
+    autocast = _autocast(device, config.precision)
+    result = TrainResult(config=config, device=str(device), num_params=sum(p.numel() for p in model.parameters()))
+    first_loss: torch.Tensor | None = None
+
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for b, (x, y) in enumerate(train_loader):
+            with autocast:
+                logits = model(x)
+                loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.after_step()
+            loss = loss.detach().float()
+            if first_loss is None:
+                first_loss = loss.clone()  # stays on the device: no sync
+            loss_sum += loss * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            if on_step is not None:
+                on_step(b, len(train_loader))
+        val = _evaluate(model, val_loader, splits.num_classes, autocast)
+        # The one host sync of the epoch: training and validation statistics in a single transfer.
+        stats = torch.cat([torch.stack([loss_sum / seen, correct.float() / seen, first_loss]), val]).tolist()
+        train_loss, train_acc, first, val_loss, val_acc, val_bacc = stats
+        schedule.after_epoch(val_acc)
+        record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, val_bacc, schedule.lr,
+                             time.perf_counter() - epoch_start)
+        result.history.append(record)
+        diverged = _divergence(train_loss, first, config.divergence_factor)
+        if diverged:
+            result.status, result.reason = "diverged", f"diverged at epoch {epoch}: {diverged}"
+            break
+        if on_epoch is not None:
+            try:
+                on_epoch(record)
+            except StopTraining as stop:
+                result.status, result.reason = "stopped", stop.reason
+                break
+
+    if evaluate_test and result.status != "diverged":
+        test_loader = DeviceLoader(test_split(config, root), EVAL_BATCH, device, channels_last=config.channels_last)
+        _, result.test_acc, result.test_bacc = _evaluate(model, test_loader, splits.num_classes, autocast).tolist()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _divergence(mean_loss: float, first_loss: float, factor: float) -> str | None:
+    if not math.isfinite(mean_loss):
+        return "the training loss is not finite (the learning rate is too large)"
+    if mean_loss > factor * first_loss:
+        return (f"mean training loss {mean_loss:.3g} exceeds {factor:g}x the first loss {first_loss:.3g} "
+                "(the learning rate is too large)")
+    return None
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, loader: DeviceLoader, num_classes: int, autocast: Any) -> torch.Tensor:
+    """[loss, accuracy, balanced accuracy] as a device tensor: the caller decides when to sync."""
+    model.eval()
+    device = loader.device
+    loss_sum = torch.zeros((), device=device)
+    hits = torch.zeros(num_classes, device=device)
+    totals = torch.zeros(num_classes, device=device)
+    for x, y in loader:
+        with autocast:
+            logits = model(x)
+        loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        totals += torch.bincount(y, minlength=num_classes)
+        hits += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes)
+    n = totals.sum()
+    recall = hits / totals.clamp(min=1)
+    present = (totals > 0).float()
+    return torch.stack([loss_sum / n, hits.sum() / n, (recall * present).sum() / present.sum()])
+
+
+def _autocast(device: torch.device, precision: str) -> Any:
+    """bf16 autocast on CUDA; the CPU always trains in fp32 (CPU bf16 is slow and not what a GPU run does)."""
+    enabled = device.type == "cuda" and precision == "bf16"
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
