@@ -1,0 +1,152 @@
+"""`hpsearch train` and `hpsearch lr-find`: one config, no search around it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+from hpsearch.objectives import provenance
+from hpsearch.objectives.config import TrainConfig
+from hpsearch.objectives.data import ensure_data
+from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.lr_find import lr_range_test
+from hpsearch.objectives.plots import plot_curves, plot_range_test
+from hpsearch.objectives.train import EpochRecord, resolve_device, train
+from hpsearch.search.cli import app
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+PathType = click.Path(path_type=Path)
+
+
+def config_options(f: Any) -> Any:
+    """--config, --data-dir, --download and --device, shared by the commands that train."""
+    f = click.option("--device", default=None, help="override the config's device: cpu, cuda, cuda:N")(f)
+    f = click.option("--download", is_flag=True, help="download CIFAR-10 when it is missing")(f)
+    f = click.option("--data-dir", type=PathType, default=None,
+                     help="folder holding cifar-10-batches-py/ [default: $HPSEARCH_DATA_DIR]")(f)
+    return click.option("--config", "config_path", type=PathType, required=True,
+                        help="TrainConfig YAML (or an exported config)")(f)
+
+
+def load_config(path: Path, device: str | None) -> tuple[TrainConfig, dict]:
+    """The config from a file (a plain TrainConfig or an export), plus the export's provenance if any."""
+    config = TrainConfig.from_yaml_file(path)
+    if device is not None:
+        config = config.replace(device=device)
+    raw = yaml.safe_load(path.read_text())
+    recorded = raw.get("provenance", {}) if isinstance(raw, dict) else {}
+    return config, recorded if isinstance(recorded, dict) else {}
+
+
+@app.command("train")
+@config_options
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="train this many seeds: seed, seed+1, ...")
+@click.option("--test", is_flag=True, help="also measure the held-out test set")
+@click.option("--out", type=PathType, default=Path("runs/train"), show_default=True, help="output folder")
+def train_command(
+    config_path: Path, seeds: int, test: bool, out: Path, data_dir: Path | None, download: bool, device: str | None
+) -> None:
+    """Train one config (several seeds), writing config.yaml, metrics.json and curves.png."""
+    config, recorded = load_config(config_path, device)
+    resolve_device(config.device)  # fail before any work when the device is not there
+    root = ensure_data(data_dir, download)
+    current = provenance.collect(root, [config.seed + i for i in range(seeds)])
+    for line in provenance.differences(recorded, current):
+        log.warning("this config was exported under different conditions: %s", line)
+    out = _prepare_out(out)
+    (out / "config.yaml").write_text(config.to_yaml())
+    results = []
+    for i in range(seeds):
+        run_config = config.replace(seed=config.seed + i)
+        results.append(_train_with_progress(run_config, root, test, f"seed {run_config.seed}"))
+    finals = [r.final_val_acc for r in results]
+    metrics = {
+        "command": "hpsearch " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None,
+        "final_val_acc": _summary(finals),
+        "runs": [r.to_dict() for r in results],
+        "provenance": current,
+    }
+    if test:
+        metrics["test_acc"] = _summary([r.test_acc for r in results if r.test_acc is not None])
+        metrics["test_bacc"] = _summary([r.test_bacc for r in results if r.test_bacc is not None])
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    plot_curves([r.history for r in results], out / "curves.png", title=f"{config_path.name}")
+    status = ", ".join(f"{r.status}" + (f" ({r.reason})" if r.reason else "") for r in results)
+    summary = metrics["final_val_acc"]
+    line = f"final validation accuracy {summary['mean']:.4f} ± {summary['std']:.4f} over {seeds} seed(s) [{status}]"
+    if test:
+        line += f"; test accuracy {metrics['test_acc']['mean']:.4f}"
+    click.echo(line)
+    click.echo(f"wrote {out / 'config.yaml'}, {out / 'metrics.json'}, {out / 'curves.png'}")
+
+
+@app.command("lr-find")
+@config_options
+@click.option("--out", type=PathType, default=Path("runs/lr-find"), show_default=True, help="output folder")
+@click.option("--iterations", type=click.IntRange(min=10), default=200, show_default=True, help="steps of the sweep")
+@click.option("--start-lr", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True)
+@click.option("--end-lr", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
+def lr_find_command(
+    config_path: Path, out: Path, iterations: int, start_lr: float, end_lr: float,
+    data_dir: Path | None, download: bool, device: str | None,
+) -> None:
+    """LR range test: writes lr-find.png and lr-find.yaml with the suggested [base_lr, max_lr]."""
+    if start_lr >= end_lr:
+        raise ConfigError(f"--start-lr ({start_lr}) must be below --end-lr ({end_lr})")
+    config, _ = load_config(config_path, device)
+    resolve_device(config.device)
+    root = ensure_data(data_dir, download)
+    out = _prepare_out(out)
+    with console.status("LR range test"):
+        result = lr_range_test(config, data_dir=root, start_lr=start_lr, end_lr=end_lr, iterations=iterations)
+    plot_range_test(result, out / "lr-find.png")
+    suggestion = {"lr": result.suggestion(), "base_lr": result.base_lr, "max_lr": result.max_lr,
+                  "iterations": len(result.lrs)}
+    (out / "lr-find.yaml").write_text(yaml.safe_dump(suggestion, sort_keys=False))
+    click.echo(f"suggested LR range: base_lr {result.base_lr:.3g}, max_lr {result.max_lr:.3g}")
+    click.echo(f"wrote {out / 'lr-find.png'}, {out / 'lr-find.yaml'}")
+
+
+def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str):
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[metrics]}"))
+    with Progress(*columns, console=console, transient=False) as progress:
+        epochs = progress.add_task(f"{label} epochs", total=config.epochs, metrics="")
+        batches = progress.add_task("  batches", total=None, metrics="")
+
+        def on_step(b: int, total: int) -> None:
+            progress.update(batches, completed=b + 1, total=total)
+
+        def on_epoch(r: EpochRecord) -> None:
+            progress.update(epochs, advance=1, metrics=(
+                f"loss {r.train_loss:.3f}/{r.val_loss:.3f} acc {r.train_acc:.3f}/{r.val_acc:.3f} lr {r.lr:.2g}"))
+
+        result = train(config, data_dir=root, on_epoch=on_epoch, on_step=on_step, evaluate_test=test)
+        progress.remove_task(batches)
+    if result.status == "diverged":
+        console.print(f"[red]{label}: {result.reason}[/red]")
+    return result
+
+
+def _summary(values: list[float]) -> dict[str, float | list[float]]:
+    return {"mean": statistics.fmean(values) if values else float("nan"),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
+
+
+def _prepare_out(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file; pass a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
