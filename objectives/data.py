@@ -144,7 +144,7 @@ def _make_splits_cached(root: str, _stat: Any, key: tuple[Any, ...]) -> CifarSpl
     )
 
 
-def test_split(config: TrainConfig, root: str | Path) -> Split:
+def load_test_split(config: TrainConfig, root: str | Path) -> Split:
     """The held-out test set, restricted to the config's classes; only `hpsearch train --test` reads it."""
     full = load_raw(root, "test")
     classes = config.classes if config.classes is not None else tuple(range(NUM_CLASSES))

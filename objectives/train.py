@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.data import CifarSplits, make_splits, resolve_data_dir, test_split
+from hpsearch.objectives.data import CifarSplits, load_test_split, make_splits, resolve_data_dir
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.losses import build_loss
@@ -161,7 +161,8 @@ def train(
                 break
 
     if evaluate_test and result.status != "diverged":
-        test_loader = DeviceLoader(test_split(config, root), EVAL_BATCH, device, channels_last=config.channels_last)
+        test_set = load_test_split(config, root)
+        test_loader = DeviceLoader(test_set, EVAL_BATCH, device, channels_last=config.channels_last)
         _, result.test_acc, result.test_bacc = _evaluate(model, test_loader, splits.num_classes, autocast).tolist()
     result.seconds = time.perf_counter() - started
     return result

@@ -14,7 +14,7 @@ import click
 import yaml
 from hpsearch.objectives import provenance
 from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.data import ensure_data
+from hpsearch.objectives.data import ensure_data, load_test_split, make_splits
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.lr_find import lr_range_test
 from hpsearch.objectives.plots import plot_curves, plot_range_test
@@ -62,6 +62,9 @@ def train_command(
     config, recorded = load_config(config_path, device)
     resolve_device(config.device)  # fail before any work when the device is not there
     root = ensure_data(data_dir, download)
+    make_splits(config, root)  # a damaged data folder fails here, before any progress bar
+    if test:
+        load_test_split(config, root)
     current = provenance.collect(root, [config.seed + i for i in range(seeds)])
     for line in provenance.differences(recorded, current):
         log.warning("this config was exported under different conditions: %s", line)
