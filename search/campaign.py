@@ -1,0 +1,220 @@
+"""A campaign in the storage: one Optuna study per stage, opened idempotently, handed over deterministically.
+
+Nothing lives only in a worker's memory. Stage k's study `<campaign>.<stage>` holds the plan, its space and
+its parent's space as plain-JSON user attributes, and exactly `n_trials` enqueued slots (WAITING trials with a
+`hpsearch:slot` system attribute). Any worker may open a stage, any number at once: the space is a pure
+function of the previous stage's finished trials, slots are keyed by index, and a slot enqueued twice by a
+race is resolved when claimed (the lowest-numbered live trial of a slot wins; see `claim`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.search.narrow import narrow
+from hpsearch.search.plan import Plan, PlanError, Stage, plan_fingerprint
+from hpsearch.search.samplers import make_pruner, make_sampler
+from hpsearch.search.space import Space, space_from_json, space_to_json
+
+log = logging.getLogger(__name__)
+
+SLOT = "hpsearch:slot"
+OVERRIDES = "hpsearch:overrides"  # per-slot TrainConfig changes, e.g. the seed of a final-stage repeat
+DUPLICATE = "hpsearch:duplicate"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enqueued by whoever sees it
+
+
+def study_name(plan_name: str, stage: Stage) -> str:
+    return f"{plan_name}.{stage.name}"
+
+
+@dataclass
+class StageView:
+    """One stage as a worker sees it at one moment."""
+
+    index: int
+    stage: Stage
+    study: optuna.Study
+    space: Space
+    trials: list[FrozenTrial]
+
+    def live(self) -> list[FrozenTrial]:
+        return [t for t in self.trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
+
+
+def init_campaign(storage: BaseStorage, plan: Plan) -> bool:
+    """Write the campaign and open its first stage; True when it was new. Same plan again: a no-op."""
+    first = plan.stages[0]
+    name = study_name(plan.name, first)
+    existing = _study_attrs(storage, name)
+    if existing is not None:
+        stored = existing.get("fingerprint")
+        if stored != plan_fingerprint(plan):
+            raise PlanError(
+                f"campaign {plan.name!r} already exists in this storage with a different plan; "
+                "init it under another --name, or use the plan it was created with"
+            )
+        if not existing.get("opened"):
+            open_stage(storage, plan, 0, plan.space, None, [])
+        return False
+    open_stage(storage, plan, 0, plan.space, None, [])
+    return True
+
+
+def load_plan(storage: BaseStorage, campaign: str) -> Plan:
+    """The plan as stored by `init`; a campaign that is not there is bad input."""
+    for summary in storage.get_all_studies():
+        if summary.study_name.startswith(f"{campaign}.") and "plan" in summary.user_attrs:
+            plan = Plan.from_dict(summary.user_attrs["plan"])
+            if plan.name == campaign:
+                return plan
+    raise PlanError(f"no campaign {campaign!r} in this storage; run 'hpsearch init PLAN --storage S' first")
+
+
+def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, parent: Space | None,
+               ranked: list[FrozenTrial]) -> None:
+    """Create stage `index` with its space and slots, then mark it open. Safe to repeat and to race."""
+    stage = plan.stages[index]
+    study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage, direction="maximize",
+                                load_if_exists=True)
+    attrs = {"plan": plan.to_dict(), "fingerprint": plan_fingerprint(plan), "stage_index": index,
+             "stage": stage.name, "kind": stage.kind, "n_trials": stage.n_trials,
+             "space": space_to_json(space), "parent_space": space_to_json(parent) if parent else None}
+    for key, value in attrs.items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    present = {t.system_attrs.get(SLOT) for t in study.get_trials(deepcopy=False)}
+    for slot, (fixed, overrides) in enumerate(slot_templates(plan, index, ranked)):
+        if slot in present:
+            continue
+        system_attrs: dict[str, Any] = {SLOT: slot}
+        if fixed:
+            system_attrs["fixed_params"] = fixed
+        if overrides:
+            system_attrs[OVERRIDES] = overrides
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs))
+    if not study.user_attrs.get("opened"):
+        study.set_user_attr("opened", True)
+
+
+def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tuple[dict, dict]]:
+    """(fixed params, config overrides) per slot: carried configs first, then free slots for the sampler."""
+    stage = plan.stages[index]
+    if stage.kind == "final":
+        top = ranked[: stage.top]
+        return [(dict(t.params), {"seed": int(plan.base.get("seed", 0)) + s}) for t in top for s in range(stage.seeds)]
+    carried = [(dict(t.params), {}) for t in ranked[: stage.carry]] if index > 0 else []
+    return carried + [({}, {}) for _ in range(stage.n_trials - len(carried))]
+
+
+def rank(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Completed trials, best first; ties broken by trial number so every worker ranks alike."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return sorted(done, key=lambda t: (-t.value, t.number))
+
+
+def next_space(plan: Plan, index: int, previous: StageView) -> Space:
+    """The space of stage `index`, a pure function of the previous stage's trials."""
+    stage = plan.stages[index]
+    if previous.stage.kind == "lr_range_test":
+        found = [t for t in previous.trials if t.state == TrialState.COMPLETE and "lr_range" in t.user_attrs]
+        if not found:
+            return previous.space
+        low, high = found[0].user_attrs["lr_range"]
+        return {**previous.space, "lr": previous.space["lr"].__class__(
+            FloatDistribution(low, high, log=True), previous.space["lr"].condition)}
+    if stage.kind == "search" and stage.narrow is not None:
+        return narrow(previous.space, [t.params for t in rank(previous.trials)], stage.narrow)
+    return previous.space
+
+
+def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = None) -> StageView | None:
+    """The stage as stored, or None when its study does not exist or is not yet open."""
+    stage = plan.stages[index]
+    attrs = _study_attrs(storage, study_name(plan.name, stage))
+    if attrs is None or not attrs.get("opened"):
+        return None
+    sampler_seed = plan.seed if stage.sampler.get("name") == "qmc" else seed
+    study = optuna.load_study(study_name=study_name(plan.name, stage), storage=storage,
+                              sampler=make_sampler(stage.sampler, sampler_seed), pruner=make_pruner(stage.pruner))
+    space = space_from_json(attrs["space"])
+    return StageView(index, stage, study, space, study.get_trials(deepcopy=False))
+
+
+def stage_complete(view: StageView, max_retry: int) -> bool:
+    """Every slot has a finished trial, or has failed more times than it may be retried."""
+    if view.live():
+        return False
+    by_slot = _slots(view.trials)
+    for slot in range(view.stage.n_trials):
+        trials = by_slot.get(slot, [])
+        if any(t.state in FINISHED for t in trials):
+            continue
+        failures = [t for t in trials if t.state == TrialState.FAIL]
+        if len(failures) <= max_retry:
+            return False
+    return True
+
+
+def repair_orphans(view: StageView, max_retry: int) -> int:
+    """Re-enqueue slots whose last failure never got its retry (a worker died in between); returns how many."""
+    if any(t.state == TrialState.WAITING for t in view.trials):
+        return 0
+    retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    repaired = 0
+    for slot, trials in _slots(view.trials).items():
+        if any(t.state in (*FINISHED, TrialState.RUNNING, TrialState.WAITING) for t in trials):
+            continue
+        last = max(trials, key=lambda t: t.number)
+        age = time.time() - last.datetime_complete.timestamp() if last.datetime_complete else REPAIR_AFTER_S
+        if last.state == TrialState.FAIL and age >= REPAIR_AFTER_S:
+            retry(view.study, last)
+            repaired += 1
+    return repaired
+
+
+def claim(view: StageView) -> optuna.Trial | None:
+    """Take one WAITING slot atomically; a trial that duplicates a live, lower-numbered one is retired."""
+    storage = view.study._storage
+    for waiting in sorted((t for t in view.trials if t.state == TrialState.WAITING), key=lambda t: t.number):
+        try:
+            if not storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        slot = waiting.system_attrs.get(SLOT)
+        fresh = view.study.get_trials(deepcopy=False)
+        rivals = [t for t in fresh if t.system_attrs.get(SLOT) == slot and t.number < waiting.number
+                  and t.state != TrialState.FAIL]
+        if rivals:
+            storage.set_trial_system_attr(waiting._trial_id, DUPLICATE, rivals[0].number)
+            storage.set_trial_state_values(waiting._trial_id, state=TrialState.FAIL)
+            continue
+        return optuna.Trial(view.study, waiting._trial_id)
+    return None
+
+
+def _slots(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
+    out: dict[int, list[FrozenTrial]] = {}
+    for t in trials:
+        if SLOT in t.system_attrs and DUPLICATE not in t.system_attrs:
+            out.setdefault(t.system_attrs[SLOT], []).append(t)
+    return out
+
+
+def _study_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:
+    """The study's user attributes, or None when there is no such study."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    return storage.get_study_user_attrs(study_id)

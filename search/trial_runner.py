@@ -1,0 +1,96 @@
+"""One claimed trial: its TrainConfig, the training run with pruning, and everything recorded with it."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from hpsearch.objectives.config import TrainConfig
+from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.train import EpochRecord, StopTraining
+from hpsearch.search.campaign import OVERRIDES, StageView
+from hpsearch.search.objective import Objective
+from hpsearch.search.plan import Plan
+from hpsearch.search.space import sample_params
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):  # noqa: N818 - a signal, not an error
+    """The worker was asked to stop (SIGTERM): the trial is handed back to be retried."""
+
+
+def trial_config(plan: Plan, view: StageView, trial: optuna.Trial, device: str) -> TrainConfig:
+    """Base config, then the stage's fidelity, then the sampled params, then per-slot overrides (the seed)."""
+    params = sample_params(trial, view.space)
+    overrides = trial._cached_frozen_trial.system_attrs.get(OVERRIDES, {})
+    return TrainConfig.from_dict({**plan.base, **view.stage.overrides, **params, **overrides, "device": device},
+                                 where=f"trial {trial.number}")
+
+
+def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, *, device: str,
+              data_dir: Path | None, stop: threading.Event) -> TrialState:
+    """Train one claimed trial and tell the study how it ended; returns the state it was told."""
+    study = view.study
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("device", device)
+    trial.set_user_attr("stage", view.stage.name)
+    if view.stage.kind == "lr_range_test":
+        return _run_range_test(plan, view, trial, objective, device, data_dir)
+    try:
+        config = trial_config(plan, view, trial, device)
+    except ConfigError as e:
+        # A combination the space allows but TrainConfig rejects: a retry would fail the same way.
+        trial.set_user_attr("fail_reason", str(e))
+        study.tell(trial, state=TrialState.FAIL)
+        return TrialState.FAIL
+    trial.set_user_attr("config", config.to_dict())
+    history: list[dict[str, Any]] = []
+    pruner_name = type(study.pruner).__name__
+
+    def on_epoch(record: EpochRecord) -> None:
+        history.append(dataclasses.asdict(record))
+        trial.report(record.val_acc, record.epoch)
+        trial.set_user_attr("history", history)  # live curves for the dashboard
+        if stop.is_set():
+            raise Interrupted
+        if trial.should_prune():
+            raise StopTraining(f"pruned by {pruner_name} at epoch {record.epoch}: "
+                               f"validation accuracy {record.val_acc:.4f} fell behind the other trials")
+
+    def on_step(batch: int, total: int) -> None:
+        if stop.is_set():
+            raise Interrupted
+
+    result = objective.train(config, data_dir=data_dir, on_epoch=on_epoch, on_step=on_step)
+    trial.set_user_attr("history", [dataclasses.asdict(r) for r in result.history])
+    trial.set_user_attr("seconds", round(result.seconds, 3))
+    trial.set_user_attr("status", result.status)
+    if result.status == "completed":
+        study.tell(trial, result.final_val_acc)
+        return TrialState.COMPLETE
+    trial.set_user_attr("pruned_reason", result.reason)
+    if result.status == "diverged" and result.history:
+        last = result.history[-1]
+        if last.val_acc == last.val_acc:  # report the diverged epoch too, so the curve shows the collapse
+            trial.report(last.val_acc, last.epoch)
+    study.tell(trial, state=TrialState.PRUNED)
+    return TrialState.PRUNED
+
+
+def _run_range_test(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, device: str,
+                    data_dir: Path | None) -> TrialState:
+    overrides = trial._cached_frozen_trial.system_attrs.get(OVERRIDES, {})
+    config = TrainConfig.from_dict({**plan.base, **view.stage.overrides, **overrides, "device": device})
+    trial.set_user_attr("config", config.to_dict())
+    low, high = objective.lr_range(config, data_dir)
+    trial.set_user_attr("lr_range", [low, high])
+    view.study.tell(trial, high)
+    return TrialState.COMPLETE
