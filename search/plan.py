@@ -1,0 +1,271 @@
+"""The plan file: base config, search space and stages of a campaign, validated up front."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hpsearch.objectives.config import TrainConfig
+from hpsearch.objectives.errors import ConfigError
+from hpsearch.search.narrow import NarrowRule, parse_narrow_rule, rule_to_data
+from hpsearch.search.samplers import pruner_spec, sampler_spec
+from hpsearch.search.space import PlanError, Space, parse_space, space_to_data
+from optuna.distributions import FloatDistribution
+
+__all__ = ["Plan", "PlanError", "Stage", "load_plan", "plan_fingerprint"]
+
+# Must match the objective registry in hpsearch.objectives, which we cannot import here (torch).
+KNOWN_OBJECTIVES = ("cifar10-resnet18", "synthetic")
+STAGE_KINDS = ("search", "lr_range_test", "final")
+_NAME = re.compile(r"[A-Za-z0-9_-]+")  # safe inside the study name "<campaign>.<stage>"
+_OBJECTIVE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+_PLAN_KEYS = ("name", "objective", "seed", "base", "space", "stages")
+_STAGE_KEYS = {
+    "search": ("name", "kind", "n_trials", "overrides", "sampler", "pruner", "narrow", "carry"),
+    "lr_range_test": ("name", "kind", "overrides", "margin"),
+    "final": ("name", "kind", "overrides", "top", "seeds"),
+}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a campaign; one Optuna study with exactly `n_trials` trials."""
+
+    name: str
+    kind: str = "search"  # search | lr_range_test (first only) | final (last only)
+    n_trials: int = 1  # final: top * seeds; lr_range_test: 1
+    overrides: dict[str, Any] = field(default_factory=dict)  # fidelity: TrainConfig keys not in the space
+    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "random"})
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    narrow: NarrowRule | None = None  # how this stage's space comes from the previous stage's best trials
+    carry: int = 0  # best configs of the previous stage re-measured here
+    top: int = 0  # final: configs re-trained
+    seeds: int = 1  # final: seeds per config, ranked by their mean
+    margin: float = 0.0  # lr_range_test: widen the found LR range by this share of its log width per side
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A campaign: the objective, the base TrainConfig (all keys), the base space and the stages in order."""
+
+    name: str
+    objective: str
+    base: dict[str, Any]
+    space: Space
+    stages: tuple[Stage, ...]
+    seed: int = 0
+
+    def stage(self, name: str) -> Stage:
+        """The stage called `name`."""
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def config_for(self, stage: Stage, params: Mapping[str, Any]) -> TrainConfig:
+        """The TrainConfig of one trial: base, then the stage's fidelity, then the sampled params."""
+        return TrainConfig.from_dict({**self.base, **stage.overrides, **params}, where=f"stage {stage.name}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON in the plan-file form; `from_dict` reads it back to an equal Plan."""
+        return {"name": self.name, "objective": self.objective, "seed": self.seed, "base": dict(self.base),
+                "space": space_to_data(self.space), "stages": [_stage_to_data(s) for s in self.stages]}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "plan") -> Plan:
+        """Validate a plan mapping; any problem raises a one-line PlanError naming the key path."""
+        _mapping(data, where, "a plan mapping with name, objective, base, space and stages")
+        _known_keys(data, _PLAN_KEYS, where)
+        for key in ("name", "objective", "space", "stages"):
+            if key not in data:
+                raise PlanError(f"{where}: missing {key!r}; a plan needs name, objective, space and stages")
+        name = _safe_name(data["name"], f"{where}: name")
+        objective = data["objective"]
+        if objective not in KNOWN_OBJECTIVES and not (
+            isinstance(objective, str) and _OBJECTIVE_REF.fullmatch(objective)
+        ):
+            raise PlanError(f"{where}: objective: {objective!r} is neither one of {list(KNOWN_OBJECTIVES)} "
+                            "nor a 'module:function' reference; use one of those forms")
+        seed = _integer(data.get("seed", 0), f"{where}: seed", low=0)
+        base = _config(data.get("base") or {}, f"{where}: base").to_dict()
+        space = parse_space(data["space"], f"{where}: space")
+        raw = data["stages"]
+        if not isinstance(raw, list) or not raw:
+            raise PlanError(f"{where}: stages: expected a non-empty list of stages, got {raw!r}")
+        stages: list[Stage] = []
+        for i, item in enumerate(raw):
+            stage = _parse_stage(item, f"{where}: stages[{i}]", base, space, stages, last=i == len(raw) - 1)
+            if any(s.name == stage.name for s in stages):
+                raise PlanError(f"{where}: stages[{i}].name: {stage.name!r} is used twice; "
+                                "give every stage its own name")
+            stages.append(stage)
+        if not any(s.kind == "search" for s in stages):
+            raise PlanError(f"{where}: stages: no search stage; add one with kind: search and n_trials")
+        return cls(name, objective, base, space, tuple(stages), seed)
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan YAML file."""
+    where = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise PlanError(f"plan file {where!r} does not exist; pass an existing YAML file") from None
+    except OSError as e:
+        raise PlanError(f"cannot read plan file {where!r}: {e.strerror}; check the path") from None
+    try:
+        data = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(e, "problem", None) or e).split())
+        raise PlanError(f"{where}: invalid YAML{at}: {problem}; fix the syntax") from None
+    return Plan.from_dict(data, where)
+
+
+def plan_fingerprint(plan: Plan) -> str:
+    """sha256 of the plan's canonical JSON: equal for equal plans, whatever the file's layout."""
+    text = json.dumps(plan.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """SafeLoader that reads 1e-3 as a float (YAML 1.1 wants 1.0e-3) and refuses duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+_PlanLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+|[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)$"),
+    list("-+0123456789."),
+)
+
+
+def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before: list[Stage],
+                 *, last: bool) -> Stage:
+    _mapping(data, at, "a stage mapping with at least name and n_trials")
+    kind = data.get("kind", "search")
+    if kind not in STAGE_KINDS:
+        raise PlanError(f"{at}.kind: unknown stage kind {kind!r}; choose from {list(STAGE_KINDS)}")
+    for key in data:
+        if key not in _STAGE_KEYS[kind]:
+            used_by = [k for k, keys in _STAGE_KEYS.items() if key in keys]
+            problem = f"is not used by a {kind} stage" if used_by else "unknown key"
+            valid = ", ".join(_STAGE_KEYS[kind])
+            raise PlanError(f"{at}.{key}: {problem}; valid keys for kind {kind}: {valid}")
+    if "name" not in data:
+        raise PlanError(f"{at}: missing 'name'; name the stage, e.g. name: coarse")
+    name = _safe_name(data["name"], f"{at}.name")
+    overrides = _overrides(data.get("overrides") or {}, f"{at}.overrides", base, space)
+    prev = before[-1] if before else None
+    after_search = prev is not None and prev.kind == "search"
+    if kind == "lr_range_test":
+        if before:
+            raise PlanError(f"{at}.kind: an lr_range_test stage must be the first stage; move it to the top")
+        lr = space["lr"].distribution if "lr" in space else None
+        if not (isinstance(lr, FloatDistribution) and lr.log):
+            raise PlanError(f"{at}.kind: an lr_range_test stage sets the LR bounds, so the space needs "
+                            "lr: {type: float, log: true, ...}; add it")
+        margin = _number(data.get("margin", 0.0), f"{at}.margin")
+        return Stage(name, kind, 1, overrides, margin=margin)
+    if kind == "final":
+        if not last:
+            raise PlanError(f"{at}.kind: a final stage must be the last stage; move it to the end")
+        if not after_search:
+            raise PlanError(f"{at}.kind: a final stage re-trains the best configs of a search stage; "
+                            "put a search stage before it")
+        assert prev is not None
+        top = _integer(data.get("top", 3), f"{at}.top", low=1)
+        if top > prev.n_trials:
+            raise PlanError(f"{at}.top: {top} > the previous stage's {prev.n_trials} trials; lower it")
+        seeds = _integer(data.get("seeds", 3), f"{at}.seeds", low=1)
+        return Stage(name, kind, top * seeds, overrides, top=top, seeds=seeds)
+    if "n_trials" not in data:
+        raise PlanError(f"{at}: missing 'n_trials'; give the stage's trial budget, e.g. n_trials: 32")
+    n_trials = _integer(data["n_trials"], f"{at}.n_trials", low=1)
+    # Coarse stages want even coverage, later ones a model of what worked (PRACTICE.md).
+    first_search = not any(s.kind == "search" for s in before)
+    sampler = sampler_spec(data.get("sampler", "random" if first_search else "tpe"), f"{at}.sampler")
+    pruner = pruner_spec(data.get("pruner", "none"), f"{at}.pruner")
+    rule = None
+    if "narrow" in data:
+        if not after_search:
+            raise PlanError(f"{at}.narrow: there is no previous search stage to narrow from; remove it")
+        rule = parse_narrow_rule(data["narrow"], f"{at}.narrow")
+    carry = _integer(data.get("carry", 0), f"{at}.carry", low=0, high=n_trials)
+    if carry and not after_search:
+        raise PlanError(f"{at}.carry: there is no previous search stage to carry configs from; remove it")
+    if carry and prev is not None and carry > prev.n_trials:
+        raise PlanError(f"{at}.carry: {carry} > the previous stage's {prev.n_trials} trials; lower it")
+    return Stage(name, kind, n_trials, overrides, sampler, pruner, rule, carry)
+
+
+def _stage_to_data(s: Stage) -> dict[str, Any]:
+    everything = {"name": s.name, "kind": s.kind, "n_trials": s.n_trials, "overrides": dict(s.overrides),
+                  "sampler": dict(s.sampler), "pruner": dict(s.pruner), "carry": s.carry, "top": s.top,
+                  "seeds": s.seeds, "margin": s.margin,
+                  "narrow": rule_to_data(s.narrow) if s.narrow is not None else None}
+    return {k: everything[k] for k in _STAGE_KEYS[s.kind] if everything[k] is not None}
+
+
+def _overrides(data: Any, at: str, base: dict[str, Any], space: Space) -> dict[str, Any]:
+    _mapping(data, at, "a mapping of TrainConfig keys (data_fraction, epochs, width, classes, ...)")
+    for key in data:
+        if key in space:
+            raise PlanError(f"{at}.{key}: {key!r} is searched in the space; remove it from the overrides "
+                            "or from the space")
+    _config({**base, **data}, at)
+    return dict(data)
+
+
+def _config(data: Any, at: str) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(data, where=at)
+    except ConfigError as e:
+        raise PlanError(str(e)) from None
+
+
+def _mapping(data: Any, at: str, expected: str) -> None:
+    if not isinstance(data, dict):
+        raise PlanError(f"{at}: expected {expected}, got {type(data).__name__}")
+
+
+def _known_keys(data: dict[str, Any], keys: tuple[str, ...], at: str) -> None:
+    for key in data:
+        if key not in keys:
+            raise PlanError(f"{at}: unknown key {key!r}; valid keys are {', '.join(keys)}")
+
+
+def _safe_name(value: Any, at: str) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise PlanError(f"{at}: {value!r} is not a safe name; use letters, digits, '_' and '-' only")
+    return value
+
+
+def _integer(value: Any, at: str, *, low: int, high: int | None = None) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise PlanError(f"{at}: must be an integer {bound}, got {value!r}")
+    return value
+
+
+def _number(value: Any, at: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < float("inf"):
+        raise PlanError(f"{at}: must be a number >= 0, got {value!r}")
+    return float(value)
