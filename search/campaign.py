@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.distributions import FloatDistribution
+from hpsearch.search.narrow import narrow, set_lr_range
+from hpsearch.search.plan import Plan, Stage, plan_fingerprint
+from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
+from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
 from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
-
-from hpsearch.search.narrow import narrow
-from hpsearch.search.plan import Plan, PlanError, Stage, plan_fingerprint
-from hpsearch.search.samplers import make_pruner, make_sampler
-from hpsearch.search.space import Space, space_from_json, space_to_json
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +128,10 @@ def next_space(plan: Plan, index: int, previous: StageView) -> Space:
         if not found:
             return previous.space
         low, high = found[0].user_attrs["lr_range"]
-        return {**previous.space, "lr": previous.space["lr"].__class__(
-            FloatDistribution(low, high, log=True), previous.space["lr"].condition)}
+        return set_lr_range(previous.space, low, high, previous.stage.margin)
     if stage.kind == "search" and stage.narrow is not None:
-        return narrow(previous.space, [t.params for t in rank(previous.trials)], stage.narrow)
+        # keep: the carried configs must fit the new space, or Optuna could not suggest them again
+        return narrow(previous.space, [t.params for t in rank(previous.trials)], stage.narrow, keep=stage.carry)
     return previous.space
 
 
@@ -143,7 +141,7 @@ def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = 
     attrs = _study_attrs(storage, study_name(plan.name, stage))
     if attrs is None or not attrs.get("opened"):
         return None
-    sampler_seed = plan.seed if stage.sampler.get("name") == "qmc" else seed
+    sampler_seed = plan.seed if shares_seed(stage.sampler) else seed
     study = optuna.load_study(study_name=study_name(plan.name, stage), storage=storage,
                               sampler=make_sampler(stage.sampler, sampler_seed), pruner=make_pruner(stage.pruner))
     space = space_from_json(attrs["space"])
@@ -171,7 +169,7 @@ def repair_orphans(view: StageView, max_retry: int) -> int:
         return 0
     retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
     repaired = 0
-    for slot, trials in _slots(view.trials).items():
+    for trials in _slots(view.trials).values():
         if any(t.state in (*FINISHED, TrialState.RUNNING, TrialState.WAITING) for t in trials):
             continue
         last = max(trials, key=lambda t: t.number)

@@ -25,7 +25,7 @@ def app() -> None:
 
 def _register_commands() -> None:
     # Each module adds its commands to `app`; imported here so `hpsearch --help` lists them all.
-    from hpsearch.search import cmd_train  # noqa: F401
+    from hpsearch.search import cmd_campaign, cmd_train  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

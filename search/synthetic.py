@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.train import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
 

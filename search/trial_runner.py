@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
-
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.train import EpochRecord, StopTraining
@@ -19,11 +17,12 @@ from hpsearch.search.campaign import OVERRIDES, StageView
 from hpsearch.search.objective import Objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import sample_params
+from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
 
-class Interrupted(Exception):  # noqa: N818 - a signal, not an error
+class Interrupted(Exception):
     """The worker was asked to stop (SIGTERM): the trial is handed back to be retried."""
 
 

@@ -1,0 +1,185 @@
+"""`hpsearch init | run | worker | status | export | storage-proxy`: campaigns on a shared storage."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from hpsearch.objectives.data import ensure_data
+from hpsearch.search.campaign import init_campaign, load_plan
+from hpsearch.search.cli import app
+from hpsearch.search.export import best_configs, write_export
+from hpsearch.search.objective import get_objective
+from hpsearch.search.plan import Plan
+from hpsearch.search.plan import load_plan as load_plan_file
+from hpsearch.search.status import campaign_status, is_done, status_table
+from hpsearch.search.worker import WorkerOptions, device_slots, start_processes, wait_processes
+from hpsearch.storage import open_storage, redact_url
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+PathType = click.Path(path_type=Path)
+
+
+def storage_option(f: Any) -> Any:
+    return click.option("--storage", envvar="HPSEARCH_STORAGE", default=None, metavar="S",
+                        help="postgresql+psycopg2://..., grpc://HOST:PORT or a journal file "
+                             "[env HPSEARCH_STORAGE; default ./hpsearch.journal]")(f)
+
+
+def worker_options(f: Any) -> Any:
+    f = click.option("--max-retry", type=click.IntRange(min=0), default=3, show_default=True,
+                     help="retries of a trial whose worker died or was stopped")(f)
+    f = click.option("--grace-period", type=click.IntRange(min=2), default=60, show_default=True,
+                     help="seconds without a heartbeat before a running trial counts as dead")(f)
+    f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=10, show_default=True)(f)
+    f = click.option("--download", is_flag=True, help="download CIFAR-10 when it is missing")(f)
+    return click.option("--data-dir", type=PathType, default=None,
+                        help="folder holding cifar-10-batches-py/ [default: $HPSEARCH_DATA_DIR]")(f)
+
+
+def _options(storage: str | None, kw: dict[str, Any], plan_objective: str, max_trials: int | None) -> WorkerOptions:
+    data_dir = None
+    if get_objective(plan_objective).needs_data:
+        data_dir = ensure_data(kw["data_dir"], kw["download"])
+    if kw["grace_period"] <= kw["heartbeat_interval"]:
+        raise click.BadParameter("--grace-period must exceed --heartbeat-interval", param_hint="--grace-period")
+    return WorkerOptions(storage=storage, max_trials=max_trials, data_dir=data_dir,
+                         heartbeat_interval=kw["heartbeat_interval"], grace_period=kw["grace_period"],
+                         max_retry=kw["max_retry"])
+
+
+@app.command("init")
+@click.argument("plan_path", metavar="PLAN.yaml", type=PathType)
+@storage_option
+@click.option("--name", default=None, help="campaign name (default: the plan's name)")
+def init_command(plan_path: Path, storage: str | None, name: str | None) -> None:
+    """Write a campaign into the storage and open its first stage (idempotent for the same plan)."""
+    plan = load_plan_file(plan_path)
+    if name is not None:
+        plan = Plan.from_dict({**plan.to_dict(), "name": name}, where="--name")
+    created = init_campaign(open_storage(storage), plan)
+    click.echo(f"campaign {plan.name!r} {'created' if created else 'already exists (same plan)'} "
+               f"in {redact_url(storage or 'hpsearch.journal')}")
+
+
+@app.command("worker")
+@click.argument("name")
+@storage_option
+@click.option("--devices", default="all", show_default=True, help="cpu, all (GPUs, else CPU) or GPU ids like 0,1")
+@click.option("--per-device", type=click.IntRange(min=1), default=1, show_default=True,
+              help="worker processes per device")
+@click.option("--max-trials", type=click.IntRange(min=1), default=None, help="stop each process after N trials")
+@worker_options
+def worker_command(name: str, storage: str | None, devices: str, per_device: int, max_trials: int | None,
+                   **kw: Any) -> int:
+    """Pull trials of campaign NAME until it is done; SIGTERM hands the running trial back for a retry."""
+    plan = load_plan(open_storage(storage), name)  # fail fast, with exit 2, before any process starts
+    options = _options(storage, kw, plan.objective, max_trials)
+    procs = start_processes(name, options, device_slots(devices, per_device))
+    return wait_processes(procs)
+
+
+@app.command("run")
+@click.argument("plan_path", metavar="PLAN.yaml", type=PathType)
+@storage_option
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="local worker processes [default: one per GPU, else 2]")
+@click.option("--out", type=PathType, default=None, help="where to export the best config [runs/NAME]")
+@worker_options
+def run_command(plan_path: Path, storage: str | None, workers: int | None, out: Path | None, **kw: Any) -> int:
+    """Init the campaign and run local workers until it is done, then export the best config."""
+    plan = load_plan_file(plan_path)
+    store = open_storage(storage)
+    init_campaign(store, plan)
+    options = _options(storage, kw, plan.objective, None)
+    devices = device_slots("all", 1)
+    if workers is not None:
+        devices = [devices[i % len(devices)] for i in range(workers)] if devices[0] != "cpu" else ["cpu"] * workers
+    elif devices[0] == "cpu":
+        devices = ["cpu"] * 2
+    procs = start_processes(plan.name, options, devices)
+    code = wait_processes(procs, tick=lambda: _show_progress(store, plan.name), interval=1.0)
+    _show_progress(store, plan.name, final=True)
+    if code != 0:
+        return code
+    out = out or Path("runs") / plan.name
+    paths = write_export(best_configs(store, plan.name, 1), plan.name, out, "yaml")
+    click.echo(f"best config: {paths[0]}")
+    data = f" --data-dir {options.data_dir}" if options.data_dir else ""
+    click.echo(f"reproduce it: hpsearch train --config {paths[0]} --seeds 3{data} --test")
+    return 0
+
+
+_progress: dict[str, Any] = {}
+
+
+def _show_progress(storage: Any, campaign: str, final: bool = False) -> None:
+    """A bar per stage: finished slots out of the budget."""
+    if "bar" not in _progress:
+        _progress["bar"] = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                                    TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console)
+        _progress["bar"].start()
+        _progress["tasks"] = {}
+    bar, tasks = _progress["bar"], _progress["tasks"]
+    for s in campaign_status(storage, campaign):
+        if s.name not in tasks:
+            tasks[s.name] = bar.add_task(s.name, total=s.n_trials, best="")
+        best = f"best {s.best_value:.4f}" if s.best_value is not None else ""
+        bar.update(tasks[s.name], completed=s.finished, best=best)
+    if final:
+        bar.stop()
+        _progress.clear()
+
+
+@app.command("status")
+@click.argument("name")
+@storage_option
+@click.option("--watch", is_flag=True, help="refresh until the campaign ends")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+def status_command(name: str, storage: str | None, watch: bool, interval: float) -> None:
+    """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far."""
+    store = open_storage(storage)
+    stages = campaign_status(store, name)
+    if not watch:
+        Console().print(status_table(name, stages))
+        return
+    with Live(status_table(name, stages), console=Console(), refresh_per_second=4) as live:
+        while not is_done(stages):
+            time.sleep(interval)
+            stages = campaign_status(store, name)
+            live.update(status_table(name, stages))
+
+
+@app.command("export")
+@click.argument("name")
+@storage_option
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("--out", type=PathType, default=None, help="output folder [runs/NAME/export]")
+def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None) -> None:
+    """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads."""
+    store = open_storage(storage)
+    paths = write_export(best_configs(store, name, top), name, out or Path("runs") / name / "export", fmt)
+    for p in paths:
+        click.echo(str(p))
+
+
+@app.command("storage-proxy")
+@storage_option
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=13000, show_default=True)
+def storage_proxy_command(storage: str | None, host: str, port: int) -> None:
+    """Serve Optuna's gRPC storage proxy in front of PostgreSQL: workers then use grpc://HOST:PORT."""
+    from hpsearch.storage import serve_storage_proxy
+
+    storage = storage or os.environ.get("HPSEARCH_STORAGE")
+    if not storage or not storage.startswith("postgresql"):
+        raise click.BadParameter("needs a postgresql+psycopg2://... storage", param_hint="--storage")
+    click.echo(f"serving {redact_url(storage)} on grpc://{host}:{port}")
+    serve_storage_proxy(storage, host, port)

@@ -1,0 +1,87 @@
+"""The campaign's best configs, ranked by the final stage's mean over seeds, as files `hpsearch train` reads."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hpsearch.search.campaign import SLOT, load_plan, rank, stage_view
+from hpsearch.search.space import PlanError
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+
+@dataclass(frozen=True)
+class Ranked:
+    rank: int
+    config: dict[str, Any]
+    values: list[float]
+    trials: list[int]
+    stage: str
+    provenance: dict[str, Any]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+
+def best_configs(storage: BaseStorage, campaign: str, top: int) -> list[Ranked]:
+    """Final stage: configs grouped over their seeds, by mean; otherwise the last finished stage's best trials."""
+    plan = load_plan(storage, campaign)
+    for index in reversed(range(len(plan.stages))):
+        view = stage_view(storage, plan, index)
+        if view is None or not any(t.state == TrialState.COMPLETE for t in view.trials):
+            continue
+        if view.stage.kind == "lr_range_test":
+            break
+        if view.stage.kind == "final":
+            groups: dict[int, list[FrozenTrial]] = {}
+            for t in view.trials:
+                if t.state == TrialState.COMPLETE:
+                    groups.setdefault(t.system_attrs[SLOT] // view.stage.seeds, []).append(t)
+            entries = [_entry(view.stage.name, ts) for ts in groups.values()]
+        else:
+            entries = [_entry(view.stage.name, [t]) for t in rank(view.trials)]
+        entries.sort(key=lambda e: (-e.mean, e.trials[0]))
+        return [Ranked(i + 1, e.config, e.values, e.trials, e.stage, e.provenance)
+                for i, e in enumerate(entries[:top])]
+    raise PlanError(f"campaign {campaign!r} has no completed trial yet; run workers first")
+
+
+def _entry(stage: str, trials: list[FrozenTrial]) -> Ranked:
+    trials = sorted(trials, key=lambda t: t.number)
+    config = dict(trials[0].user_attrs["config"])
+    config["device"] = "auto"  # the device of the machine that reproduces it
+    provenance = dict(trials[0].user_attrs.get("provenance", {}))
+    provenance["seeds"] = [t.user_attrs["config"]["seed"] for t in trials]
+    return Ranked(0, config, [t.value for t in trials], [t.number for t in trials], stage, provenance)
+
+
+def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str) -> list[Path]:
+    """One file per config: `rank-N.yaml` (or .json) with config, result and provenance sections."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for e in entries:
+        doc = {"config": e.config,
+               "result": {"campaign": campaign, "stage": e.stage, "rank": e.rank,
+                          "mean_val_acc": round(e.mean, 6), "std_val_acc": round(e.std, 6),
+                          "values": e.values, "trials": e.trials},
+               "provenance": e.provenance}
+        path = out / f"rank-{e.rank}.{fmt}"
+        if fmt == "json":
+            path.write_text(json.dumps(doc, indent=2))
+        else:
+            header = (f"# hpsearch export: rank {e.rank} of campaign {campaign!r}, stage {e.stage!r}\n"
+                      f"# mean validation accuracy {e.mean:.4f} ± {e.std:.4f} over {len(e.values)} run(s)\n"
+                      f"# reproduce: hpsearch train --config {path} --seeds {len(e.values)}\n")
+            path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+        paths.append(path)
+    return paths

@@ -1,0 +1,170 @@
+"""The worker: claim a slot of the open stage, train it, report, repeat until the campaign is done."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from hpsearch.search.campaign import (
+    claim,
+    load_plan,
+    next_space,
+    open_stage,
+    rank,
+    repair_orphans,
+    stage_complete,
+    stage_view,
+    study_name,
+)
+from hpsearch.search.objective import get_objective
+from hpsearch.search.trial_runner import Interrupted, run_trial
+from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage
+from optuna.trial import TrialState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    storage: str | None
+    device: str = "cpu"
+    max_trials: int | None = None
+    data_dir: Path | None = None
+    heartbeat_interval: int = 10
+    grace_period: int = 60
+    max_retry: int = 3
+    poll: float = 0.5  # seconds between looks at the storage while the last trials of a stage run
+
+
+def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
+    """Run trials until the campaign is done, `max_trials` ran, or `stop` is set; returns trials run."""
+    storage = open_storage(options.storage, heartbeat_interval=options.heartbeat_interval,
+                           grace_period=options.grace_period, max_retry=options.max_retry)
+    plan = load_plan(storage, campaign)
+    objective = get_objective(plan.objective)
+    seed = random.SystemRandom().randrange(2**31)  # samplers other than QMC need one seed per worker
+    ran, complete_upto, last_stale_check = 0, 0, 0.0
+    while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
+        index = complete_upto
+        view = stage_view(storage, plan, index, seed)
+        if view is None:  # not open yet: finish the job, whoever started it (idempotent)
+            if index == 0:
+                open_stage(storage, plan, 0, plan.space, None, [])
+            else:
+                previous = stage_view(storage, plan, index - 1, seed)
+                open_stage(storage, plan, index, next_space(plan, index, previous), previous.space,
+                           rank(previous.trials))
+            continue
+        if time.monotonic() - last_stale_check > options.heartbeat_interval:
+            last_stale_check = time.monotonic()
+            if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
+                                 max_retry=options.max_retry):
+                continue
+        if stage_complete(view, options.max_retry):
+            complete_upto = index + 1
+            if complete_upto == len(plan.stages):
+                log.info("campaign %s is done", campaign)
+                break
+            continue
+        trial = claim(view)
+        if trial is None:
+            repair_orphans(view, options.max_retry)
+            stop.wait(options.poll)
+            continue
+        ran += 1
+        _run_one(plan, view, trial, objective, storage, options, stop)
+    return ran
+
+
+def _run_one(plan, view, trial, objective, storage, options: WorkerOptions, stop: threading.Event) -> None:
+    with Heartbeat(storage, trial._trial_id, options.heartbeat_interval):
+        try:
+            state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
+                              stop=stop)
+            log.info("trial %d of %s: %s", trial.number, view.stage.name, state.name)
+        except Interrupted:
+            _fail_and_retry(view, trial, "the worker was stopped (SIGTERM); the trial is retried", options)
+        except Exception as e:
+            log.exception("trial %d of %s failed", trial.number, view.stage.name)
+            _fail_and_retry(view, trial, f"{type(e).__name__}: {e}", options)
+
+
+def _fail_and_retry(view, trial, reason: str, options: WorkerOptions) -> None:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    trial.set_user_attr("fail_reason", reason)
+    view.study.tell(trial, state=TrialState.FAIL)
+    RetryHeartbeatStaleTrialCallback(max_retry=options.max_retry)(view.study, view.study._storage.get_trial(
+        trial._trial_id))
+
+
+def _child(campaign: str, options: WorkerOptions, threads: int) -> None:
+    """One worker process: own storage connection, own device, SIGTERM hands the trial back."""
+    import torch
+
+    torch.set_num_threads(threads)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(message)s")
+    work(campaign, options, stop)
+
+
+def device_slots(devices: str, per_device: int) -> list[str]:
+    """`cpu`, `all` (every visible GPU, else the CPU) or `0,1` -> one device string per worker process."""
+    import torch
+    from hpsearch.objectives.errors import HpsearchError
+
+    if devices == "cpu":
+        return ["cpu"] * per_device
+    if devices == "all":
+        count = torch.cuda.device_count()
+        return [f"cuda:{i}" for i in range(count) for _ in range(per_device)] or ["cpu"] * per_device
+    try:
+        ids = [int(d) for d in devices.split(",")]
+    except ValueError:
+        raise HpsearchError(f"--devices {devices!r} is not cpu, all or a list of GPU indices like 0,1") from None
+    missing = [i for i in ids if i >= torch.cuda.device_count()]
+    if missing:
+        raise HpsearchError(f"--devices asks for GPU {missing[0]}, but {torch.cuda.device_count()} GPU(s) are visible")
+    return [f"cuda:{i}" for i in ids for _ in range(per_device)]
+
+
+def start_processes(campaign: str, options: WorkerOptions, devices: list[str]) -> list[Any]:
+    """One worker process per device slot (spawned: CUDA and forked processes do not mix)."""
+    ctx = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // max(1, sum(d == "cpu" for d in devices)))
+    procs = [ctx.Process(target=_child, args=(campaign, replace(options, device=d), threads)) for d in devices]
+    for p in procs:
+        p.start()
+    return procs
+
+
+def wait_processes(procs: list[Any], tick: Callable[[], None] | None = None, interval: float = 1.0) -> int:
+    """Wait for the workers, passing SIGTERM / SIGINT on; 0 when every one ended well."""
+
+    def forward(signum: int, _frame: object) -> None:
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while any(p.is_alive() for p in procs):
+            for p in procs:
+                p.join(timeout=interval / len(procs))
+            if tick is not None:
+                tick()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if all(p.exitcode == 0 for p in procs) else 1
