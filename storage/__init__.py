@@ -7,13 +7,19 @@ from hpsearch.storage.factory import (
     default_grace_period,
     open_storage,
 )
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, Heartbeat, supports_native_heartbeat
+from hpsearch.storage.stale import fail_stale_trials
 from hpsearch.storage.urls import redact_url
 
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_HEARTBEAT_INTERVAL",
+    "HEARTBEAT_ATTR",
+    "Heartbeat",
     "StorageError",
     "default_grace_period",
+    "fail_stale_trials",
     "open_storage",
     "redact_url",
+    "supports_native_heartbeat",
 ]
