@@ -8,6 +8,7 @@ from hpsearch.storage.factory import (
     open_storage,
 )
 from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, Heartbeat, supports_native_heartbeat
+from hpsearch.storage.proxy import serve_storage_proxy
 from hpsearch.storage.stale import fail_stale_trials
 from hpsearch.storage.urls import redact_url
 
@@ -21,5 +22,6 @@ __all__ = [
     "fail_stale_trials",
     "open_storage",
     "redact_url",
+    "serve_storage_proxy",
     "supports_native_heartbeat",
 ]
