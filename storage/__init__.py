@@ -1,0 +1,27 @@
+"""Storage strings to Optuna storages: PostgreSQL, a gRPC proxy or a journal file; heartbeats and retries."""
+
+from hpsearch.storage.errors import StorageError
+from hpsearch.storage.factory import (
+    CONNECT_TIMEOUT,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    default_grace_period,
+    open_storage,
+)
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, Heartbeat, supports_native_heartbeat
+from hpsearch.storage.proxy import serve_storage_proxy
+from hpsearch.storage.stale import fail_stale_trials
+from hpsearch.storage.urls import redact_url
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DEFAULT_HEARTBEAT_INTERVAL",
+    "HEARTBEAT_ATTR",
+    "Heartbeat",
+    "StorageError",
+    "default_grace_period",
+    "fail_stale_trials",
+    "open_storage",
+    "redact_url",
+    "serve_storage_proxy",
+    "supports_native_heartbeat",
+]

@@ -1,0 +1,202 @@
+"""Turn a storage string into an opened Optuna storage, failing fast with one line when it cannot."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+import sqlalchemy.exc
+from hpsearch.storage.errors import StorageError
+from hpsearch.storage.experimental import using_experimental_optuna
+from hpsearch.storage.urls import parse_storage_string, redact_url, resolve_storage_string, scrub
+from optuna.storages import (
+    BaseStorage,
+    GrpcStorageProxy,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
+from optuna.storages.journal import JournalFileBackend, JournalStorage
+from sqlalchemy.engine import make_url
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HEARTBEAT_INTERVAL = 30  # seconds
+CONNECT_TIMEOUT = 10  # seconds; long enough for a busy server, short enough for the CLI to fail fast
+# One worker process needs one connection for its trial and one for its heartbeat thread;
+# overflow covers a status query or export running beside them. Kept small on purpose:
+# PostgreSQL allows 100 connections by default and a fleet multiplies this by its size.
+POOL_SIZE = 2
+POOL_MAX_OVERFLOW = 2
+_TABLE_CREATION_ATTEMPTS = 5
+# Workers starting together on a fresh database race to CREATE TABLE/TYPE: PostgreSQL lets one win
+# and the others hit unique_violation, duplicate_table or duplicate_object. The tables exist then.
+_CREATION_RACE_CODES = {"23505", "42P07", "42710"}
+
+# libpq's reason -> what the user should do about it. First match wins.
+_RDB_FIXES = (
+    ("password authentication failed", "check the user and password in the storage URL"),
+    ('role "', "check the user name in the storage URL"),
+    ("does not exist", "create the database (createdb NAME) or fix its name in the storage URL"),
+    ("too many clients", "raise max_connections or put `hpsearch storage-proxy` in front of the database"),
+    ("connection refused", "check that PostgreSQL is running and that HOST:PORT in the storage URL is right"),
+    ("timeout", "check that HOST:PORT in the storage URL is reachable from this machine"),
+    ("could not translate host name", "check the host name in the storage URL"),
+    ("permission denied", "grant the user CREATE on the database, or use a user who owns it"),
+)
+
+
+def default_grace_period(heartbeat_interval: int) -> int:
+    """Seconds without a heartbeat before a RUNNING trial counts as dead: four heartbeat intervals."""
+    # Optuna's default is 2x. A false positive is costly (a live trial is failed, retrained elsewhere
+    # and its result rejected) while a late detection only delays one retry, so tolerate three
+    # missed beats: a slow reconnect, a GC pause or a GIL-heavy epoch must not kill a trial.
+    return 4 * heartbeat_interval
+
+
+def open_storage(
+    url: str | None = None,
+    *,
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_INTERVAL,
+    grace_period: int | None = None,
+    max_retry: int = 3,
+    pool_size: int = POOL_SIZE,
+) -> BaseStorage:
+    """Open the storage named by `url` (default `$HPSEARCH_STORAGE`, else `./hpsearch.journal`).
+
+    `pool_size` is the number of PostgreSQL connections kept open (one worker needs two).
+    The heartbeat settings configure Optuna's own stale-trial handling in PostgreSQL (used by
+    `Study.optimize`); `Heartbeat` and `fail_stale_trials` take theirs explicitly, on every backend.
+    Raises StorageError with one line, never containing a password, when it cannot be opened.
+    """
+    url = resolve_storage_string(url)
+    if heartbeat_interval <= 0 or max_retry < 0 or pool_size < 1:
+        raise StorageError(
+            "heartbeat interval and pool size must be > 0 and max retry >= 0,"
+            f" got {heartbeat_interval}, {pool_size} and {max_retry}"
+        )
+    if grace_period is None:
+        grace_period = default_grace_period(heartbeat_interval)
+    if grace_period <= heartbeat_interval:
+        raise StorageError(
+            f"grace period ({grace_period} s) must exceed the heartbeat interval ({heartbeat_interval} s),"
+            " or every live trial looks dead between two beats; raise it"
+        )
+    spec = parse_storage_string(url)
+    if spec.kind == "journal":
+        return _open_journal(spec.target)
+    if spec.kind == "grpc":
+        assert spec.port is not None
+        return _open_grpc(spec.target, spec.port)
+    return _open_rdb(url, spec.target, heartbeat_interval, grace_period, max_retry, pool_size)
+
+
+def _open_journal(path: str) -> JournalStorage:
+    try:
+        storage = JournalStorage(JournalFileBackend(path))
+    except OSError as exc:
+        raise StorageError(
+            f"cannot open journal file {path!r}: {exc.strerror}; check its permissions"
+        ) from None
+    logger.info("opened journal storage %s", path)
+    return storage
+
+
+def _open_grpc(host: str, port: int) -> GrpcStorageProxy:
+    with using_experimental_optuna():
+        storage = GrpcStorageProxy(host=host, port=port)
+    try:
+        storage.wait_server_ready(timeout=CONNECT_TIMEOUT)
+    except ConnectionError:
+        storage.close()
+        raise StorageError(
+            f"no storage proxy answers at grpc://{host}:{port} within {CONNECT_TIMEOUT} s;"
+            " start one with `hpsearch storage-proxy` or fix HOST:PORT"
+        ) from None
+    logger.info("opened storage proxy client grpc://%s:%d", host, port)
+    return storage
+
+
+def _open_rdb(
+    given: str, url: str, heartbeat_interval: int, grace_period: int, max_retry: int, pool_size: int
+) -> RDBStorage:
+    shown = redact_url(given)
+    fix = "write postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"
+    try:
+        parsed = make_url(url)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        # SQLAlchemy's own message repeats the whole URL, password included.
+        raise StorageError(f"storage {shown!r} is not a valid PostgreSQL URL; {fix}") from None
+    if "@" in (parsed.host or ""):
+        # SQLAlchemy split the password at its first "@": the rest would travel as a host name.
+        raise StorageError(
+            f"storage {shown!r} has an unescaped '@' in its password; percent-encode it ('@' is %40)"
+        )
+    if not (parsed.host or parsed.query.get("host")):
+        raise StorageError(f"storage {shown!r} names no host; {fix}")
+    if not parsed.database:
+        raise StorageError(f"storage {shown!r} names no database; {fix}")
+    with using_experimental_optuna():
+        callback = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    storage = _create_rdb_storage(
+        parsed.render_as_string(hide_password=False),
+        shown,
+        engine_kwargs={
+            "pool_pre_ping": True,  # a worker idles for a whole epoch; drop dead connections, not trials
+            "pool_size": pool_size,
+            "max_overflow": POOL_MAX_OVERFLOW,
+            "connect_args": {"connect_timeout": CONNECT_TIMEOUT},
+        },
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+        heartbeat_stale_trial_callback=callback,
+    )
+    logger.info(
+        "opened PostgreSQL storage %s (heartbeat %d s, grace %d s, max retry %d)",
+        shown,
+        heartbeat_interval,
+        grace_period,
+        max_retry,
+    )
+    return storage
+
+
+def _create_rdb_storage(url: str, shown: str, **kwargs: Any) -> RDBStorage:
+    # Creating the storage connects, creates Optuna's tables if missing and checks the schema
+    # version: every connection problem surfaces here, at open time, not mid-trial.
+    for attempt in range(1, _TABLE_CREATION_ATTEMPTS + 1):
+        try:
+            with using_experimental_optuna():  # `heartbeat_interval` is an experimental argument
+                return RDBStorage(url, **kwargs)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            if getattr(getattr(exc, "orig", None), "pgcode", None) in _CREATION_RACE_CODES:
+                if attempt == _TABLE_CREATION_ATTEMPTS:
+                    raise StorageError(
+                        f"cannot create Optuna's tables in {shown!r}: {_reason(exc, url)}; try again"
+                    ) from None
+                logger.info("another worker is creating the tables in %s; retrying", shown)
+                time.sleep(random.uniform(0.1, 0.3) * attempt)  # jitter: the losers must not collide again
+                continue
+            reason = _reason(exc, url)
+            fix = next((f for key, f in _RDB_FIXES if key in reason.lower()), "check the storage URL")
+            raise StorageError(f"cannot open storage {shown!r}: {reason}; {fix}") from None
+        except ImportError:
+            raise StorageError(
+                "the PostgreSQL driver psycopg2 is not installed; pip install psycopg2-binary"
+            ) from None
+        except RuntimeError as exc:
+            # Optuna's schema-version check; its message may quote the URL.
+            raise StorageError(
+                f"storage {shown!r} holds tables from another Optuna version ({scrub(str(exc), url)});"
+                f" run `optuna storage upgrade --storage URL` once"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _reason(exc: sqlalchemy.exc.SQLAlchemyError, url: str) -> str:
+    # The driver's own message says what went wrong; SQLAlchemy's wrapper adds SQL and a link.
+    # Its first line is the news; libpq's further lines are hints our fix replaces.
+    orig = getattr(exc, "orig", None) or exc
+    first = next((line for line in str(orig).splitlines() if line.strip()), "")
+    return scrub(first, url).removesuffix(".") or type(orig).__name__

@@ -1,0 +1,106 @@
+"""Find trials whose worker died, fail them, and retry them through Optuna's retry callback."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from datetime import datetime
+
+import optuna
+import sqlalchemy
+from hpsearch.storage.errors import StorageError
+from hpsearch.storage.experimental import using_experimental_optuna
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, rdb_backend
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial, TrialState
+
+logger = logging.getLogger(__name__)
+
+
+def fail_stale_trials(
+    storage: BaseStorage, study_name: str, *, grace_period: float, max_retry: int
+) -> list[int]:
+    """Fail the RUNNING trials of `study_name` silent for over `grace_period` s; retry each up to `max_retry`.
+
+    Safe to call from many workers at once: each stale trial is failed, and retried, exactly once.
+    Returns the ids of the trials this call failed.
+    """
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        raise StorageError(
+            f"no study named {study_name!r} in this storage; check the campaign name"
+        ) from None
+    running = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+    if not running:
+        return []
+    ages = heartbeat_ages(storage, running)
+    failed = [t._trial_id for t in running if ages.get(t._trial_id, 0.0) > grace_period and _fail(storage, t)]
+    if not failed:
+        return []
+    with using_experimental_optuna():
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler())
+    for trial_id in failed:
+        # Re-read: the copy must carry every system attribute the trial had when it died.
+        trial = copy.deepcopy(storage.get_trial(trial_id))
+        retried = len(trial.system_attrs.get("retry_history", [])) < max_retry
+        logger.warning(
+            "trial %d of %s had no heartbeat for %.1f s (grace %.1f s): failed it, %s",
+            trial.number,
+            study_name,
+            ages[trial_id],
+            grace_period,
+            "queued a retry" if retried else f"no retry left (max {max_retry})",
+        )
+        retry(study, trial)
+    return failed
+
+
+def heartbeat_ages(storage: BaseStorage, running: list[FrozenTrial]) -> dict[int, float]:
+    """Seconds since each RUNNING trial's last heartbeat (or its start, if it never beat)."""
+    rdb = rdb_backend(storage)
+    table_ages = _heartbeat_table_ages(rdb, [t._trial_id for t in running]) if rdb else {}
+    now, now_local = time.time(), datetime.now()
+    ages: dict[int, float] = {}
+    for trial in running:
+        trial_id = trial._trial_id
+        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+        mine = isinstance(beat, dict) and beat.get("trial_id") == trial_id  # not one inherited by a retry
+        if trial_id in table_ages:
+            ages[trial_id] = table_ages[trial_id]
+        elif mine and not beat["native"]:
+            ages[trial_id] = now - beat["time"]
+        elif mine and rdb is None:
+            continue  # it beats in the database's heartbeat table, which a gRPC client cannot see
+        elif trial.datetime_start is not None:
+            # Its worker died between claiming it and the first beat. Optuna never fails such a
+            # trial; we count from its start (naive local time, as both Optuna backends write it).
+            ages[trial_id] = (now_local - trial.datetime_start).total_seconds()
+    return ages
+
+
+def _heartbeat_table_ages(rdb: RDBStorage, trial_ids: list[int]) -> dict[int, float]:
+    # Optuna reads this table only with the grace period fixed when the storage was built, and
+    # only inside `Study.optimize`; reading it ourselves lets each call choose its grace period.
+    # Both times come from the database's clock, so clock skew between workers cannot matter.
+    table = models.TrialHeartbeatModel.__table__
+    query = sqlalchemy.select(table.c.trial_id, table.c.heartbeat).where(table.c.trial_id.in_(trial_ids))
+    with rdb.engine.connect() as connection:
+        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar_one()
+        beats = connection.execute(query).all()
+    # As in Optuna: the column holds naive timestamps while now() is timezone-aware.
+    now = now.replace(tzinfo=None)
+    return {trial_id: (now - beat).total_seconds() for trial_id, beat in beats}
+
+
+def _fail(storage: BaseStorage, trial: FrozenTrial) -> bool:
+    # The storage checks the transition itself (a row lock in PostgreSQL, log order in the
+    # journal): of many workers failing the same trial, exactly one gets True and retries it.
+    try:
+        return storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False  # another worker failed it first, or its owner finished it just now

@@ -1,0 +1,92 @@
+"""The gRPC storage proxy serves a PostgreSQL study to `grpc://` clients, heartbeats included."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from hpsearch.storage import (
+    Heartbeat,
+    StorageError,
+    factory,
+    fail_stale_trials,
+    open_storage,
+    serve_storage_proxy,
+)
+from optuna.storages import BaseStorage, GrpcStorageProxy
+from optuna.trial import TrialState
+
+ClaimTrials = Callable[[BaseStorage, str, int], list[int]]  # the `claim_trials` fixture
+GRACE = 1.5  # seconds
+# The proxy reads its URL from $HPSEARCH_STORAGE, so the password stays off the command line.
+_SERVE = (
+    "import sys; from hpsearch.storage import serve_storage_proxy as serve;"
+    " serve(None, sys.argv[1], int(sys.argv[2]))"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def proxy_url(pg_url: str) -> Iterator[str]:
+    """`grpc://` URL of a storage proxy for `pg_url`, running in its own process."""
+    port = _free_port()
+    env = {**os.environ, "HPSEARCH_STORAGE": pg_url}
+    server = subprocess.Popen([sys.executable, "-c", _SERVE, "127.0.0.1", str(port)], env=env)
+    yield f"grpc://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_proxy_serves_a_study_and_its_heartbeats(
+    pg_url: str, proxy_url: str, claim_trials: ClaimTrials
+) -> None:
+    client = open_storage(proxy_url)  # waits for the proxy process to come up
+    direct = open_storage(pg_url)
+    assert isinstance(client, GrpcStorageProxy)
+    # A worker behind the proxy beats through it; one connected directly beats in PostgreSQL.
+    via_proxy, silent, direct_worker = claim_trials(client, "stage", 3)
+    with Heartbeat(client, via_proxy, 0.25), Heartbeat(direct, direct_worker, 0.25):
+        time.sleep(GRACE + 0.5)
+        failed_by_proxy_client = fail_stale_trials(client, "stage", grace_period=GRACE, max_retry=3)
+        failed_directly = fail_stale_trials(direct, "stage", grace_period=GRACE, max_retry=3)
+
+    assert failed_by_proxy_client == [silent] and failed_directly == []
+    study = optuna.load_study(study_name="stage", storage=direct)  # the proxy wrote to PostgreSQL
+    states = {t._trial_id: t.state for t in study.trials}
+    assert states[via_proxy] == states[direct_worker] == TrialState.RUNNING
+    assert states[silent] == TrialState.FAIL
+    number = {t._trial_id: t.number for t in study.trials}
+    retries = [t.system_attrs["retry_history"] for t in study.trials if t.state == TrialState.WAITING]
+    assert retries == [[number[silent]]]
+
+
+def test_proxy_on_a_busy_port_fails_with_one_line(pg_url: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(StorageError, match=r"cannot listen on 127\.0\.0\.1:") as info:
+            serve_storage_proxy(pg_url, "127.0.0.1", busy.getsockname()[1])
+    assert "\n" not in str(info.value)
+
+
+def test_proxy_refuses_a_journal_file(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="PostgreSQL only"):
+        serve_storage_proxy(str(tmp_path / "hpsearch.journal"), "127.0.0.1", _free_port())
+
+
+def test_grpc_client_without_proxy_fails_at_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(factory, "CONNECT_TIMEOUT", 1)  # the default 10 s is for real networks
+    with pytest.raises(StorageError, match=r"no storage proxy answers at grpc://127\.0\.0\.1:"):
+        open_storage(f"grpc://127.0.0.1:{_free_port()}")

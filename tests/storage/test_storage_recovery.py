@@ -1,0 +1,62 @@
+"""A worker process killed with SIGKILL mid-trial: its trial is failed and retried with its attributes."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from hpsearch.storage import HEARTBEAT_ATTR, fail_stale_trials, open_storage
+from optuna.trial import TrialState
+
+CHILD = Path(__file__).with_name("heartbeat_child.py")
+GRACE = 1.5  # seconds
+SLOT_ATTR = "hpsearch:slot"
+
+
+def _start_worker(url: str, study_name: str) -> tuple[subprocess.Popen[str], int]:
+    # The URL travels in the environment, as in production, rather than on a command line `ps` shows.
+    env = {**os.environ, "HPSEARCH_STORAGE": url}
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), study_name, "0.25"], stdout=subprocess.PIPE, text=True, env=env
+    )
+    ready, _, _ = select.select([child.stdout], [], [], 60)
+    line = child.stdout.readline() if ready else ""  # type: ignore[union-attr]
+    if not line:
+        child.kill()
+        child.stdout.close()  # type: ignore[union-attr]
+        raise AssertionError(f"the worker did not claim a trial (exit code {child.wait()})")
+    return child, int(line)
+
+
+def test_killed_worker_trial_is_retried_with_its_system_attrs(storage_url: str) -> None:
+    storage = open_storage(storage_url)
+    study = optuna.create_study(study_name="stage", storage=storage, direction="maximize")
+    study.enqueue_trial({"lr": 0.3})
+    storage.set_trial_system_attr(study.trials[0]._trial_id, SLOT_ATTR, 7)
+
+    child, trial_id = _start_worker(storage_url, "stage")
+    try:
+        time.sleep(GRACE + 0.3)
+        # Alive past the grace period: its heartbeat, written from another process, counts.
+        assert fail_stale_trials(storage, "stage", grace_period=GRACE, max_retry=3) == []
+        assert storage.get_trial(trial_id).system_attrs[HEARTBEAT_ATTR]["pid"] == child.pid
+    finally:
+        child.kill()  # SIGKILL: no cleanup, no goodbye
+        child.wait()
+        child.stdout.close()  # type: ignore[union-attr]
+    time.sleep(GRACE + 0.3)
+    assert fail_stale_trials(storage, "stage", grace_period=GRACE, max_retry=3) == [trial_id]
+
+    assert storage.get_trial(trial_id).state == TrialState.FAIL
+    [retry] = [t for t in study.get_trials() if t.state == TrialState.WAITING]
+    # `enqueue_trial` keeps the fixed params in a system attribute until the trial suggests them.
+    assert retry.system_attrs["fixed_params"] == {"lr": 0.3} and retry.system_attrs[SLOT_ATTR] == 7
+    # The next worker claims the retry. The dead worker's heartbeat came along with the system
+    # attributes; it must not make the fresh claim look stale.
+    assert storage.set_trial_state_values(retry._trial_id, TrialState.RUNNING)
+    assert fail_stale_trials(storage, "stage", grace_period=GRACE, max_retry=3) == []
