@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
 from hpsearch.objectives.lr_find import RangeTest
-from hpsearch.objectives.train import EpochRecord
+from hpsearch.objectives.result import EpochRecord
 from matplotlib.ticker import MaxNLocator
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,57 +15,11 @@ from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.losses import build_loss
 from hpsearch.objectives.model import CifarResNet18
 from hpsearch.objectives.optim import build_optimizer
+from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
 from hpsearch.objectives.schedules import LRSchedule
 from torch import nn
 
 EVAL_BATCH = 1024
-
-
-class StopTraining(Exception):
-    """Raised by an `on_epoch` callback to end the run early (pruning); the reason is recorded."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    epoch: int  # 1-based
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    val_bacc: float  # balanced accuracy: mean per-class recall
-    lr: float  # at the end of the epoch
-    seconds: float
-
-
-@dataclass
-class TrainResult:
-    config: TrainConfig
-    history: list[EpochRecord] = field(default_factory=list)
-    status: str = "completed"  # completed | stopped | diverged
-    reason: str | None = None
-    test_acc: float | None = None
-    test_bacc: float | None = None
-    seconds: float = 0.0
-    device: str = "cpu"
-    num_params: int = 0
-
-    @property
-    def final_val_acc(self) -> float:
-        """Validation accuracy of the last epoch: not the best one, which would be a lucky draw."""
-        return self.history[-1].val_acc if self.history else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["config"] = self.config.to_dict()
-        return out
-
-
-EpochCallback = Callable[[EpochRecord], None]
-StepCallback = Callable[[int, int], None]  # (batch index within the epoch, batches per epoch)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,7 +168,7 @@ def repair_orphans(view: StageView, max_retry: int) -> int:
     """Re-enqueue slots whose last failure never got its retry (a worker died in between); returns how many."""
     if any(t.state == TrialState.WAITING for t in view.trials):
         return 0
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    retry = retry_callback(max_retry)
     repaired = 0
     for trials in _slots(view.trials).values():
         if any(t.state in (*FINISHED, TrialState.RUNNING, TrialState.WAITING) for t in trials):
@@ -178,6 +179,13 @@ def repair_orphans(view: StageView, max_retry: int) -> int:
             retry(view.study, last)
             repaired += 1
     return repaired
+
+
+def retry_callback(max_retry: int) -> RetryHeartbeatStaleTrialCallback:
+    """Optuna's retry: a WAITING copy carrying the failed trial's system attrs (its slot) and retry history."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
 
 
 def claim(view: StageView) -> optuna.Trial | None:

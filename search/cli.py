@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit status instead of exiting, so tests can call it in-process."""
     _register_commands()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = argv if argv is not None else sys.argv[1:]
     try:
         result = app.main(args=args, prog_name="hpsearch", standalone_mode=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import HpsearchError
-from hpsearch.objectives.train import TrainResult, train
+from hpsearch.objectives.result import TrainResult
 from hpsearch.search.synthetic import divergence_lr, synthetic_train
 
 TrainFn = Callable[..., TrainResult]  # train(config, *, data_dir, on_epoch, on_step) -> TrainResult
@@ -22,6 +22,12 @@ class Objective:
     train: TrainFn
     lr_range: RangeFn
     needs_data: bool = True
+
+
+def _cifar_train(config: TrainConfig, **kwargs: object) -> TrainResult:
+    from hpsearch.objectives.train import train  # torch is imported only by workers that train for real
+
+    return train(config, **kwargs)
 
 
 def _cifar_lr_range(config: TrainConfig, data_dir: Path | None) -> tuple[float, float]:
@@ -37,7 +43,7 @@ def _synthetic_lr_range(config: TrainConfig, data_dir: Path | None) -> tuple[flo
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "cifar10-resnet18": Objective(train, _cifar_lr_range),
+    "cifar10-resnet18": Objective(_cifar_train, _cifar_lr_range),
     "synthetic": Objective(synthetic_train, _synthetic_lr_range, needs_data=False),
 }
 

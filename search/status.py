@@ -52,16 +52,16 @@ def is_done(stages: list[StageStatus]) -> bool:
 
 def status_table(campaign: str, stages: list[StageStatus]) -> Table:
     table = Table(title=f"campaign {campaign}")
-    for col in ("stage", "budget", "done", "pruned", "running", "waiting", "failed", "best val acc",
-                "best params", "space"):
+    for col in ("stage", "budget", "done", "pruned", "running", "waiting", "failed", "best val acc", "best params"):
         table.add_column(col, overflow="fold")
+    table.caption = "\n".join(f"{s.name}: {_space_summary(s.space)}" for s in stages if s.opened)
     for s in stages:
         c = s.counts
         table.add_row(
             f"{s.name} ({s.kind})" if s.kind != "search" else s.name, str(s.n_trials),
             str(c.get("COMPLETE", 0)), str(c.get("PRUNED", 0)), str(c.get("RUNNING", 0)), str(c.get("WAITING", 0)),
             str(c.get(TrialState.FAIL.name, 0)), f"{s.best_value:.4f}" if s.best_value is not None else "-",
-            _short(s.best_params), _space_summary(s.space) if s.opened else "not open yet",
+            _short(s.best_params) if s.opened else "not open yet",
         )
     return table
 

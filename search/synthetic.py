@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.train import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
+from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
 
 BEST_LOG_LR = {"sgd": -1.0, "adamw": -2.7, "nadam": -2.7}
 CLASS_WEIGHT_EFFECT = {"none": 0.0, "inverse": 0.8, "effective": 1.0, "inverse_power": 0.9}

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from hpsearch.objectives import provenance
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
-from hpsearch.objectives.train import EpochRecord, StopTraining
+from hpsearch.objectives.result import EpochRecord, StopTraining
 from hpsearch.search.campaign import OVERRIDES, StageView
 from hpsearch.search.objective import Objective
 from hpsearch.search.plan import Plan
@@ -51,6 +52,7 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
     trial.set_user_attr("config", config.to_dict())
+    trial.set_user_attr("provenance", provenance.collect(data_dir, [config.seed]))
     history: list[dict[str, Any]] = []
     pruner_name = type(study.pruner).__name__
 

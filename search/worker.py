@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import optuna
+import sqlalchemy.exc
 from hpsearch.search.campaign import (
     claim,
     load_plan,
@@ -25,12 +27,16 @@ from hpsearch.search.campaign import (
     stage_view,
     study_name,
 )
-from hpsearch.search.objective import get_objective
+from hpsearch.search.objective import Objective, get_objective
+from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import Interrupted, run_trial
-from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage
+from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_url
+from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
+OUTAGE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -52,37 +58,59 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
     plan = load_plan(storage, campaign)
     objective = get_objective(plan.objective)
     seed = random.SystemRandom().randrange(2**31)  # samplers other than QMC need one seed per worker
-    ran, complete_upto, last_stale_check = 0, 0, 0.0
+    ran, cursor = 0, _Cursor()
     while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
-        index = complete_upto
-        view = stage_view(storage, plan, index, seed)
-        if view is None:  # not open yet: finish the job, whoever started it (idempotent)
-            if index == 0:
-                open_stage(storage, plan, 0, plan.space, None, [])
-            else:
-                previous = stage_view(storage, plan, index - 1, seed)
-                open_stage(storage, plan, index, next_space(plan, index, previous), previous.space,
-                           rank(previous.trials))
+        try:
+            step = _step(storage, plan, objective, seed, cursor, options, stop)
+        except STORAGE_ERRORS as e:
+            # The database went away (a restart, a failover): the running trial is recovered by its
+            # heartbeat going stale; this worker waits and carries on.
+            log.warning("storage error, retrying in %.0f s: %s", OUTAGE_WAIT_S, redact_url(str(e)))
+            stop.wait(OUTAGE_WAIT_S)
             continue
-        if time.monotonic() - last_stale_check > options.heartbeat_interval:
-            last_stale_check = time.monotonic()
-            if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
-                                 max_retry=options.max_retry):
-                continue
-        if stage_complete(view, options.max_retry):
-            complete_upto = index + 1
-            if complete_upto == len(plan.stages):
-                log.info("campaign %s is done", campaign)
-                break
-            continue
-        trial = claim(view)
-        if trial is None:
-            repair_orphans(view, options.max_retry)
-            stop.wait(options.poll)
-            continue
-        ran += 1
-        _run_one(plan, view, trial, objective, storage, options, stop)
+        if step is None:
+            log.info("campaign %s is done", campaign)
+            break
+        ran += step
     return ran
+
+
+@dataclass
+class _Cursor:
+    """What one worker process remembers between looks: only facts that never become false."""
+
+    complete_upto: int = 0  # stages before this one are complete (a complete stage never reopens)
+    last_stale_check: float = 0.0
+
+
+def _step(storage: BaseStorage, plan: Plan, objective: Objective, seed: int, cursor: _Cursor,
+          options: WorkerOptions, stop: threading.Event) -> int | None:
+    """One look at the campaign: open, advance, claim and run, or wait. Trials run, or None when done."""
+    index = cursor.complete_upto
+    view = stage_view(storage, plan, index, seed)
+    if view is None:  # not open yet: finish the job, whoever started it (idempotent)
+        previous = stage_view(storage, plan, index - 1, seed) if index > 0 else None
+        if previous is None:
+            open_stage(storage, plan, 0, plan.space, None, [])
+        else:
+            open_stage(storage, plan, index, next_space(plan, index, previous), previous.space,
+                       rank(previous.trials))
+        return 0
+    if time.monotonic() - cursor.last_stale_check > options.heartbeat_interval:
+        cursor.last_stale_check = time.monotonic()
+        if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
+                             max_retry=options.max_retry):
+            return 0
+    if stage_complete(view, options.max_retry):
+        cursor.complete_upto = index + 1
+        return None if cursor.complete_upto == len(plan.stages) else 0
+    trial = claim(view)
+    if trial is None:
+        repair_orphans(view, options.max_retry)
+        stop.wait(options.poll)
+        return 0
+    _run_one(plan, view, trial, objective, storage, options, stop)
+    return 1
 
 
 def _run_one(plan, view, trial, objective, storage, options: WorkerOptions, stop: threading.Event) -> None:
@@ -109,13 +137,13 @@ def _fail_and_retry(view, trial, reason: str, options: WorkerOptions) -> None:
 
 def _child(campaign: str, options: WorkerOptions, threads: int) -> None:
     """One worker process: own storage connection, own device, SIGTERM hands the trial back."""
-    import torch
-
-    torch.set_num_threads(threads)
+    if options.device == "cpu":
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # read when torch is first imported
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(message)s")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     work(campaign, options, stop)
 
 
