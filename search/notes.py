@@ -27,6 +27,14 @@ FIDELITY_KEYS = ("epochs", "data_fraction", "width", "batch_size", "seed")  # sh
 CURVES_NAME = "curves-trial-{number}.png"
 
 
+def annotate_trial(study: optuna.Study, trial: optuna.Trial, history: list[dict[str, Any]], reason: str | None,
+                   artifact_dir: Path) -> None:
+    """Curves artifact and note of a trial that is still running: a finished trial takes no new artifact."""
+    if history:
+        upload_curves(study, trial, history, artifact_dir)
+    write_trial_note(study, trial, reason)
+
+
 def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, reason: str | None) -> None:
     """A markdown note on the trial: searched params, fidelity, the rest of the config, host, time, outcome."""
     attrs = trial.user_attrs
