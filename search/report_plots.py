@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 log = logging.getLogger(__name__)
 
-MIN_TRIALS_FOR_IMPORTANCE = 4  # fANOVA on fewer completed trials says nothing
+MIN_TRIALS_FOR_IMPORTANCE = 4  # importance on fewer completed trials says nothing
 
 
 def png(fig: Figure) -> bytes:
@@ -82,7 +82,7 @@ def param_importances(study: optuna.Study) -> tuple[bytes | None, str]:
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.4 * len(importances)))
     names = list(importances)[::-1]
     ax.barh(names, [importances[n] for n in names], color="C0")
-    ax.set(xlabel="importance (fANOVA)", title="parameter importances")
+    ax.set(xlabel="importance (optuna.importance default evaluator)", title="parameter importances")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
     return png(fig), ""
