@@ -1,0 +1,134 @@
+"""Notes and artifacts that optuna-dashboard shows: per trial (config, host, why it stopped, curves), per stage.
+
+Everything here raises normally; the worker's call sites catch, log and carry on, so a note never fails a trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+import optuna_dashboard
+from hpsearch.objectives.plots import plot_curves
+from hpsearch.objectives.train import EpochRecord
+from hpsearch.search.narrow import rule_to_data
+from hpsearch.search.plan import Stage
+from hpsearch.search.space import Space, space_to_data
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.trial import FrozenTrial
+
+log = logging.getLogger(__name__)
+
+FIDELITY_KEYS = ("epochs", "data_fraction", "width", "batch_size", "seed")  # shown right after the searched params
+CURVES_NAME = "curves-trial-{number}.png"
+
+
+def annotate_trial(study: optuna.Study, trial: optuna.Trial, history: list[dict[str, Any]], reason: str | None,
+                   artifact_dir: Path) -> None:
+    """Curves artifact and note of a trial that is still running: a finished trial takes no new artifact."""
+    if history:
+        upload_curves(study, trial, history, artifact_dir)
+    write_trial_note(study, trial, reason)
+
+
+def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, reason: str | None) -> None:
+    """A markdown note on the trial: searched params, fidelity, the rest of the config, host, time, outcome."""
+    attrs = trial.user_attrs
+    config: dict[str, Any] = dict(attrs.get("config", {}))
+    searched = list(trial.params)
+    lines = [f"## Trial {trial.number} of stage {attrs.get('stage', study.study_name)}", ""]
+    status = attrs.get("status") or _state_name(trial)
+    lines.append(f"**Outcome:** {status}" + (f" — {reason}" if reason else ""))
+    lines.append("")
+    where = f"**Host:** `{attrs.get('host', '?')}` · **device:** `{attrs.get('device', '?')}`"
+    if "seconds" in attrs:
+        where += f" · **time:** {attrs['seconds']:.1f} s"
+    lines += [where, ""]
+    rows = [(k, trial.params.get(k, config.get(k)), "searched") for k in searched]
+    rows += [(k, config[k], "fidelity") for k in FIDELITY_KEYS if k in config and k not in searched]
+    rows += [(k, v, "") for k, v in config.items() if k not in searched and k not in FIDELITY_KEYS]
+    lines += _table(("key", "value", ""), ((k, _fmt(v), tag) for k, v, tag in rows))
+    optuna_dashboard.save_note(_live(study, trial), "\n".join(lines) + "\n")
+
+
+def upload_curves(study: optuna.Study, trial: optuna.Trial | FrozenTrial, history: list[dict[str, Any]],
+                  artifact_dir: Path) -> str:
+    """Train and validation curves as a PNG, uploaded as an artifact of the trial; returns the artifact id."""
+    if not history:
+        raise ValueError(f"trial {trial.number} has no epochs yet; nothing to plot")
+    records = [EpochRecord(**r) for r in history]
+    Path(artifact_dir).mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(str(artifact_dir))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = plot_curves([records], Path(tmp) / CURVES_NAME.format(number=trial.number),
+                           title=f"{study.study_name} trial {trial.number}")
+        return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=_live(study, trial),
+                               mimetype="image/png")
+
+
+def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | None, space: Space) -> None:
+    """A markdown note on the stage's study: budget, fidelity, sampler, pruner, narrowing, carry, spaces."""
+    lines = [f"## Stage {stage.name} ({stage.kind})", ""]
+    facts: list[tuple[str, str]] = [("budget", f"{stage.n_trials} trials")]
+    facts.append(("fidelity overrides", _fmt(stage.overrides) if stage.overrides else "none (the base config)"))
+    if stage.kind == "search":
+        facts += [("sampler", _fmt(stage.sampler)), ("pruner", _fmt(stage.pruner)),
+                  ("narrowing rule", _fmt(rule_to_data(stage.narrow)) if stage.narrow else "none (parent's space)"),
+                  ("carry", f"{stage.carry} best config(s) of the previous stage")]
+    elif stage.kind == "final":
+        facts.append(("final", f"top {stage.top} config(s) x {stage.seeds} seed(s), ranked by their mean"))
+    else:
+        facts.append(("margin", f"{stage.margin} of the found LR range's log width per side"))
+    lines += [*_table(("", ""), facts), "", "### Search space", ""]
+    this = space_to_data(space)
+    parent = space_to_data(parent_space) if parent_space is not None else {}
+    names = list(parent) + [n for n in this if n not in parent]
+    lines += _table(("param", "parent", "this stage"),
+                    ((n, _describe(parent.get(n)), _describe(this.get(n))) for n in names))
+    optuna_dashboard.save_note(study, "\n".join(lines) + "\n")
+
+
+def _live(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> optuna.Trial:
+    """A handle on a stored trial that optuna-dashboard's API accepts (it takes live trials only)."""
+    if isinstance(trial, optuna.Trial):
+        return trial
+    return optuna.Trial(study, trial._trial_id)
+
+
+def _state_name(trial: optuna.Trial | FrozenTrial) -> str:
+    if isinstance(trial, FrozenTrial):
+        return trial.state.name.lower()
+    return "running"
+
+
+def _describe(spec: Mapping[str, Any] | None) -> str:
+    if spec is None:
+        return "—"
+    if spec["type"] == "categorical":
+        text = "{" + ", ".join(str(c) for c in spec["choices"]) + "}"
+    else:
+        text = f"[{_fmt(spec['low'])}, {_fmt(spec['high'])}]" + (" log" if spec.get("log") else "")
+    if spec.get("condition"):
+        text += " if " + ", ".join(f"{k} in {v}" for k, v in spec["condition"].items())
+    return text
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _table(header: tuple[str, ...], rows: Iterable[tuple[Any, ...]]) -> list[str]:
+    def cell(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return out

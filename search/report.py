@@ -1,0 +1,154 @@
+"""`hpsearch report`: one self-contained HTML file (images inline) about a campaign, readable offline."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+import logging
+from collections import Counter
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from hpsearch.search import report_plots as plots
+from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
+from hpsearch.search.space import space_from_json
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
+log = logging.getLogger(__name__)
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}
+code,pre{background:#f4f4f4;padding:.1em .3em}img{max-width:100%;display:block;margin:.5em 0}
+section{border-top:2px solid #ddd;margin-top:2em}.note{color:#777;font-style:italic}"""
+
+
+def write_report(storage: BaseStorage, campaign: str, out: Path, command: str, runs: Path | None = None) -> Path:
+    """Write `out/<campaign>-report.html`; returns its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{campaign}-report.html"
+    path.write_text(render_report(storage, campaign, command, runs))
+    return path
+
+
+def render_report(storage: BaseStorage, campaign: str, command: str, runs: Path | None = None) -> str:
+    plan = load_plan(storage, campaign)
+    try:
+        hpsearch_version = version("hpsearch")
+    except PackageNotFoundError:
+        hpsearch_version = "unknown"
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(campaign)}: hpsearch report</title>",
+             f"<style>{_CSS}</style></head><body>",
+             f"<h1>Campaign {_e(campaign)}</h1>",
+             f"<p>Produced by <code>{_e(command)}</code> on {now} (hpsearch {_e(hpsearch_version)}). "
+             f"Objective <code>{_e(plan.objective)}</code>, {len(plan.stages)} stage(s): "
+             f"{_e(' → '.join(s.name for s in plan.stages))}.</p>"]
+    for index, stage in enumerate(plan.stages):
+        parts.append(f"<section id='stage-{_e(stage.name)}'><h2>Stage {_e(stage.name)} ({_e(stage.kind)})</h2>")
+        view = stage_view(storage, plan, index)
+        if view is None:
+            parts.append("<p class='note'>not opened yet</p></section>")
+            continue
+        parts.append(_stage_section(view))
+        parts.append("</section>")
+    tests = _test_results(runs) if runs is not None else []
+    if tests:
+        parts.append("<section><h2>Test accuracy of exported runs</h2>")
+        parts.append(_table(("run", "validation accuracy", "test accuracy", "test balanced accuracy"), tests))
+        parts.append("</section>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _stage_section(view: Any) -> str:
+    trials = [t for t in view.trials if DUPLICATE not in t.system_attrs]
+    attrs = view.study.user_attrs
+    parent = space_from_json(attrs["parent_space"]) if attrs.get("parent_space") else None
+    counts = Counter(t.state.name.lower() for t in trials)
+    ranked = rank(trials)
+    out = [f"<p>{view.stage.n_trials} trial(s) budgeted; "
+           + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+           + (f". Best validation accuracy <b>{ranked[0].value:.4f}</b> (trial {ranked[0].number})" if ranked else "")
+           + ".</p>"]
+    if ranked:
+        out.append(_table(("trial", "value", *ranked[0].params),
+                          [(t.number, f"{t.value:.4f}", *(_fmt(t.params.get(k)) for k in ranked[0].params))
+                           for t in ranked[:5]]))
+    lr_range = next((t.user_attrs["lr_range"] for t in trials if "lr_range" in t.user_attrs), None)
+    if lr_range:
+        out.append(f"<p>LR range test: useful learning rates {lr_range[0]:.3g} to {lr_range[1]:.3g}.</p>")
+    out.append(_figure("Search space: parent's intervals against this stage's", plots.space_intervals(parent,
+                                                                                                     view.space)))
+    categorical = [p for p in view.space if hasattr(p.distribution, "choices")]
+    if categorical:
+        out.append(_table(("categorical param", "choices"),
+                          [(p.name, ", ".join(map(str, p.distribution.choices))) for p in categorical]))
+    if view.stage.kind == "lr_range_test":
+        return "\n".join(out)
+    out.append(_figure("Optimization history", plots.optimization_history(view.study)))
+    figure, why_not = plots.param_importances(view.study)
+    out.append(_figure("Parameter importances", figure, why_not))
+    out.append(_figure("Learning rate against momentum", plots.lr_momentum(trials)))
+    out.append(_figure("Best trials: train and validation curves", plots.best_curves(trials)))
+    if view.stage.kind == "final":
+        out.append(_figure("Spread over seeds", plots.seed_spread(_seed_groups(view, trials))))
+    return "\n".join(out)
+
+
+def _seed_groups(view: Any, trials: list) -> dict[str, list[float]]:
+    """Final-stage values per config: slots seeds*i .. seeds*i + seeds - 1 are one config."""
+    groups: dict[str, list[float]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        if t.state != TrialState.COMPLETE or t.value is None or SLOT not in t.system_attrs:
+            continue
+        config = t.system_attrs[SLOT] // max(1, view.stage.seeds)
+        label = f"config {config + 1}\n" + "\n".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+        groups.setdefault(label, []).append(t.value)
+    return groups
+
+
+def _test_results(runs: Path) -> list[tuple[str, str, str, str]]:
+    """Rows from `hpsearch train --test` outputs (metrics.json) under `runs`; runs without a test are skipped."""
+    rows = []
+    for path in sorted(runs.rglob("metrics.json")):
+        try:
+            metrics = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            log.warning("skipping %s: %s", path, e)
+            continue
+        if not isinstance(metrics, dict) or "test_acc" not in metrics:
+            continue
+        rows.append((str(path.parent.relative_to(runs)) or ".", _summary(metrics.get("final_val_acc")),
+                     _summary(metrics.get("test_acc")), _summary(metrics.get("test_bacc"))))
+    return rows
+
+
+def _summary(s: Any) -> str:
+    if not isinstance(s, dict) or "mean" not in s:
+        return "—"
+    return f"{s['mean']:.4f} ± {s.get('std', 0.0):.4f} (n={len(s.get('values', []))})"
+
+
+def _figure(title: str, data: bytes | None, why_not: str = "") -> str:
+    if data is None:
+        return f"<h3>{_e(title)}</h3><p class='note'>{_e(why_not or 'nothing to draw yet')}</p>"
+    payload = base64.b64encode(data).decode("ascii")
+    return f"<h3>{_e(title)}</h3><img alt='{_e(title)}' src='data:image/png;base64,{payload}'>"
+
+
+def _table(header: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)

@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import optuna
+import optuna_dashboard
+import pytest
+from hpsearch.search.notes import annotate_trial, upload_curves, write_stage_note, write_trial_note
+from hpsearch.search.plan import Plan
+from hpsearch.search.space import space_from_json
+from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
+from optuna.trial import TrialState
+
+from tests.watch.conftest import Campaign
+from tests.watch.helpers import PLAN, journal
+
+
+def test_trial_notes_and_curves_land_in_the_storage(campaign: Campaign) -> None:
+    storage = campaign.storage
+    study = optuna.load_study(study_name="watch.coarse", storage=storage)
+    trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(trials) == 8
+    for t in trials:
+        note = optuna_dashboard.get_note(optuna.Trial(study, t._trial_id))
+        assert f"## Trial {t.number} of stage coarse" in note
+        assert "| lr |" in note and "searched" in note and "| epochs | 3 | fidelity |" in note
+        assert f"`{t.user_attrs['host']}`" in note and "`cpu`" in note
+        # the searched params come before the fidelity keys, which come before the rest of the config
+        assert note.index("| lr |") < note.index("| epochs |") < note.index("| scheduler |")
+        if t.state == TrialState.PRUNED:
+            assert t.user_attrs["pruned_reason"] in note
+        metas = get_all_artifact_meta(t, storage=storage)
+        assert [m.filename for m in metas] == [f"curves-trial-{t.number}.png"]
+        path = campaign.artifacts / metas[0].artifact_id
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert metas[0].mimetype == "image/png"
+    assert any(t.state == TrialState.PRUNED for t in trials), "the median pruner should have stopped a trial"
+
+
+def test_stage_note_shows_the_space_beside_the_parents(campaign: Campaign) -> None:
+    storage = campaign.storage
+    fine = optuna.load_study(study_name="watch.fine", storage=storage)
+    note = optuna_dashboard.get_note(fine)
+    assert note.startswith("## Stage fine (search)")
+    for fact in ("| budget | 5 trials |", "| fidelity overrides | epochs=4 |", "| sampler | name=tpe",
+                 "| pruner | name=none", "| narrowing rule | top_k=3", "| carry | 1 best config"):
+        assert fact in note
+    assert "| param | parent | this stage |" in note
+    assert "| lr | [0.001, 3] log |" in note  # the parent's interval, then the narrowed one
+    assert "| optimizer | {sgd, adamw} |" in note
+    coarse = optuna.load_study(study_name="watch.coarse", storage=storage)
+    assert "| lr | — | [0.001, 3] log |" in optuna_dashboard.get_note(coarse)
+
+
+def test_notes_accept_a_live_trial_and_rewrite_in_place(tmp_path: Path) -> None:
+    storage = journal(tmp_path / "j.journal")
+    study = optuna.create_study(study_name="x.s", storage=storage, direction="maximize")
+    trial = study.ask()
+    trial.set_user_attr("config", {"lr": 0.1, "epochs": 2})
+    write_trial_note(study, trial, None)
+    history = [{"epoch": e, "train_loss": 2.0 - e, "train_acc": 0.2 * e, "val_loss": 2.1 - e, "val_acc": 0.2 * e,
+                "val_bacc": 0.2 * e, "lr": 0.1, "seconds": 0.1} for e in (1, 2)]
+    annotate_trial(study, trial, history, "diverged: loss is nan at epoch 1", tmp_path / "a")
+    assert "diverged: loss is nan at epoch 1" in optuna_dashboard.get_note(trial)
+    (meta,) = get_all_artifact_meta(trial, storage=storage)
+    FileSystemArtifactStore(str(tmp_path / "a")).open_reader(meta.artifact_id).close()
+    study.tell(trial, 0.1)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):  # why the hook runs before `tell`
+        upload_curves(study, study.trials[0], history, tmp_path / "a")
+    plan = Plan.from_dict(PLAN)
+    write_stage_note(study, plan.stages[2], None, space_from_json(study.user_attrs.get("space")
+                                                                   or _space_json(plan)))
+    assert "top 2 config(s) x 2 seed(s)" in optuna_dashboard.get_note(study)
+
+
+def _space_json(plan: Plan) -> dict:
+    from hpsearch.search.space import space_to_json
+
+    return space_to_json(plan.space)
