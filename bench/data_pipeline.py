@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import MEAN, STD, Split, make_splits
 from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.model import CifarResNet18
 from hpsearch.objectives.train import resolve_device
-from torch import nn
 
 
 def baseline_loader(images: np.ndarray, labels: np.ndarray, batch_size: int, device: torch.device,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from hpsearch.objectives.errors import ConfigError
 
 OPTIMIZER_NAMES = ("sgd", "adamw", "nadam")

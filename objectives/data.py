@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import DataError
 

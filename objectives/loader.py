@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
+
 from hpsearch.objectives import augment
 from hpsearch.objectives.data import MEAN, STD, Split
 

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch import nn
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
-from torch import nn
 
 # weights(counts, config) -> unnormalised weight per class
 ClassWeights = Callable[[np.ndarray, TrainConfig], np.ndarray]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import make_splits, resolve_data_dir
 from hpsearch.objectives.loader import Augmentation, DeviceLoader

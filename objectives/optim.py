@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
-from torch import nn
 
 OptimizerFactory = Callable[[list[dict[str, Any]], TrainConfig], torch.optim.Optimizer]
 OPTIMIZERS: dict[str, OptimizerFactory] = {}

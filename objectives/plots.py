@@ -9,9 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
+
 from hpsearch.objectives.lr_find import RangeTest
 from hpsearch.objectives.result import EpochRecord
-from matplotlib.ticker import MaxNLocator
 
 
 def plot_curves(histories: Sequence[Sequence[EpochRecord]], path: str | Path, title: str = "") -> Path:

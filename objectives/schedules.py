@@ -10,9 +10,10 @@ import math
 from collections.abc import Callable
 
 import torch
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
-from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 # factor(step, config, steps_per_epoch) -> multiplier of config.lr, for steps counted after warmup
 Factor = Callable[[int, TrainConfig, int], float]

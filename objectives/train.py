@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import CifarSplits, load_test_split, make_splits, resolve_data_dir
 from hpsearch.objectives.errors import ConfigError
@@ -17,7 +19,6 @@ from hpsearch.objectives.model import CifarResNet18
 from hpsearch.objectives.optim import build_optimizer
 from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
 from hpsearch.objectives.schedules import LRSchedule
-from torch import nn
 
 EVAL_BATCH = 1024
 

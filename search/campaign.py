@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
 from hpsearch.search.narrow import narrow, set_lr_range
+from hpsearch.search.notes import write_stage_note
 from hpsearch.search.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
-from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial, TrialState
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,10 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
             system_attrs[OVERRIDES] = overrides
         study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs))
     if not study.user_attrs.get("opened"):
+        try:
+            write_stage_note(study, stage, parent, space)
+        except Exception:
+            log.exception("could not write the note of stage %s", stage.name)
         study.set_user_attr("opened", True)
 
 
@@ -116,9 +122,13 @@ def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tu
 
 
 def rank(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Completed trials, best first; ties broken by trial number so every worker ranks alike."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    return sorted(done, key=lambda t: (-t.value, t.number))
+    """Completed trials best first, then pruned ones by their last reported accuracy.
+
+    Ties are broken by trial number, so every worker ranks alike. Pruned trials come last because their
+    value is from an earlier epoch; they matter when the pruner cut most of a stage.
+    """
+    done = [t for t in trials if t.state in FINISHED and t.value is not None and DUPLICATE not in t.system_attrs]
+    return sorted(done, key=lambda t: (t.state != TrialState.COMPLETE, -t.value, t.number))
 
 
 def next_space(plan: Plan, index: int, previous: StageView) -> Space:
@@ -139,14 +149,24 @@ def next_space(plan: Plan, index: int, previous: StageView) -> Space:
 def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = None) -> StageView | None:
     """The stage as stored, or None when its study does not exist or is not yet open."""
     stage = plan.stages[index]
-    attrs = _study_attrs(storage, study_name(plan.name, stage))
+    name = study_name(plan.name, stage)
+    attrs = _study_attrs(storage, name)
     if attrs is None or not attrs.get("opened"):
         return None
-    sampler_seed = plan.seed if shares_seed(stage.sampler) else seed
-    study = optuna.load_study(study_name=study_name(plan.name, stage), storage=storage,
-                              sampler=make_sampler(stage.sampler, sampler_seed), pruner=make_pruner(stage.pruner))
+    # One Study per stage and process: a sampler rebuilt with the same seed at every look would
+    # propose the same point again and again.
+    key = (id(storage), name, seed)
+    study = _STUDIES.get(key)
+    if study is None:
+        sampler_seed = plan.seed if shares_seed(stage.sampler) else seed
+        study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(stage.sampler, sampler_seed),
+                                  pruner=make_pruner(stage.pruner))
+        _STUDIES[key] = study
     space = space_from_json(attrs["space"])
     return StageView(index, stage, study, space, study.get_trials(deepcopy=False))
+
+
+_STUDIES: dict[tuple[int, str, int | None], optuna.Study] = {}
 
 
 def stage_complete(view: StageView, max_retry: int) -> bool:

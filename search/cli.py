@@ -7,6 +7,7 @@ import logging
 import sys
 
 import click
+
 from hpsearch.objectives.errors import HpsearchError
 
 
@@ -25,7 +26,7 @@ def app() -> None:
 
 def _register_commands() -> None:
     # Each module adds its commands to `app`; imported here so `hpsearch --help` lists them all.
-    from hpsearch.search import cmd_campaign, cmd_train  # noqa: F401
+    from hpsearch.search import cmd_campaign, cmd_train, cmd_watch  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,9 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from hpsearch.objectives.data import ensure_data
 from hpsearch.search.campaign import init_campaign, load_plan
 from hpsearch.search.cli import app
+from hpsearch.search.dashboard import artifact_dir
 from hpsearch.search.export import best_configs, write_export
 from hpsearch.search.objective import get_objective
 from hpsearch.search.plan import Plan
@@ -18,9 +23,6 @@ from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.status import campaign_status, is_done, status_table
 from hpsearch.search.worker import WorkerOptions, device_slots, start_processes, wait_processes
 from hpsearch.storage import open_storage, redact_url
-from rich.console import Console
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)
 PathType = click.Path(path_type=Path)
@@ -38,6 +40,8 @@ def worker_options(f: Any) -> Any:
     f = click.option("--grace-period", type=click.IntRange(min=2), default=60, show_default=True,
                      help="seconds without a heartbeat before a running trial counts as dead")(f)
     f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=10, show_default=True)(f)
+    f = click.option("--artifacts", type=PathType, default=None,
+                     help="artifact store shared with the dashboard [env HPSEARCH_ARTIFACTS_DIR; ./artifacts]")(f)
     f = click.option("--download", is_flag=True, help="download CIFAR-10 when it is missing")(f)
     return click.option("--data-dir", type=PathType, default=None,
                         help="folder holding cifar-10-batches-py/ [default: $HPSEARCH_DATA_DIR]")(f)
@@ -51,7 +55,7 @@ def _options(storage: str | None, kw: dict[str, Any], plan_objective: str, max_t
         raise click.BadParameter("--grace-period must exceed --heartbeat-interval", param_hint="--grace-period")
     return WorkerOptions(storage=storage, max_trials=max_trials, data_dir=data_dir,
                          heartbeat_interval=kw["heartbeat_interval"], grace_period=kw["grace_period"],
-                         max_retry=kw["max_retry"])
+                         max_retry=kw["max_retry"], artifacts=artifact_dir(kw["artifacts"]))
 
 
 @app.command("init")

@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from hpsearch.objectives import provenance
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import ensure_data, load_test_split, make_splits
@@ -20,8 +23,6 @@ from hpsearch.objectives.lr_find import lr_range_test
 from hpsearch.objectives.plots import plot_curves, plot_range_test
 from hpsearch.objectives.train import EpochRecord, resolve_device, train
 from hpsearch.search.cli import app
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)

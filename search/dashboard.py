@@ -10,9 +10,10 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import optuna_dashboard
-from hpsearch.objectives.errors import HpsearchError
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage
+
+from hpsearch.objectives.errors import HpsearchError
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hpsearch.search.campaign import SLOT, load_plan, rank, stage_view
-from hpsearch.search.space import PlanError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.search.campaign import SLOT, load_plan, rank, stage_view
+from hpsearch.search.space import PlanError
 
 
 @dataclass(frozen=True)

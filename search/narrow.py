@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch.search.space import Distribution, Param, PlanError, Space, is_active, same_value
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from hpsearch.search.space import Distribution, Param, PlanError, Space, is_active, same_value
 
 _RULE_KEYS = ("top_k", "top_fraction", "margin", "min_width")
 

@@ -13,13 +13,14 @@ from typing import Any
 
 import optuna
 import optuna_dashboard
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.trial import FrozenTrial
+
 from hpsearch.objectives.plots import plot_curves
 from hpsearch.objectives.train import EpochRecord
 from hpsearch.search.narrow import rule_to_data
 from hpsearch.search.plan import Stage
 from hpsearch.search.space import Space, space_to_data
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna.trial import FrozenTrial
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from optuna.distributions import FloatDistribution
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.search.narrow import NarrowRule, parse_narrow_rule, rule_to_data
 from hpsearch.search.samplers import pruner_spec, sampler_spec
 from hpsearch.search.space import PlanError, Space, parse_space, space_to_data
-from optuna.distributions import FloatDistribution
 
 __all__ = ["Plan", "PlanError", "Stage", "load_plan", "plan_fingerprint"]
 

@@ -12,11 +12,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
 from hpsearch.search import report_plots as plots
 from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
 from hpsearch.search.space import space_from_json
-from optuna.storages import BaseStorage
-from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 

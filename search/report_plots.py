@@ -14,11 +14,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
 import optuna
-from hpsearch.search.space import Space
 from matplotlib.figure import Figure
 from optuna.distributions import CategoricalDistribution
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.search.space import Space
 
 log = logging.getLogger(__name__)
 

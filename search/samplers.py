@@ -11,10 +11,11 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import optuna
-from hpsearch.search.space import PlanError
 from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
+
+from hpsearch.search.space import PlanError
 
 SamplerFactory = Callable[..., BaseSampler]  # (seed, **options)
 PrunerFactory = Callable[..., BasePruner]  # (**options)

@@ -10,8 +10,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.errors import ConfigError, HpsearchError
 from optuna.distributions import (
     CategoricalDistribution,
     FloatDistribution,
@@ -20,6 +18,9 @@ from optuna.distributions import (
     json_to_distribution,
 )
 from optuna.trial import BaseTrial
+
+from hpsearch.objectives.config import TrainConfig
+from hpsearch.objectives.errors import ConfigError, HpsearchError
 
 Distribution = FloatDistribution | IntDistribution | CategoricalDistribution
 

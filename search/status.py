@@ -6,11 +6,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch.search.campaign import DUPLICATE, load_plan, rank, stage_view
-from hpsearch.search.space import Space, space_to_data
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from rich.table import Table
+
+from hpsearch.search.campaign import DUPLICATE, load_plan, rank, stage_view
+from hpsearch.search.space import Space, space_to_data
 
 
 @dataclass(frozen=True)

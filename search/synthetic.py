@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
 

@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
+
 from hpsearch.objectives import provenance
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, StopTraining
 from hpsearch.search.campaign import OVERRIDES, StageView
+from hpsearch.search.dashboard import artifact_dir
+from hpsearch.search.notes import annotate_trial
 from hpsearch.search.objective import Objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import sample_params
-from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ def trial_config(plan: Plan, view: StageView, trial: optuna.Trial, device: str) 
 
 
 def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, *, device: str,
-              data_dir: Path | None, stop: threading.Event) -> TrialState:
+              data_dir: Path | None, stop: threading.Event, artifacts: Path | None = None) -> TrialState:
     """Train one claimed trial and tell the study how it ended; returns the state it was told."""
     study = view.study
     trial.set_user_attr("host", socket.gethostname())
@@ -74,16 +77,26 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     trial.set_user_attr("history", [dataclasses.asdict(r) for r in result.history])
     trial.set_user_attr("seconds", round(result.seconds, 3))
     trial.set_user_attr("status", result.status)
+    if result.status != "completed":
+        trial.set_user_attr("pruned_reason", result.reason)
+    _annotate(study, trial, result.reason, artifacts)  # before tell: a finished trial takes no artifact
     if result.status == "completed":
         study.tell(trial, result.final_val_acc)
         return TrialState.COMPLETE
-    trial.set_user_attr("pruned_reason", result.reason)
     if result.status == "diverged" and result.history:
         last = result.history[-1]
         if last.val_acc == last.val_acc:  # report the diverged epoch too, so the curve shows the collapse
             trial.report(last.val_acc, last.epoch)
     study.tell(trial, state=TrialState.PRUNED)
     return TrialState.PRUNED
+
+
+def _annotate(study: optuna.Study, trial: optuna.Trial, reason: str | None, artifacts: Path | None) -> None:
+    """The dashboard note and curves artifact; a failure here is logged, never fails the trial."""
+    try:
+        annotate_trial(study, trial, trial.user_attrs.get("history", []), reason, artifact_dir(artifacts))
+    except Exception:
+        log.exception("could not write the note or curves of trial %d", trial.number)
 
 
 def _run_range_test(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, device: str,

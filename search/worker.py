@@ -16,23 +16,27 @@ from typing import Any
 
 import optuna
 import sqlalchemy.exc
+from optuna.storages import BaseStorage
+from optuna.trial import TrialState
+
 from hpsearch.search.campaign import (
+    StageView,
     claim,
     load_plan,
     next_space,
     open_stage,
     rank,
     repair_orphans,
+    retry_callback,
     stage_complete,
     stage_view,
     study_name,
 )
+from hpsearch.search.notes import write_trial_note
 from hpsearch.search.objective import Objective, get_objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import Interrupted, run_trial
 from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_url
-from optuna.storages import BaseStorage
-from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
@@ -49,6 +53,7 @@ class WorkerOptions:
     grace_period: int = 60
     max_retry: int = 3
     poll: float = 0.5  # seconds between looks at the storage while the last trials of a stage run
+    artifacts: Path | None = None  # the artifact store shared with the dashboard
 
 
 def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
@@ -113,26 +118,30 @@ def _step(storage: BaseStorage, plan: Plan, objective: Objective, seed: int, cur
     return 1
 
 
-def _run_one(plan, view, trial, objective, storage, options: WorkerOptions, stop: threading.Event) -> None:
+def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, storage: BaseStorage,
+             options: WorkerOptions, stop: threading.Event) -> None:
+    """Train one claimed trial under a heartbeat; an interrupted or crashed trial is failed and retried."""
     with Heartbeat(storage, trial._trial_id, options.heartbeat_interval):
         try:
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
-                              stop=stop)
+                              stop=stop, artifacts=options.artifacts)
             log.info("trial %d of %s: %s", trial.number, view.stage.name, state.name)
         except Interrupted:
             _fail_and_retry(view, trial, "the worker was stopped (SIGTERM); the trial is retried", options)
-        except Exception as e:
+        except Exception as e:  # one broken trial must not take the worker down
             log.exception("trial %d of %s failed", trial.number, view.stage.name)
             _fail_and_retry(view, trial, f"{type(e).__name__}: {e}", options)
 
 
-def _fail_and_retry(view, trial, reason: str, options: WorkerOptions) -> None:
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
+def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: WorkerOptions) -> None:
+    """Record why, fail the trial, and enqueue its retry (bounded by max_retry) for any worker to take."""
     trial.set_user_attr("fail_reason", reason)
+    try:
+        write_trial_note(view.study, trial, reason)
+    except Exception:
+        log.exception("could not write the note of trial %d", trial.number)
     view.study.tell(trial, state=TrialState.FAIL)
-    RetryHeartbeatStaleTrialCallback(max_retry=options.max_retry)(view.study, view.study._storage.get_trial(
-        trial._trial_id))
+    retry_callback(options.max_retry)(view.study, view.study._storage.get_trial(trial._trial_id))
 
 
 def _child(campaign: str, options: WorkerOptions, threads: int) -> None:
@@ -150,6 +159,7 @@ def _child(campaign: str, options: WorkerOptions, threads: int) -> None:
 def device_slots(devices: str, per_device: int) -> list[str]:
     """`cpu`, `all` (every visible GPU, else the CPU) or `0,1` -> one device string per worker process."""
     import torch
+
     from hpsearch.objectives.errors import HpsearchError
 
     if devices == "cpu":

@@ -8,9 +8,6 @@ import time
 from typing import Any
 
 import sqlalchemy.exc
-from hpsearch.storage.errors import StorageError
-from hpsearch.storage.experimental import using_experimental_optuna
-from hpsearch.storage.urls import parse_storage_string, redact_url, resolve_storage_string, scrub
 from optuna.storages import (
     BaseStorage,
     GrpcStorageProxy,
@@ -19,6 +16,10 @@ from optuna.storages import (
 )
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from sqlalchemy.engine import make_url
+
+from hpsearch.storage.errors import StorageError
+from hpsearch.storage.experimental import using_experimental_optuna
+from hpsearch.storage.urls import parse_storage_string, redact_url, resolve_storage_string, scrub
 
 logger = logging.getLogger(__name__)
 

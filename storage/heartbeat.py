@@ -19,10 +19,11 @@ from typing import Any
 
 import grpc
 import sqlalchemy.exc
-from hpsearch.storage.factory import DEFAULT_HEARTBEAT_INTERVAL
-from hpsearch.storage.urls import scrub
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage, _CachedStorage
+
+from hpsearch.storage.factory import DEFAULT_HEARTBEAT_INTERVAL
+from hpsearch.storage.urls import scrub
 
 logger = logging.getLogger(__name__)
 

@@ -8,11 +8,12 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import optuna
+from optuna.exceptions import ExperimentalWarning
+
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.factory import open_storage
 from hpsearch.storage.heartbeat import rdb_backend
 from hpsearch.storage.urls import redact_url, resolve_storage_string
-from optuna.exceptions import ExperimentalWarning
 
 logger = logging.getLogger(__name__)
 

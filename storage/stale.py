@@ -9,13 +9,14 @@ from datetime import datetime
 
 import optuna
 import sqlalchemy
-from hpsearch.storage.errors import StorageError
-from hpsearch.storage.experimental import using_experimental_optuna
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, rdb_backend
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.storage.errors import StorageError
+from hpsearch.storage.experimental import using_experimental_optuna
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, rdb_backend
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,12 @@ import time
 from pathlib import Path
 
 import yaml
+from optuna.trial import TrialState
+
 from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
 from hpsearch.search.narrow import narrow
 from hpsearch.search.space import space_to_json
 from hpsearch.storage import open_storage
-from optuna.trial import TrialState
 
 PLAN = {
     "name": "syn",

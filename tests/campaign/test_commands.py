@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.cli import main
 from hpsearch.search.worker import WorkerOptions, work
-
 from tests.campaign.helpers import PLAN, write_plan
 from tests.cifar_files import write_cifar
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import optuna
 import pytest
+
 from hpsearch.search.campaign import init_campaign, load_plan, next_space, open_stage, rank, stage_view
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.worker import WorkerOptions, work
 from hpsearch.storage import open_storage
-
 from tests.campaign.helpers import check_campaign, write_plan
 
 

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from hpsearch.search.cli import main
-from hpsearch.storage import open_storage
 from optuna.trial import TrialState
 
-from tests.campaign.helpers import check_campaign, finished_count, start_workers, wait_all, write_plan
+from hpsearch.search.cli import main
+from hpsearch.storage import open_storage
+from tests.campaign.helpers import PLAN, check_campaign, finished_count, start_workers, wait_all, write_plan
 
 pytestmark = pytest.mark.slow
 
@@ -62,8 +62,10 @@ def test_postgresql_restart_mid_campaign(pg_url: str, pg_server, tmp_path: Path)
 
 def test_sigterm_hands_the_trial_back_and_exits_0(tmp_path: Path) -> None:
     journal = str(tmp_path / "c.journal")
-    assert main(["init", str(write_plan(tmp_path / "plan.yaml")), "--storage", journal]) == 0
-    proc = start_workers(1, journal, sleep=0.5, log_dir=tmp_path)[0]
+    # LRs that never diverge, and slow epochs: the signal lands mid-trial, not after a quick divergence.
+    space = {**PLAN["space"], "lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
+    assert main(["init", str(write_plan(tmp_path / "plan.yaml", space=space)), "--storage", journal]) == 0
+    proc = start_workers(1, journal, sleep=1.5, log_dir=tmp_path)[0]
     storage = open_storage(journal)
     deadline = time.monotonic() + 60
     while not any(t.state == TrialState.RUNNING for s in storage.get_all_studies()

@@ -1,8 +1,8 @@
 from pathlib import Path
 
 import pytest
-from hpsearch.objectives.config import TrainConfig
 
+from hpsearch.objectives.config import TrainConfig
 from tests.cifar_files import write_cifar
 
 

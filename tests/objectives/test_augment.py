@@ -1,4 +1,5 @@
 import torch
+
 from hpsearch.objectives import augment
 from hpsearch.objectives.data import Split
 from hpsearch.objectives.loader import Augmentation, DeviceLoader

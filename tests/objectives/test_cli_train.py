@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.cli import main
 

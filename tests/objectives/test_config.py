@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
 

@@ -2,10 +2,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import load_raw, load_test_split, long_tail_counts, make_splits
 from hpsearch.objectives.errors import DataError
-
 from tests.cifar_files import write_cifar
 
 

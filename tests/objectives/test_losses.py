@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.losses import build_loss, class_weights
 

@@ -3,6 +3,7 @@ import itertools
 import numpy as np
 import pytest
 import torch
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.schedules import LRSchedule, lr_factor
 

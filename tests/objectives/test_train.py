@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.model import CifarResNet18
 from hpsearch.objectives.train import EpochRecord, StopTraining, train

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from hpsearch.search.narrow import NarrowRule
 from hpsearch.search.plan import Plan, PlanError, Stage, load_plan, plan_fingerprint
 from hpsearch.search.samplers import make_pruner, make_sampler

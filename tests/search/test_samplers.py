@@ -6,6 +6,7 @@ import importlib.util
 
 import optuna
 import pytest
+
 from hpsearch.search.samplers import (
     PRUNERS,
     SAMPLERS,

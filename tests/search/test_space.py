@@ -8,6 +8,13 @@ import sys
 
 import optuna
 import pytest
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    json_to_distribution,
+)
+
 from hpsearch.search.space import (
     PlanError,
     active_params,
@@ -16,12 +23,6 @@ from hpsearch.search.space import (
     space_from_json,
     space_to_data,
     space_to_json,
-)
-from optuna.distributions import (
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-    json_to_distribution,
 )
 
 SPACE = {

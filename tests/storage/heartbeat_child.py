@@ -6,8 +6,9 @@ Run by the recovery tests: `python heartbeat_child.py STUDY INTERVAL` with the s
 import sys
 import time
 
-from hpsearch.storage import Heartbeat, open_storage
 from optuna.trial import TrialState
+
+from hpsearch.storage import Heartbeat, open_storage
 
 
 def main() -> None:

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 
 import pytest
-from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage
 
 ClaimTrials = Callable[[BaseStorage, str, int], list[int]]  # the `claim_trials` fixture
 SLOT_ATTR = "hpsearch:slot"  # set by `claim_trials` on every slot

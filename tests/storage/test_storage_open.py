@@ -11,9 +11,10 @@ from urllib.parse import quote
 
 import optuna
 import pytest
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+
 from hpsearch.objectives.errors import HpsearchError
 from hpsearch.storage import StorageError, open_storage, redact_url
-from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
 
 def _round_trip(url: str) -> None:

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.storages import BaseStorage, GrpcStorageProxy
+from optuna.trial import TrialState
+
 from hpsearch.storage import (
     Heartbeat,
     StorageError,
@@ -20,8 +23,6 @@ from hpsearch.storage import (
     open_storage,
     serve_storage_proxy,
 )
-from optuna.storages import BaseStorage, GrpcStorageProxy
-from optuna.trial import TrialState
 
 ClaimTrials = Callable[[BaseStorage, str, int], list[int]]  # the `claim_trials` fixture
 GRACE = 1.5  # seconds

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import optuna
-from hpsearch.storage import HEARTBEAT_ATTR, fail_stale_trials, open_storage
 from optuna.trial import TrialState
+
+from hpsearch.storage import HEARTBEAT_ATTR, fail_stale_trials, open_storage
 
 CHILD = Path(__file__).with_name("heartbeat_child.py")
 GRACE = 1.5  # seconds

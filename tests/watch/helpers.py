@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import BaseStorage
+
 from hpsearch.search.campaign import claim, init_campaign, next_space, open_stage, rank, stage_complete, stage_view
 from hpsearch.search.notes import upload_curves, write_stage_note, write_trial_note
 from hpsearch.search.objective import Objective, get_objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import space_from_json
 from hpsearch.search.trial_runner import run_trial
-from optuna.storages import BaseStorage
 
 PLAN = {
     "name": "watch",

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.train import train
-from hpsearch.search.notes import annotate_trial
 from optuna.artifacts import get_all_artifact_meta
 from playwright.sync_api import expect, sync_playwright
 
+from hpsearch.objectives.config import TrainConfig
+from hpsearch.objectives.train import train
+from hpsearch.search.notes import annotate_trial
 from tests.cifar_files import write_cifar
 from tests.watch.helpers import PLAN, run_campaign
 

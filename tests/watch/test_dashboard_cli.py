@@ -2,6 +2,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from hpsearch.search import cmd_watch  # noqa: F401  (registers the commands)
 from hpsearch.search.cli import main
 

@@ -3,12 +3,12 @@ from pathlib import Path
 import optuna
 import optuna_dashboard
 import pytest
-from hpsearch.search.notes import annotate_trial, upload_curves, write_stage_note, write_trial_note
-from hpsearch.search.plan import Plan
-from hpsearch.search.space import space_from_json
 from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 from optuna.trial import TrialState
 
+from hpsearch.search.notes import annotate_trial, upload_curves, write_stage_note, write_trial_note
+from hpsearch.search.plan import Plan
+from hpsearch.search.space import space_from_json
 from tests.watch.conftest import Campaign
 from tests.watch.helpers import PLAN, journal
 

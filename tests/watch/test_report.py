@@ -5,10 +5,10 @@ import re
 from pathlib import Path
 
 import optuna
-from hpsearch.search import report_plots
-from hpsearch.search.report import write_report
 from PIL import Image
 
+from hpsearch.search import report_plots
+from hpsearch.search.report import write_report
 from tests.watch.conftest import Campaign
 
 PNG = b"\x89PNG\r\n\x1a\n"
