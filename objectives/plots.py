@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -11,8 +12,10 @@ matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from hpsearch.objectives.lr_find import RangeTest
 from hpsearch.objectives.result import EpochRecord
+
+if TYPE_CHECKING:
+    from hpsearch.objectives.lr_find import RangeTest
 
 
 def plot_curves(histories: Sequence[Sequence[EpochRecord]], path: str | Path, title: str = "") -> Path:

@@ -40,6 +40,7 @@ def worker_options(f: Any) -> Any:
     f = click.option("--grace-period", type=click.IntRange(min=2), default=60, show_default=True,
                      help="seconds without a heartbeat before a running trial counts as dead")(f)
     f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=10, show_default=True)(f)
+    f = click.option("--no-artifacts", is_flag=True, help="no curve images (trial notes are still written)")(f)
     f = click.option("--artifacts", type=PathType, default=None,
                      help="artifact store shared with the dashboard [env HPSEARCH_ARTIFACTS_DIR; ./artifacts]")(f)
     f = click.option("--download", is_flag=True, help="download CIFAR-10 when it is missing")(f)
@@ -53,9 +54,10 @@ def _options(storage: str | None, kw: dict[str, Any], plan_objective: str, max_t
         data_dir = ensure_data(kw["data_dir"], kw["download"])
     if kw["grace_period"] <= kw["heartbeat_interval"]:
         raise click.BadParameter("--grace-period must exceed --heartbeat-interval", param_hint="--grace-period")
+    artifacts = None if kw["no_artifacts"] else artifact_dir(kw["artifacts"])
     return WorkerOptions(storage=storage, max_trials=max_trials, data_dir=data_dir,
                          heartbeat_interval=kw["heartbeat_interval"], grace_period=kw["grace_period"],
-                         max_retry=kw["max_retry"], artifacts=artifact_dir(kw["artifacts"]))
+                         max_retry=kw["max_retry"], artifacts=artifacts)
 
 
 @app.command("init")

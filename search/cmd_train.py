@@ -19,9 +19,7 @@ from hpsearch.objectives import provenance
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import ensure_data, load_test_split, make_splits
 from hpsearch.objectives.errors import ConfigError
-from hpsearch.objectives.lr_find import lr_range_test
-from hpsearch.objectives.plots import plot_curves, plot_range_test
-from hpsearch.objectives.train import EpochRecord, resolve_device, train
+from hpsearch.objectives.result import EpochRecord, TrainResult
 from hpsearch.search.cli import app
 
 log = logging.getLogger(__name__)
@@ -60,6 +58,9 @@ def train_command(
     config_path: Path, seeds: int, test: bool, out: Path, data_dir: Path | None, download: bool, device: str | None
 ) -> None:
     """Train one config (several seeds), writing config.yaml, metrics.json and curves.png."""
+    from hpsearch.objectives.plots import plot_curves
+    from hpsearch.objectives.train import resolve_device  # torch: imported only by the commands that train
+
     config, recorded = load_config(config_path, device)
     resolve_device(config.device)  # fail before any work when the device is not there
     root = ensure_data(data_dir, download)
@@ -107,6 +108,10 @@ def lr_find_command(
     data_dir: Path | None, download: bool, device: str | None,
 ) -> None:
     """LR range test: writes lr-find.png and lr-find.yaml with the suggested [base_lr, max_lr]."""
+    from hpsearch.objectives.lr_find import lr_range_test
+    from hpsearch.objectives.plots import plot_range_test
+    from hpsearch.objectives.train import resolve_device
+
     if start_lr >= end_lr:
         raise ConfigError(f"--start-lr ({start_lr}) must be below --end-lr ({end_lr})")
     config, _ = load_config(config_path, device)
@@ -123,7 +128,9 @@ def lr_find_command(
     click.echo(f"wrote {out / 'lr-find.png'}, {out / 'lr-find.yaml'}")
 
 
-def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str):
+def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str) -> TrainResult:
+    from hpsearch.objectives.train import train
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[metrics]}"))
     with Progress(*columns, console=console, transient=False) as progress:

@@ -10,7 +10,6 @@ import click
 from hpsearch.search.cli import app
 from hpsearch.search.cmd_campaign import storage_option
 from hpsearch.search.dashboard import artifact_dir, make_dashboard_server, url_of
-from hpsearch.search.report import write_report
 from hpsearch.storage import open_storage, redact_url
 
 PathType = click.Path(path_type=Path)
@@ -48,5 +47,7 @@ def report_command(name: str, storage: str | None, out: Path, runs: Path | None)
         command += ["--storage", redact_url(storage)]
     if runs is not None:
         command += ["--runs", str(runs)]
+    from hpsearch.search.report import write_report  # matplotlib only for the report
+
     path = write_report(open_storage(storage), name, out, shlex.join(command), runs)
     click.echo(f"wrote {path}")

@@ -16,8 +16,7 @@ import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import FrozenTrial
 
-from hpsearch.objectives.plots import plot_curves
-from hpsearch.objectives.train import EpochRecord
+from hpsearch.objectives.result import EpochRecord
 from hpsearch.search.narrow import rule_to_data
 from hpsearch.search.plan import Stage
 from hpsearch.search.space import Space, space_to_data
@@ -61,6 +60,8 @@ def upload_curves(study: optuna.Study, trial: optuna.Trial | FrozenTrial, histor
     """Train and validation curves as a PNG, uploaded as an artifact of the trial; returns the artifact id."""
     if not history:
         raise ValueError(f"trial {trial.number} has no epochs yet; nothing to plot")
+    from hpsearch.objectives.plots import plot_curves  # matplotlib only where curves are drawn
+
     records = [EpochRecord(**r) for r in history]
     Path(artifact_dir).mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(artifact_dir))

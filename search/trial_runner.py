@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket
 import threading
 from pathlib import Path
@@ -17,8 +18,7 @@ from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, StopTraining
 from hpsearch.search.campaign import OVERRIDES, StageView
-from hpsearch.search.dashboard import artifact_dir
-from hpsearch.search.notes import annotate_trial
+from hpsearch.search.notes import annotate_trial, write_trial_note
 from hpsearch.search.objective import Objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import sample_params
@@ -44,6 +44,7 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     study = view.study
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("device", device)
+    trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("stage", view.stage.name)
     if view.stage.kind == "lr_range_test":
         return _run_range_test(plan, view, trial, objective, device, data_dir)
@@ -92,9 +93,12 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
 
 
 def _annotate(study: optuna.Study, trial: optuna.Trial, reason: str | None, artifacts: Path | None) -> None:
-    """The dashboard note and curves artifact; a failure here is logged, never fails the trial."""
+    """The dashboard note, and the curves artifact when there is an artifact store; never fails the trial."""
     try:
-        annotate_trial(study, trial, trial.user_attrs.get("history", []), reason, artifact_dir(artifacts))
+        if artifacts is None:
+            write_trial_note(study, trial, reason)
+        else:
+            annotate_trial(study, trial, trial.user_attrs.get("history", []), reason, artifacts)
     except Exception:
         log.exception("could not write the note or curves of trial %d", trial.number)
 

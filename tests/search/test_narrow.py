@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
@@ -336,7 +336,22 @@ def test_narrowing_is_deterministic_and_a_fixed_point(case: tuple[Space, list[di
     parent, trials, narrow_rule = case
     child = narrow(parent, trials, narrow_rule)
     assert narrow(parent, [dict(t) for t in trials], narrow_rule) == child
+    # A value within a hair of a parent's edge is snapped onto it (that absorbs log/exp drift); the snapped
+    # child cannot reproduce the snap, so the fixed point holds for values on an edge or clearly inside.
+    assume(not any(_within_a_hair_of_an_edge(parent, t) for t in trials))
     # Without min_width (which is relative to the parent's width), the same trials narrow the child to itself.
     flat = NarrowRule(narrow_rule.top_k, narrow_rule.top_fraction, narrow_rule.margin, 0.0)
     once = narrow(parent, trials, flat)
     assert narrow(once, trials, flat) == once
+
+
+def _within_a_hair_of_an_edge(space: Space, trial: dict[str, Any]) -> bool:
+    for p in space:
+        d, v = p.distribution, trial.get(p.name)
+        if isinstance(d, CategoricalDistribution) or not isinstance(v, (int, float)) or v in (d.low, d.high):
+            continue
+        to = math.log if d.log else float
+        lo, hi, x = to(d.low), to(d.high), to(v)
+        if min(x - lo, hi - x) <= 1e-6 * (hi - lo):
+            return True
+    return False

@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
+from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.narrow import NarrowRule
 from hpsearch.search.plan import Plan, PlanError, Stage, load_plan, plan_fingerprint
 from hpsearch.search.samplers import make_pruner, make_sampler
 from hpsearch.search.space import space_from_json, space_to_json
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+EXAMPLES_DIR = Path(__file__).parents[2] / "examples"
+EXAMPLES = sorted(p for p in EXAMPLES_DIR.glob("*.yaml") if not p.name.startswith("config-"))
+CONFIGS = sorted(EXAMPLES_DIR.glob("config-*.yaml"))  # single-run TrainConfigs for `hpsearch train`
 
 PLAN: dict[str, Any] = {
     "name": "tiny",
@@ -96,9 +99,13 @@ def test_example_plans_load_and_build(path: Path) -> None:
     assert kinds[-1] == "final" and kinds.count("search") >= 2
     for stage in plan.stages:
         make_pruner(stage.pruner)
-        if stage.sampler["name"] not in ("qmc", "gp"):  # those need scipy; see test_samplers
-            make_sampler(stage.sampler, seed=plan.seed)
+        make_sampler(stage.sampler, seed=plan.seed)
         plan.config_for(stage, {})
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_example_configs_are_train_configs(path: Path) -> None:
+    assert TrainConfig.from_yaml_file(path).epochs >= 1
 
 
 def test_examples_cover_the_documented_set() -> None:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
 
 from hpsearch.search.campaign import claim, init_campaign, next_space, open_stage, rank, stage_complete, stage_view
-from hpsearch.search.notes import upload_curves, write_stage_note, write_trial_note
-from hpsearch.search.objective import Objective, get_objective
+from hpsearch.search.objective import get_objective
 from hpsearch.search.plan import Plan
-from hpsearch.search.space import space_from_json
 from hpsearch.search.trial_runner import run_trial
 
 PLAN = {
@@ -39,7 +35,7 @@ PLAN = {
 
 
 def run_campaign(storage: BaseStorage, artifacts: Path, data: dict | None = None) -> Plan:
-    """Run every stage of the plan to the end, writing notes and curve artifacts as the worker hooks do."""
+    """Run every stage of the plan to the end through the worker's own trial runner (notes and curves too)."""
     plan = Plan.from_dict(data or PLAN)
     init_campaign(storage, plan)
     objective = get_objective(plan.objective)
@@ -50,28 +46,13 @@ def run_campaign(storage: BaseStorage, artifacts: Path, data: dict | None = None
             open_stage(storage, plan, index, next_space(plan, index, previous), previous.space,
                        rank(previous.trials))
             view = stage_view(storage, plan, index)
-        parent = view.study.user_attrs.get("parent_space")
-        write_stage_note(view.study, view.stage, space_from_json(parent) if parent else None, view.space)
         while not stage_complete(view, max_retry=0):
             trial = claim(view)
             assert trial is not None
-            # Curves go up before the trial is told (a finished trial takes no new artifact); notes any time.
-            run_trial(plan, view, trial, _uploading(objective, view.study, trial, artifacts), device="cpu",
-                      data_dir=None, stop=threading.Event())
-            frozen = view.study._storage.get_trial(trial._trial_id)
-            write_trial_note(view.study, frozen, frozen.user_attrs.get("pruned_reason"))
+            run_trial(plan, view, trial, objective, device="cpu", data_dir=None, stop=threading.Event(),
+                      artifacts=artifacts)
             view = stage_view(storage, plan, index)
     return plan
-
-
-def _uploading(objective: Objective, study: optuna.Study, trial: optuna.Trial, artifacts: Path) -> Objective:
-    def train(config: Any, **kwargs: Any) -> Any:
-        result = objective.train(config, **kwargs)
-        if result.history:
-            upload_curves(study, trial, [dataclasses.asdict(r) for r in result.history], artifacts)
-        return result
-
-    return dataclasses.replace(objective, train=train)
 
 
 def journal(path: Path) -> BaseStorage:

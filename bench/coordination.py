@@ -1,0 +1,150 @@
+"""Coordination benchmark: `hpsearch worker` against plain Optuna on one PostgreSQL, W worker processes.
+
+Same throwaway PostgreSQL cluster, same sampler (random), same number of intermediate reports per trial,
+a zero-cost objective. Plain Optuna: W processes of `load_study` + `optimize` with `MaxTrialsCallback`
+(which overshoots, optuna/optuna#3518). hpsearch: `hpsearch init` of a one-stage synthetic plan with no sleep,
+then W `hpsearch worker` commands (heartbeats on, curve images off). One table: trials/s between the first
+trial's start and the last one's end, claim latency (a worker's gap between finishing one trial and starting
+the next) p50 / p99, the most connections the database saw, and the overshoot of the budget.
+
+Usage:  python bench/coordination.py [--workers 1,4,16,64] [--trials 200] [--reports 5]
+Results (2-core CPU, PostgreSQL 15, Optuna 5.0.0, n=1 run per row): see the project notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the throwaway-cluster helper lives with the tests
+
+from tests.pgcluster import PostgresServer, find_postgres_bindir  # noqa: E402
+
+
+def plain_worker(url: str, study_name: str, budget: int, reports: int) -> None:
+    """One plain-Optuna process: the documented distributed pattern."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=study_name, storage=url, sampler=optuna.samplers.RandomSampler())
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("pid", os.getpid())
+        x = trial.suggest_float("lr", 1e-3, 1.0, log=True)
+        for step in range(reports):
+            trial.report(x * step, step)
+        return x
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(budget, states=states)])
+
+
+def count_connections(url: str, stop: threading.Event, peak: list[int]) -> None:
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    dbname = engine.url.database
+    while not stop.is_set():
+        with engine.connect() as conn:
+            n = conn.execute(sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"),
+                             {"d": dbname}).scalar()
+        peak[0] = max(peak[0], int(n) - 1)  # minus this probe
+        stop.wait(0.2)
+    engine.dispose()
+
+
+def measure(url: str, study_name: str, budget: int, procs: list[subprocess.Popen]) -> dict[str, float]:
+    peak, stop = [0], threading.Event()
+    probe = threading.Thread(target=count_connections, args=(url, stop, peak), daemon=True)
+    probe.start()
+    for p in procs:
+        if p.wait(timeout=1800) != 0:
+            raise SystemExit(f"a worker failed (exit {p.returncode})")
+    stop.set()
+    probe.join()
+    trials = [t for t in optuna.load_study(study_name=study_name, storage=url).trials
+              if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    start = min(t.datetime_start for t in trials)
+    end = max(t.datetime_complete for t in trials)
+    gaps = []
+    by_worker: dict[object, list[optuna.trial.FrozenTrial]] = {}
+    for t in trials:
+        by_worker.setdefault(t.user_attrs.get("pid"), []).append(t)
+    for runs in by_worker.values():
+        runs.sort(key=lambda t: t.datetime_start)
+        gaps += [(b.datetime_start - a.datetime_complete).total_seconds() for a, b in itertools.pairwise(runs)]
+    gaps.sort()
+    return {"rate": len(trials) / max(1e-9, (end - start).total_seconds()),
+            "p50": statistics.median(gaps) * 1000 if gaps else float("nan"),
+            "p99": gaps[min(len(gaps) - 1, int(0.99 * len(gaps)))] * 1000 if gaps else float("nan"),
+            "connections": peak[0], "overshoot": len(trials) - budget}
+
+
+def run_plain(server: PostgresServer, workers: int, budget: int, reports: int) -> dict[str, float]:
+    url = server.url_for(server.create_database(f"plain{workers}"))
+    optuna.create_study(study_name="bench", storage=url, direction="maximize")
+    procs = [subprocess.Popen([sys.executable, __file__, "--plain-worker", url, str(budget), str(reports)])
+             for _ in range(workers)]
+    return measure(url, "bench", budget, procs)
+
+
+def run_hpsearch(server: PostgresServer, workers: int, budget: int, reports: int, tmp: Path) -> dict[str, float]:
+    url = server.url_for(server.create_database(f"hp{workers}"))
+    plan = {"name": "bench", "objective": "synthetic", "base": {"lr": 0.05, "device": "cpu"},
+            "space": {"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}},
+            "stages": [{"name": "only", "n_trials": budget, "overrides": {"epochs": reports}, "sampler": "random"}]}
+    (tmp / "plan.yaml").write_text(yaml.safe_dump(plan))
+    hp = [sys.executable, "-m", "hpsearch.search"]
+    subprocess.run([*hp, "init", str(tmp / "plan.yaml"), "--storage", url], check=True, capture_output=True)
+    env = {**os.environ, "HPSEARCH_SYNTHETIC_SLEEP": "0"}
+    procs = [subprocess.Popen([*hp, "worker", "bench", "--storage", url, "--devices", "cpu", "--no-artifacts",
+                               "--heartbeat-interval", "5", "--grace-period", "30"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
+    return measure(url, "bench.only", budget, procs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="1,4,16,64")
+    parser.add_argument("--trials", type=int, default=200, help="budget per run")
+    parser.add_argument("--reports", type=int, default=5, help="intermediate values per trial")
+    args = parser.parse_args()
+    bindir = find_postgres_bindir()
+    if bindir is None:
+        raise SystemExit("PostgreSQL server binaries not found (initdb, pg_ctl); install postgresql")
+    server = PostgresServer(bindir)
+    server.init()
+    server.start()
+    rows = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for w in (int(x) for x in args.workers.split(",")):
+                plain = run_plain(server, w, args.trials, args.reports)
+                ours = run_hpsearch(server, w, args.trials, args.reports, Path(tmp))
+                rows.append((w, plain, ours))
+    finally:
+        server.destroy()
+    print(f"\nbudget {args.trials} trials, {args.reports} reports each, random sampler, zero-cost objective, "
+          f"{os.cpu_count()} CPU cores, Optuna {optuna.__version__}")
+    print(f"{'W':>3} {'runner':<14} {'trials/s':>9} {'claim p50 ms':>13} {'claim p99 ms':>13} {'DB conns':>9} "
+          f"{'overshoot':>10} {'ours/plain':>11}")
+    for w, plain, ours in rows:
+        for name, r in (("plain Optuna", plain), ("hpsearch", ours)):
+            ratio = f"{ours['rate'] / plain['rate']:.2f}x" if name == "hpsearch" else ""
+            print(f"{w:>3} {name:<14} {r['rate']:>9.1f} {r['p50']:>13.1f} {r['p99']:>13.1f} {r['connections']:>9} "
+                  f"{r['overshoot']:>+10d} {ratio:>11}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--plain-worker":
+        plain_worker(sys.argv[2], "bench", int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        main()
