@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +105,7 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     plan = load_plan_file(plan_path)
     store = open_storage(storage)
     init_campaign(store, plan)
-    options = _options(storage, kw, plan.objective, None)
+    options = replace(_options(storage, kw, plan.objective, None), log_level=logging.WARNING)
     devices = device_slots("all", 1)
     if workers is not None:
         devices = [devices[i % len(devices)] for i in range(workers)] if devices[0] != "cpu" else ["cpu"] * workers
@@ -115,10 +117,11 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     if code != 0:
         return code
     out = out or Path("runs") / plan.name
-    paths = write_export(best_configs(store, plan.name, 1), plan.name, out, "yaml")
-    click.echo(f"best config: {paths[0]}")
+    best = best_configs(store, plan.name, 1)
+    paths = write_export(best, plan.name, out, "yaml")
+    click.echo(f"best config: {paths[0]} (mean validation accuracy {best[0].mean:.4f} over {len(best[0].values)} runs)")
     data = f" --data-dir {options.data_dir}" if options.data_dir else ""
-    click.echo(f"reproduce it: hpsearch train --config {paths[0]} --seeds 3{data} --test")
+    click.echo(f"reproduce it: hpsearch train --config {paths[0]} --seeds {len(best[0].values)}{data} --test")
     return 0
 
 

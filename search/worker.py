@@ -54,6 +54,7 @@ class WorkerOptions:
     max_retry: int = 3
     poll: float = 0.5  # seconds between looks at the storage while the last trials of a stage run
     artifacts: Path | None = None  # the artifact store shared with the dashboard
+    log_level: int = logging.INFO  # `hpsearch run` shows progress bars instead of per-trial lines
 
 
 def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
@@ -151,7 +152,7 @@ def _child(campaign: str, options: WorkerOptions, threads: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(message)s")
+    logging.basicConfig(level=options.log_level, format=f"%(asctime)s worker {os.getpid()} %(message)s")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     work(campaign, options, stop)
 
