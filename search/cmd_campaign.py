@@ -23,7 +23,7 @@ from hpsearch.search.objective import get_objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.status import campaign_status, is_done, status_table
-from hpsearch.search.worker import WorkerOptions, device_slots, start_processes, wait_processes
+from hpsearch.search.worker import WorkerOptions, device_slots, run_in_process, start_processes, wait_processes
 from hpsearch.storage import open_storage, redact_url
 
 console = Console(stderr=True)
@@ -89,8 +89,11 @@ def worker_command(name: str, storage: str | None, devices: str, per_device: int
     """Pull trials of campaign NAME until it is done; SIGTERM hands the running trial back for a retry."""
     plan = load_plan(open_storage(storage), name)  # fail fast, with exit 2, before any process starts
     options = _options(storage, kw, plan.objective, max_trials)
-    procs = start_processes(name, options, device_slots(devices, per_device))
-    return wait_processes(procs)
+    slots = device_slots(devices, per_device)
+    if len(slots) == 1:  # one GPU per pod or array task: no child process to start and signal
+        run_in_process(name, replace(options, device=slots[0]))
+        return 0
+    return wait_processes(start_processes(name, options, slots))
 
 
 @app.command("run")

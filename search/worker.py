@@ -149,12 +149,18 @@ def _child(campaign: str, options: WorkerOptions, threads: int) -> None:
     """One worker process: own storage connection, own device, SIGTERM hands the trial back."""
     if options.device == "cpu":
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # read when torch is first imported
+    run_in_process(campaign, options)
+
+
+def run_in_process(campaign: str, options: WorkerOptions) -> int:
+    """The worker loop in this process, with SIGTERM / SIGINT ending the current trial for a retry."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    logging.basicConfig(level=options.log_level, format=f"%(asctime)s worker {os.getpid()} %(message)s")
+    logging.basicConfig(level=options.log_level, format=f"%(asctime)s worker {os.getpid()} %(message)s",
+                        force=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    work(campaign, options, stop)
+    return work(campaign, options, stop)
 
 
 def device_slots(devices: str, per_device: int) -> list[str]:
