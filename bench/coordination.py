@@ -77,7 +77,7 @@ def measure(url: str, study_name: str, budget: int, procs: list[subprocess.Popen
     gaps = []
     by_worker: dict[object, list[optuna.trial.FrozenTrial]] = {}
     for t in trials:
-        by_worker.setdefault(t.user_attrs.get("pid"), []).append(t)
+        by_worker.setdefault(t.user_attrs.get("pid") or t.user_attrs.get("worker", {}).get("pid"), []).append(t)
     for runs in by_worker.values():
         runs.sort(key=lambda t: t.datetime_start)
         gaps += [(b.datetime_start - a.datetime_complete).total_seconds() for a, b in itertools.pairwise(runs)]

@@ -150,9 +150,12 @@ def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = 
     """The stage as stored, or None when its study does not exist or is not yet open."""
     stage = plan.stages[index]
     name = study_name(plan.name, stage)
-    attrs = _study_attrs(storage, name)
-    if attrs is None or not attrs.get("opened"):
-        return None
+    attrs = _OPENED.get((id(storage), name))
+    if attrs is None:
+        attrs = _study_attrs(storage, name)
+        if attrs is None or not attrs.get("opened"):
+            return None
+        _OPENED[(id(storage), name)] = attrs  # an open stage's space never changes again
     # One Study per stage and process: a sampler rebuilt with the same seed at every look would
     # propose the same point again and again.
     key = (id(storage), name, seed)
@@ -167,6 +170,7 @@ def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = 
 
 
 _STUDIES: dict[tuple[int, str, int | None], optuna.Study] = {}
+_OPENED: dict[tuple[int, str], dict[str, Any]] = {}
 
 
 def stage_complete(view: StageView, max_retry: int) -> bool:
@@ -209,7 +213,13 @@ def retry_callback(max_retry: int) -> RetryHeartbeatStaleTrialCallback:
 
 
 def claim(view: StageView) -> optuna.Trial | None:
-    """Take one WAITING slot atomically; a trial that duplicates a live, lower-numbered one is retired."""
+    """Take one WAITING slot atomically; a trial that duplicates a live, lower-numbered one is retired.
+
+    The duplicate check reads the view's snapshot, not the storage again: a lower-numbered rival was
+    created before the claimed trial, so it is in the snapshot, and a state that moved on since can only
+    have moved to one for which the same decision is right (a rival that failed since has a retry with a
+    higher number, which will retire itself against this trial).
+    """
     storage = view.study._storage
     for waiting in sorted((t for t in view.trials if t.state == TrialState.WAITING), key=lambda t: t.number):
         try:
@@ -218,8 +228,7 @@ def claim(view: StageView) -> optuna.Trial | None:
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
         slot = waiting.system_attrs.get(SLOT)
-        fresh = view.study.get_trials(deepcopy=False)
-        rivals = [t for t in fresh if t.system_attrs.get(SLOT) == slot and t.number < waiting.number
+        rivals = [t for t in view.trials if t.system_attrs.get(SLOT) == slot and t.number < waiting.number
                   and t.state != TrialState.FAIL]
         if rivals:
             storage.set_trial_system_attr(waiting._trial_id, DUPLICATE, rivals[0].number)

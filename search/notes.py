@@ -40,18 +40,19 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
     attrs = trial.user_attrs
     config: dict[str, Any] = dict(attrs.get("config", {}))
     searched = list(trial.params)
-    lines = [f"## Trial {trial.number} of stage {attrs.get('stage', study.study_name)}", ""]
-    status = attrs.get("status") or _state_name(trial)
+    worker, outcome = attrs.get("worker", {}), attrs.get("outcome", {})
+    lines = [f"## Trial {trial.number} of stage {study.user_attrs.get('stage', study.study_name)}", ""]
+    status = outcome.get("status") or _state_name(trial)
     lines.append(f"**Outcome:** {status}" + (f" — {reason}" if reason else ""))
     lines.append("")
-    where = f"**Host:** `{attrs.get('host', '?')}` · **device:** `{attrs.get('device', '?')}`"
-    if "seconds" in attrs:
-        where += f" · **time:** {attrs['seconds']:.1f} s"
+    where = f"**Host:** `{worker.get('host', '?')}` · **device:** `{worker.get('device', '?')}`"
+    if "seconds" in outcome:
+        where += f" · **time:** {outcome['seconds']:.1f} s"
     lines += [where, ""]
     rows = [(k, trial.params.get(k, config.get(k)), "searched") for k in searched]
     rows += [(k, config[k], "fidelity") for k in FIDELITY_KEYS if k in config and k not in searched]
     rows += [(k, v, "") for k, v in config.items() if k not in searched and k not in FIDELITY_KEYS]
-    lines += _table(("key", "value", ""), ((k, _fmt(v), tag) for k, v, tag in rows))
+    lines += _table(("key", "value", "role"), ((k, _fmt(v), tag) for k, v, tag in rows))
     optuna_dashboard.save_note(_live(study, trial), "\n".join(lines) + "\n")
 
 

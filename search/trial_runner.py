@@ -24,6 +24,7 @@ from hpsearch.search.plan import Plan
 from hpsearch.search.space import sample_params
 
 log = logging.getLogger(__name__)
+LIVE_HISTORY_MIN_S = 1.0  # epochs shorter than this get their history written once, at the end
 
 
 class Interrupted(Exception):
@@ -42,10 +43,8 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
               data_dir: Path | None, stop: threading.Event, artifacts: Path | None = None) -> TrialState:
     """Train one claimed trial and tell the study how it ended; returns the state it was told."""
     study = view.study
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("device", device)
-    trial.set_user_attr("pid", os.getpid())
-    trial.set_user_attr("stage", view.stage.name)
+    # One write for who ran it: every attribute is a database round trip, and zero-cost trials feel each.
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "device": device, "pid": os.getpid()})
     if view.stage.kind == "lr_range_test":
         return _run_range_test(plan, view, trial, objective, device, data_dir)
     try:
@@ -63,7 +62,8 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     def on_epoch(record: EpochRecord) -> None:
         history.append(dataclasses.asdict(record))
         trial.report(record.val_acc, record.epoch)
-        trial.set_user_attr("history", history)  # live curves for the dashboard
+        if record.seconds >= LIVE_HISTORY_MIN_S:  # live curves where an epoch is worth a write
+            trial.set_user_attr("history", history)
         if stop.is_set():
             raise Interrupted
         if trial.should_prune():
@@ -76,8 +76,7 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
 
     result = objective.train(config, data_dir=data_dir, on_epoch=on_epoch, on_step=on_step)
     trial.set_user_attr("history", [dataclasses.asdict(r) for r in result.history])
-    trial.set_user_attr("seconds", round(result.seconds, 3))
-    trial.set_user_attr("status", result.status)
+    trial.set_user_attr("outcome", {"status": result.status, "seconds": round(result.seconds, 3)})
     if result.status != "completed":
         trial.set_user_attr("pruned_reason", result.reason)
     _annotate(study, trial, result.reason, artifacts)  # before tell: a finished trial takes no artifact

@@ -165,22 +165,22 @@ def run_in_process(campaign: str, options: WorkerOptions) -> int:
 
 def device_slots(devices: str, per_device: int) -> list[str]:
     """`cpu`, `all` (every visible GPU, else the CPU) or `0,1` -> one device string per worker process."""
-    import torch
-
     from hpsearch.objectives.errors import HpsearchError
 
     if devices == "cpu":
-        return ["cpu"] * per_device
+        return ["cpu"] * per_device  # no torch import: a CPU or synthetic worker stays small
+    import torch
+
+    count = torch.cuda.device_count()
     if devices == "all":
-        count = torch.cuda.device_count()
         return [f"cuda:{i}" for i in range(count) for _ in range(per_device)] or ["cpu"] * per_device
     try:
         ids = [int(d) for d in devices.split(",")]
     except ValueError:
         raise HpsearchError(f"--devices {devices!r} is not cpu, all or a list of GPU indices like 0,1") from None
-    missing = [i for i in ids if i >= torch.cuda.device_count()]
+    missing = [i for i in ids if i >= count]
     if missing:
-        raise HpsearchError(f"--devices asks for GPU {missing[0]}, but {torch.cuda.device_count()} GPU(s) are visible")
+        raise HpsearchError(f"--devices asks for GPU {missing[0]}, but {count} GPU(s) are visible; use cpu or all")
     return [f"cuda:{i}" for i in ids for _ in range(per_device)]
 
 

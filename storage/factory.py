@@ -28,8 +28,8 @@ CONNECT_TIMEOUT = 10  # seconds; long enough for a busy server, short enough for
 # One worker process needs one connection for its trial and one for its heartbeat thread;
 # overflow covers a status query or export running beside them. Kept small on purpose:
 # PostgreSQL allows 100 connections by default and a fleet multiplies this by its size.
-POOL_SIZE = 2
-POOL_MAX_OVERFLOW = 2
+POOL_SIZE = 1  # one connection per worker process: the main loop and the heartbeat rarely overlap
+POOL_MAX_OVERFLOW = 1  # the rare overlap gets a second, closed again when returned
 _TABLE_CREATION_ATTEMPTS = 5
 # Workers starting together on a fresh database race to CREATE TABLE/TYPE: PostgreSQL lets one win
 # and the others hit unique_violation, duplicate_table or duplicate_object. The tables exist then.

@@ -47,13 +47,13 @@ def _real_trial(study: optuna.Study, data_dir: Path, artifacts: Path) -> optuna.
     """One tiny real training run recorded in the stage's study the way the worker records it."""
     config = TrainConfig(width=4, epochs=2, batch_size=32, val_fraction=0.25, device="cpu")
     trial = study.ask()
-    for key, value in {"config": config.to_dict(), "host": socket.gethostname(), "device": "cpu",
+    for key, value in {"config": config.to_dict(), "worker": {"host": socket.gethostname(), "device": "cpu"},
                        "stage": "coarse"}.items():
         trial.set_user_attr(key, value)
     result = train(config, data_dir=data_dir, on_epoch=lambda r: trial.report(r.val_acc, r.epoch))
     history = [dataclasses.asdict(r) for r in result.history]
-    for key, value in {"history": history, "seconds": round(result.seconds, 3), "status": result.status}.items():
-        trial.set_user_attr(key, value)
+    trial.set_user_attr("history", history)
+    trial.set_user_attr("outcome", {"seconds": round(result.seconds, 3), "status": result.status})
     annotate_trial(study, trial, history, None, artifacts)
     study.tell(trial, result.final_val_acc)
     return study._storage.get_trial(trial._trial_id)

@@ -22,7 +22,7 @@ def test_trial_notes_and_curves_land_in_the_storage(campaign: Campaign) -> None:
         note = optuna_dashboard.get_note(optuna.Trial(study, t._trial_id))
         assert f"## Trial {t.number} of stage coarse" in note
         assert "| lr |" in note and "searched" in note and "| epochs | 3 | fidelity |" in note
-        assert f"`{t.user_attrs['host']}`" in note and "`cpu`" in note
+        assert f"`{t.user_attrs['worker']['host']}`" in note and "`cpu`" in note
         # the searched params come before the fidelity keys, which come before the rest of the config
         assert note.index("| lr |") < note.index("| epochs |") < note.index("| scheduler |")
         if t.state == TrialState.PRUNED:
