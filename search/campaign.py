@@ -150,12 +150,16 @@ def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = 
     """The stage as stored, or None when its study does not exist or is not yet open."""
     stage = plan.stages[index]
     name = study_name(plan.name, stage)
-    attrs = _OPENED.get((id(storage), name))
-    if attrs is None:
+    cached = _OPENED.get((id(storage), name))
+    if cached is not None:
+        attrs = cached[1]
+    else:
         attrs = _study_attrs(storage, name)
         if attrs is None or not attrs.get("opened"):
             return None
-        _OPENED[(id(storage), name)] = attrs  # an open stage's space never changes again
+        # An open stage's space never changes again. The entry keeps the storage alive, so its id
+        # cannot be reused by another storage while the entry exists.
+        _OPENED[(id(storage), name)] = (storage, attrs)
     # One Study per stage and process: a sampler rebuilt with the same seed at every look would
     # propose the same point again and again.
     key = (id(storage), name, seed)
@@ -170,7 +174,7 @@ def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = 
 
 
 _STUDIES: dict[tuple[int, str, int | None], optuna.Study] = {}
-_OPENED: dict[tuple[int, str], dict[str, Any]] = {}
+_OPENED: dict[tuple[int, str], tuple[BaseStorage, dict[str, Any]]] = {}
 
 
 def stage_complete(view: StageView, max_retry: int) -> bool:
