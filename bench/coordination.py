@@ -8,7 +8,18 @@ trial's start and the last one's end, claim latency (a worker's gap between fini
 the next) p50 / p99, the most connections the database saw, and the overshoot of the budget.
 
 Usage:  python bench/coordination.py [--workers 1,4,16,64] [--trials 200] [--reports 5]
-Results (2-core CPU, PostgreSQL 15, Optuna 5.0.0, n=1 run per row): see the project notes.
+
+Results (2-core CPU, PostgreSQL 15 on the same machine, Optuna 5.0.0, 200 trials x 5 reports, n=1 run per row):
+  W   plain trials/s  overshoot   hpsearch trials/s  overshoot  ours/plain
+  1        28.2           +0            12.7              +0        0.45x
+  4        38.2           +2            24.1              +0        0.63x
+ 16        23.1          +14            14.0              +0        0.61x
+ 64        12.6          +62             8.0              +0        0.63x
+The budget is exact; throughput is short of the 0.8x target. Per trial hpsearch does about twice plain
+Optuna's storage round trips: the heartbeat (2), the dashboard note (optuna-dashboard keeps notes in study
+system attributes and reads all of them on each save, so its cost grows with the stage), and its metadata
+(worker, config, provenance, history, outcome). Against trials that train for seconds or minutes this is noise;
+against a zero-cost objective it is the whole cost.
 """
 
 from __future__ import annotations

@@ -141,8 +141,9 @@ def _evaluate(model: nn.Module, loader: DeviceLoader, num_classes: int, autocast
         with autocast:
             logits = model(x)
         loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        totals += torch.bincount(y, minlength=num_classes)
-        hits += torch.bincount(y[logits.argmax(1) == y], minlength=num_classes)
+        # index_add_, not bincount or boolean masks: on CUDA both of those wait for the host.
+        totals.index_add_(0, y, torch.ones_like(y, dtype=totals.dtype))
+        hits.index_add_(0, y, (logits.argmax(1) == y).to(hits.dtype))
     n = totals.sum()
     recall = hits / totals.clamp(min=1)
     present = (totals > 0).float()

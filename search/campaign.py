@@ -10,6 +10,7 @@ race is resolved when claimed (the lowest-numbered live trial of a slot wins; se
 from __future__ import annotations
 
 import logging
+import random
 import time
 import warnings
 from dataclasses import dataclass
@@ -174,6 +175,7 @@ def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = 
 
 
 _STUDIES: dict[tuple[int, str, int | None], optuna.Study] = {}
+_CLAIM_ORDER = random.Random()
 _OPENED: dict[tuple[int, str], tuple[BaseStorage, dict[str, Any]]] = {}
 
 
@@ -225,7 +227,11 @@ def claim(view: StageView) -> optuna.Trial | None:
     higher number, which will retire itself against this trial).
     """
     storage = view.study._storage
-    for waiting in sorted((t for t in view.trials if t.state == TrialState.WAITING), key=lambda t: t.number):
+    waiting_trials = [t for t in view.trials if t.state == TrialState.WAITING]
+    # A random order per worker: in slot order, every worker of a fleet would race for the same row
+    # and all but one would spend a round trip losing it.
+    _CLAIM_ORDER.shuffle(waiting_trials)
+    for waiting in waiting_trials:
         try:
             if not storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
                 continue

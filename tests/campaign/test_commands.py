@@ -66,6 +66,7 @@ def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["init", str(write_plan(tmp_path / "plan.yaml", base=base, stages=stages)), "--storage", journal]) == 0
     work("syn", WorkerOptions(storage=journal), threading.Event())
     assert main(["status", "syn", "--storage", journal]) == 0
+    assert main(["status", "syn", "--storage", journal, "--watch", "--interval", "0.1"]) == 0  # done: returns
     out = tmp_path / "export"
     assert main(["export", "syn", "--storage", journal, "--top", "2", "--out", str(out)]) == 0
     exported = yaml.safe_load((out / "rank-1.yaml").read_text())
