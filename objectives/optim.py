@@ -10,19 +10,13 @@ from torch import nn
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.registry import registrar
 
 OptimizerFactory = Callable[[list[dict[str, Any]], TrainConfig], torch.optim.Optimizer]
 OPTIMIZERS: dict[str, OptimizerFactory] = {}
 
 
-def register_optimizer(name: str) -> Callable[[OptimizerFactory], OptimizerFactory]:
-    def add(factory: OptimizerFactory) -> OptimizerFactory:
-        if name in OPTIMIZERS:
-            raise ValueError(f"optimizer {name!r} is already registered")
-        OPTIMIZERS[name] = factory
-        return factory
-
-    return add
+register_optimizer = registrar(OPTIMIZERS, "optimizer")
 
 
 def get_optimizer(name: str) -> OptimizerFactory:

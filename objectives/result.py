@@ -47,6 +47,20 @@ class TrainResult:
         """Validation accuracy of the last epoch: not the best one, which would be a lucky draw."""
         return self.history[-1].val_acc if self.history else 0.0
 
+    def end_epoch(self, record: EpochRecord, on_epoch: EpochCallback | None, diverged: str | None) -> bool:
+        """Record an epoch; True when the run must stop: it diverged, or the callback raised StopTraining."""
+        self.history.append(record)
+        if diverged:
+            self.status, self.reason = "diverged", f"diverged at epoch {record.epoch}: {diverged}"
+            return True
+        if on_epoch is not None:
+            try:
+                on_epoch(record)
+            except StopTraining as stop:
+                self.status, self.reason = "stopped", stop.reason
+                return True
+        return False
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["config"] = self.config.to_dict()

@@ -14,20 +14,14 @@ from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.registry import registrar
 
 # factor(step, config, steps_per_epoch) -> multiplier of config.lr, for steps counted after warmup
 Factor = Callable[[int, TrainConfig, int], float]
 SCHEDULERS: dict[str, Factor] = {}
 
 
-def register_scheduler(name: str) -> Callable[[Factor], Factor]:
-    def add(factor: Factor) -> Factor:
-        if name in SCHEDULERS:
-            raise ValueError(f"scheduler {name!r} is already registered")
-        SCHEDULERS[name] = factor
-        return factor
-
-    return add
+register_scheduler = registrar(SCHEDULERS, "scheduler")
 
 
 @register_scheduler("constant")

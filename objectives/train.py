@@ -20,6 +20,9 @@ from hpsearch.objectives.optim import build_optimizer
 from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
 from hpsearch.objectives.schedules import LRSchedule
 
+# The result types live in a torch-free module; they are part of this module's API too.
+__all__ = ["EpochCallback", "EpochRecord", "StepCallback", "StopTraining", "TrainResult", "resolve_device", "train"]
+
 EVAL_BATCH = 1024
 
 
@@ -100,17 +103,8 @@ def train(
         schedule.after_epoch(val_acc)
         record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, val_bacc, schedule.lr,
                              time.perf_counter() - epoch_start)
-        result.history.append(record)
-        diverged = _divergence(train_loss, first, config.divergence_factor)
-        if diverged:
-            result.status, result.reason = "diverged", f"diverged at epoch {epoch}: {diverged}"
+        if result.end_epoch(record, on_epoch, _divergence(train_loss, first, config.divergence_factor)):
             break
-        if on_epoch is not None:
-            try:
-                on_epoch(record)
-            except StopTraining as stop:
-                result.status, result.reason = "stopped", stop.reason
-                break
 
     if evaluate_test and result.status != "diverged":
         test_set = load_test_split(config, root)

@@ -15,6 +15,7 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.pruners import BasePruner
 from optuna.samplers import BaseSampler
 
+from hpsearch.objectives.registry import registrar
 from hpsearch.search.space import PlanError
 
 SamplerFactory = Callable[..., BaseSampler]  # (seed, **options)
@@ -27,24 +28,8 @@ _NEEDS_SCIPY = frozenset({"qmc", "gp"})
 _SHARED_SEED = frozenset({"qmc"})
 
 
-def register_sampler(name: str) -> Callable[[SamplerFactory], SamplerFactory]:
-    """Decorator: add a sampler factory `(seed, *, options...)` under `name`."""
-    return _register(SAMPLERS, name)
-
-
-def register_pruner(name: str) -> Callable[[PrunerFactory], PrunerFactory]:
-    """Decorator: add a pruner factory `(*, options...)` under `name`."""
-    return _register(PRUNERS, name)
-
-
-def _register(registry: dict[str, Any], name: str) -> Callable[[Any], Any]:
-    def add(factory: Any) -> Any:
-        if name in registry:
-            raise ValueError(f"{name!r} is already registered")
-        registry[name] = factory
-        return factory
-
-    return add
+register_sampler = registrar(SAMPLERS, "sampler")  # factories `(seed, *, options...)`
+register_pruner = registrar(PRUNERS, "pruner")  # factories `(*, options...)`
 
 
 @register_sampler("random")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
+from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, TrainResult
 
 BEST_LOG_LR = {"sgd": -1.0, "adamw": -2.7, "nadam": -2.7}
 CLASS_WEIGHT_EFFECT = {"none": 0.0, "inverse": 0.8, "effective": 1.0, "inverse_power": 0.9}
@@ -75,17 +75,9 @@ def synthetic_train(
         train_acc = min(1.0, val + 0.02 * epoch / config.epochs)
         loss = float("nan") if blows_up else 2.3 * (1 - train_acc) + 0.05
         record = EpochRecord(epoch, loss, train_acc, 2.3 * (1 - val) + 0.1, val, val - 0.01, config.lr, 0.0)
-        result.history.append(record)
-        if blows_up:
-            result.status, result.reason = "diverged", (
-                f"diverged at epoch {epoch}: the training loss is not finite (the learning rate is too large)")
+        diverged = "the training loss is not finite (the learning rate is too large)" if blows_up else None
+        if result.end_epoch(record, on_epoch, diverged):
             break
-        if on_epoch is not None:
-            try:
-                on_epoch(record)
-            except StopTraining as stop:
-                result.status, result.reason = "stopped", stop.reason
-                break
     if evaluate_test and result.status == "completed":
         result.test_acc = result.final_val_acc - 0.005
         result.test_bacc = result.test_acc - 0.01

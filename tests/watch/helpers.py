@@ -12,24 +12,17 @@ from hpsearch.search.campaign import claim, init_campaign, next_space, open_stag
 from hpsearch.search.objective import get_objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import run_trial
+from tests.campaign.helpers import PLAN as CAMPAIGN_PLAN
 
+# The campaign tests' plan, smaller: fewer trials keep the notes and report tests quick.
 PLAN = {
+    **CAMPAIGN_PLAN,
     "name": "watch",
-    "objective": "synthetic",
-    "seed": 0,
-    "base": {"width": 16, "data_fraction": 0.2, "batch_size": 32, "val_fraction": 0.25, "device": "cpu"},
-    "space": {
-        "lr": {"type": "float", "low": 1.0e-3, "high": 3.0, "log": True},
-        "optimizer": {"type": "categorical", "choices": ["sgd", "adamw"]},
-        "momentum": {"type": "float", "low": 0.5, "high": 0.99, "condition": {"optimizer": ["sgd"]}},
-        "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-1, "log": True},
-    },
     "stages": [
-        {"name": "coarse", "n_trials": 8, "overrides": {"epochs": 3}, "sampler": "random",
-         "pruner": {"name": "median", "n_startup_trials": 3}},
-        {"name": "fine", "n_trials": 5, "overrides": {"epochs": 4}, "sampler": {"name": "tpe", "n_startup_trials": 3},
-         "narrow": {"top_k": 3, "margin": 0.2, "min_width": 0.05}, "carry": 1},
-        {"name": "final", "kind": "final", "top": 2, "seeds": 2, "overrides": {"epochs": 5}},
+        {**CAMPAIGN_PLAN["stages"][0], "n_trials": 8},
+        {**CAMPAIGN_PLAN["stages"][1], "n_trials": 5, "narrow": {"top_k": 3, "margin": 0.2, "min_width": 0.05},
+         "carry": 1},
+        CAMPAIGN_PLAN["stages"][2],
     ],
 }
 
