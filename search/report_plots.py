@@ -124,7 +124,8 @@ def best_curves(trials: Sequence[FrozenTrial], k: int = 3) -> bytes | None:
             ax.plot(epochs, [r[f"train_{key}"] for r in history], "--", color=f"C{i}")
             ax.plot(epochs, [r[f"val_{key}"] for r in history], "-o", color=f"C{i}",
                     label=f"trial {t.number} ({t.value:.3f})")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss (dashed: train, solid: validation)")
+    # Log scale: one exploding run (a too-large LR) would otherwise flatten every other curve.
+    ax_loss.set(xlabel="epoch", ylabel="loss (log)", title="loss (dashed: train, solid: validation)", yscale="log")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
