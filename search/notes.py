@@ -16,6 +16,7 @@ import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import FrozenTrial
 
+from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord
 from hpsearch.search.narrow import rule_to_data
 from hpsearch.search.plan import Stage
@@ -23,6 +24,7 @@ from hpsearch.search.space import Space, space_to_data
 
 log = logging.getLogger(__name__)
 
+_DEFAULTS = TrainConfig().to_dict()
 FIDELITY_KEYS = ("epochs", "data_fraction", "width", "batch_size", "seed")  # shown right after the searched params
 CURVES_NAME = "curves-trial-{number}.png"
 
@@ -51,8 +53,12 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
     lines += [where, ""]
     rows = [(k, trial.params.get(k, config.get(k)), "searched") for k in searched]
     rows += [(k, config[k], "fidelity") for k in FIDELITY_KEYS if k in config and k not in searched]
-    rows += [(k, v, "") for k, v in config.items() if k not in searched and k not in FIDELITY_KEYS]
+    # The rest only where it differs from the defaults: what sets this run apart, and a short note (the
+    # dashboard re-reads every note of a stage on each save). The full config is the `config` attribute.
+    rows += [(k, v, "set") for k, v in config.items()
+             if k not in searched and k not in FIDELITY_KEYS and v != _DEFAULTS.get(k, v) and k != "device"]
     lines += _table(("key", "value", "role"), ((k, _fmt(v), tag) for k, v, tag in rows))
+    lines += ["", "Every other key has its default; the full config is the trial's `config` attribute."]
     optuna_dashboard.save_note(_live(study, trial), "\n".join(lines) + "\n")
 
 

@@ -23,8 +23,9 @@ def test_trial_notes_and_curves_land_in_the_storage(campaign: Campaign) -> None:
         assert f"## Trial {t.number} of stage coarse" in note
         assert "| lr |" in note and "searched" in note and "| epochs | 3 | fidelity |" in note
         assert f"`{t.user_attrs['worker']['host']}`" in note and "`cpu`" in note
-        # the searched params come before the fidelity keys, which come before the rest of the config
-        assert note.index("| lr |") < note.index("| epochs |") < note.index("| scheduler |")
+        # the searched params come before the fidelity keys, which come before the rest that is set
+        assert note.index("| lr |") < note.index("| epochs |") < note.index("| val_fraction | 0.25 | set |")
+        assert "| scheduler |" not in note  # left at its default: not repeated in the note
         if t.state == TrialState.PRUNED:
             assert t.user_attrs["pruned_reason"] in note
         metas = get_all_artifact_meta(t, storage=storage)
