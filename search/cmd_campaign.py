@@ -87,7 +87,7 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
 def worker_command(name: str, storage: str | None, devices: str, per_device: int, max_trials: int | None,
                    **kw: Any) -> int:
     """Pull trials of campaign NAME until it is done; SIGTERM hands the running trial back for a retry."""
-    plan = load_plan(open_storage(storage), name)  # fail fast, with exit 2, before any process starts
+    plan = load_plan(open_storage(storage, create=False), name)  # fail fast, with exit 2, before any process starts
     options = _options(storage, kw, plan.objective, max_trials)
     slots = device_slots(devices, per_device)
     if len(slots) == 1:  # one GPU per pod or array task: no child process to start and signal
@@ -156,7 +156,7 @@ def _show_progress(storage: Any, campaign: str, final: bool = False) -> None:
 @click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
 def status_command(name: str, storage: str | None, watch: bool, interval: float) -> None:
     """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far."""
-    store = open_storage(storage)
+    store = open_storage(storage, create=False)
     stages = campaign_status(store, name)
     if not watch:
         Console().print(status_table(name, stages))
@@ -176,7 +176,7 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 @click.option("--out", type=PathType, default=None, help="output folder [runs/NAME/export]")
 def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None) -> None:
     """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads."""
-    store = open_storage(storage)
+    store = open_storage(storage, create=False)
     paths = write_export(best_configs(store, name, top), name, out or Path("runs") / name / "export", fmt)
     for p in paths:
         click.echo(str(p))

@@ -49,5 +49,5 @@ def report_command(name: str, storage: str | None, out: Path, runs: Path | None)
         command += ["--runs", str(runs)]
     from hpsearch.search.report import write_report  # matplotlib only for the report
 
-    path = write_report(open_storage(storage), name, out, shlex.join(command), runs)
+    path = write_report(open_storage(storage, create=False), name, out, shlex.join(command), runs)
     click.echo(f"wrote {path}")

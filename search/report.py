@@ -29,9 +29,10 @@ section{border-top:2px solid #ddd;margin-top:2em}.note{color:#777;font-style:ita
 
 def write_report(storage: BaseStorage, campaign: str, out: Path, command: str, runs: Path | None = None) -> Path:
     """Write `out/<campaign>-report.html`; returns its path."""
+    page = render_report(storage, campaign, command, runs)  # a missing campaign fails before any file exists
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{campaign}-report.html"
-    path.write_text(render_report(storage, campaign, command, runs))
+    path.write_text(page)
     return path
 
 

@@ -160,7 +160,16 @@ def run_in_process(campaign: str, options: WorkerOptions) -> int:
     logging.basicConfig(level=options.log_level, format=f"%(asctime)s worker {os.getpid()} %(message)s",
                         force=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("optuna.samplers._qmc").addFilter(_ConditionalSpaceNotice())
     return work(campaign, options, stop)
+
+
+class _ConditionalSpaceNotice(logging.Filter):
+    """Drop QMCSampler's notice about conditional spaces: plans expect it (momentum only with SGD), and
+    Optuna samples the conditional params independently, which is what a coarse stage wants."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "does not include any conditions" not in record.getMessage()
 
 
 def device_slots(devices: str, per_device: int) -> list[str]:

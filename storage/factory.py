@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from typing import Any
@@ -64,10 +65,13 @@ def open_storage(
     grace_period: int | None = None,
     max_retry: int = 3,
     pool_size: int = POOL_SIZE,
+    create: bool = True,
 ) -> BaseStorage:
     """Open the storage named by `url` (default `$HPSEARCH_STORAGE`, else `./hpsearch.journal`).
 
-    `pool_size` is the number of PostgreSQL connections kept open (one worker needs two).
+    `pool_size` is the number of PostgreSQL connections kept open (one worker needs one).
+    `create=False` is for commands that only read a campaign: a journal file that is not there is
+    then a mistyped path, reported, rather than a new empty campaign store.
     The heartbeat settings configure Optuna's own stale-trial handling in PostgreSQL (used by
     `Study.optimize`); `Heartbeat` and `fail_stale_trials` take theirs explicitly, on every backend.
     Raises StorageError with one line, never containing a password, when it cannot be opened.
@@ -87,6 +91,8 @@ def open_storage(
         )
     spec = parse_storage_string(url)
     if spec.kind == "journal":
+        if not create and not os.path.exists(spec.target):
+            raise StorageError(f"no journal file at {spec.target!r}; check --storage, or run 'hpsearch init' first")
         return _open_journal(spec.target)
     if spec.kind == "grpc":
         assert spec.port is not None

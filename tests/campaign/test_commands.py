@@ -56,6 +56,8 @@ def test_bad_storage_strings_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "hunter2" not in err
     assert main(["status", "nothing", "--storage", str(tmp_path / "x.journal")]) == 2
+    assert "no journal file" in capsys.readouterr().err
+    assert not (tmp_path / "x.journal").exists()  # a mistyped path does not become a new, empty store
 
 
 def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
