@@ -14,6 +14,11 @@ from tests.campaign.helpers import PLAN, check_campaign, finished_count, start_w
 
 pytestmark = pytest.mark.slow
 
+# SGD at LRs that never diverge (the synthetic AdamW does above 0.05): a kill or a signal then lands
+# mid-trial, never just after a quick divergence, which would be a legitimate pruned result.
+STEADY_SPACE = {**PLAN["space"], "lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True},
+                "optimizer": {"type": "categorical", "choices": ["sgd"]}}
+
 
 def test_eight_workers_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     assert main(["init", str(write_plan(tmp_path / "plan.yaml")), "--storage", pg_url]) == 0
@@ -31,7 +36,7 @@ def test_four_workers_on_the_journal_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("backend", ["postgresql", "journal"])
 def test_a_sigkilled_worker_is_recovered_and_the_budget_holds(backend: str, pg_url: str, tmp_path: Path) -> None:
     url = pg_url if backend == "postgresql" else str(tmp_path / "c.journal")
-    assert main(["init", str(write_plan(tmp_path / "plan.yaml")), "--storage", url]) == 0
+    assert main(["init", str(write_plan(tmp_path / "plan.yaml", space=STEADY_SPACE)), "--storage", url]) == 0
     victim = start_workers(1, url, sleep=0.4, log_dir=tmp_path)[0]
     deadline = time.monotonic() + 60
     storage = open_storage(url)
@@ -62,9 +67,7 @@ def test_postgresql_restart_mid_campaign(pg_url: str, pg_server, tmp_path: Path)
 
 def test_sigterm_hands_the_trial_back_and_exits_0(tmp_path: Path) -> None:
     journal = str(tmp_path / "c.journal")
-    # LRs that never diverge, and slow epochs: the signal lands mid-trial, not after a quick divergence.
-    space = {**PLAN["space"], "lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True}}
-    assert main(["init", str(write_plan(tmp_path / "plan.yaml", space=space)), "--storage", journal]) == 0
+    assert main(["init", str(write_plan(tmp_path / "plan.yaml", space=STEADY_SPACE)), "--storage", journal]) == 0
     proc = start_workers(1, journal, sleep=1.5, log_dir=tmp_path)[0]
     storage = open_storage(journal)
     deadline = time.monotonic() + 60
