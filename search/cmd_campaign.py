@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -109,14 +108,12 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     store = open_storage(storage)
     init_campaign(store, plan)
     options = replace(_options(storage, kw, plan.objective, None), log_level=logging.WARNING)
-    devices = device_slots("all", 1)
-    if workers is not None:
-        devices = [devices[i % len(devices)] for i in range(workers)] if devices[0] != "cpu" else ["cpu"] * workers
-    elif devices[0] == "cpu":
-        devices = ["cpu"] * 2
+    gpus = device_slots("all", 1)  # every GPU once, or ["cpu"]
+    count = workers or (2 if gpus == ["cpu"] else len(gpus))
+    devices = [gpus[i % len(gpus)] for i in range(count)]  # round robin over the GPUs
     procs = start_processes(plan.name, options, devices)
-    code = wait_processes(procs, tick=lambda: _show_progress(store, plan.name), interval=1.0)
-    _show_progress(store, plan.name, final=True)
+    with StageBars(store, plan.name) as bars:
+        code = wait_processes(procs, tick=bars.update, interval=1.0)
     if code != 0:
         return code
     out = out or Path("runs") / plan.name
@@ -128,25 +125,29 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     return 0
 
 
-_progress: dict[str, Any] = {}
+class StageBars:
+    """A progress bar per stage, finished slots out of the budget, while `hpsearch run` waits."""
 
+    def __init__(self, storage: Any, campaign: str) -> None:
+        self._storage, self._campaign = storage, campaign
+        self._bars = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console)
+        self._tasks: dict[str, Any] = {}
 
-def _show_progress(storage: Any, campaign: str, final: bool = False) -> None:
-    """A bar per stage: finished slots out of the budget."""
-    if "bar" not in _progress:
-        _progress["bar"] = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                                    TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console)
-        _progress["bar"].start()
-        _progress["tasks"] = {}
-    bar, tasks = _progress["bar"], _progress["tasks"]
-    for s in campaign_status(storage, campaign):
-        if s.name not in tasks:
-            tasks[s.name] = bar.add_task(s.name, total=s.n_trials, best="")
-        best = f"best {s.best_value:.4f}" if s.best_value is not None else ""
-        bar.update(tasks[s.name], completed=s.finished, best=best)
-    if final:
-        bar.stop()
-        _progress.clear()
+    def __enter__(self) -> StageBars:
+        self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.update()  # the final counts, then leave the bars on screen
+        self._bars.stop()
+
+    def update(self) -> None:
+        for s in campaign_status(self._storage, self._campaign):
+            if s.name not in self._tasks:
+                self._tasks[s.name] = self._bars.add_task(s.name, total=s.n_trials, best="")
+            best = f"best {s.best_value:.4f}" if s.best_value is not None else ""
+            self._bars.update(self._tasks[s.name], completed=s.finished, best=best)
 
 
 @app.command("status")
@@ -190,7 +191,6 @@ def storage_proxy_command(storage: str | None, host: str, port: int) -> None:
     """Serve Optuna's gRPC storage proxy in front of PostgreSQL: workers then use grpc://HOST:PORT."""
     from hpsearch.storage import serve_storage_proxy
 
-    storage = storage or os.environ.get("HPSEARCH_STORAGE")
     if not storage or not storage.startswith("postgresql"):
         raise click.BadParameter("needs a postgresql+psycopg2://... storage", param_hint="--storage")
     click.echo(f"serving {redact_url(storage)} on grpc://{host}:{port}")

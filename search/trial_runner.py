@@ -31,9 +31,9 @@ class Interrupted(Exception):
     """The worker was asked to stop (SIGTERM): the trial is handed back to be retried."""
 
 
-def trial_config(plan: Plan, view: StageView, trial: optuna.Trial, device: str) -> TrainConfig:
+def trial_config(plan: Plan, view: StageView, trial: optuna.Trial, device: str, *, sample: bool = True) -> TrainConfig:
     """Base config, then the stage's fidelity, then the sampled params, then per-slot overrides (the seed)."""
-    params = sample_params(trial, view.space)
+    params = sample_params(trial, view.space) if sample else {}
     overrides = trial._cached_frozen_trial.system_attrs.get(OVERRIDES, {})
     return TrainConfig.from_dict({**plan.base, **view.stage.overrides, **params, **overrides, "device": device},
                                  where=f"trial {trial.number}")
@@ -104,8 +104,7 @@ def _annotate(study: optuna.Study, trial: optuna.Trial, reason: str | None, arti
 
 def _run_range_test(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, device: str,
                     data_dir: Path | None) -> TrialState:
-    overrides = trial._cached_frozen_trial.system_attrs.get(OVERRIDES, {})
-    config = TrainConfig.from_dict({**plan.base, **view.stage.overrides, **overrides, "device": device})
+    config = trial_config(plan, view, trial, device, sample=False)  # the range test searches nothing
     trial.set_user_attr("config", config.to_dict())
     low, high = objective.lr_range(config, data_dir)
     trial.set_user_attr("lr_range", [low, high])

@@ -84,3 +84,21 @@ def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (tmp_path / "run" / "metrics.json").exists()
     assert main(["export", "syn", "--storage", journal, "--format", "json", "--out", str(out)]) == 0
     assert (out / "rank-1.json").exists()
+
+
+def test_an_lr_range_test_stage_sets_the_next_stages_lr_bounds(tmp_path: Path) -> None:
+    from hpsearch.search.campaign import load_plan, stage_view
+    from hpsearch.search.narrow import set_lr_range
+    from hpsearch.search.space import space_to_json
+    from hpsearch.storage import open_storage
+
+    journal = str(tmp_path / "c.journal")
+    stages = [{"name": "range", "kind": "lr_range_test"}, *PLAN["stages"]]
+    assert main(["init", str(write_plan(tmp_path / "plan.yaml", stages=stages)), "--storage", journal]) == 0
+    work("syn", WorkerOptions(storage=journal), threading.Event())
+    storage = open_storage(journal)
+    plan = load_plan(storage, "syn")
+    found = stage_view(storage, plan, 0).trials[0].user_attrs["lr_range"]
+    coarse = stage_view(storage, plan, 1)
+    assert space_to_json(coarse.space) == space_to_json(set_lr_range(plan.space, *found, plan.stages[0].margin))
+    assert found[0] < found[1] and all(found[0] <= t.params["lr"] <= found[1] for t in coarse.trials if t.params)
