@@ -27,13 +27,18 @@ def collect(data_root: str | Path | None, seeds: list[int] | None = None) -> dic
     """hpsearch version, code revision, data content hash, torch / CUDA versions, seeds."""
     torch = sys.modules.get("torch")  # versions without importing torch where nothing trains
     return {
-        "hpsearch": importlib.metadata.version("hpsearch"),
+        "hpsearch": _version("hpsearch"),
         "revision": code_revision(),
         "data_hash": _cached_hash(str(data_root)) if data_root is not None else None,
-        "torch": importlib.metadata.version("torch"),
+        "torch": _version("torch"),
         "cuda": torch.version.cuda if torch is not None else None,
         "seeds": seeds,
     }
+
+
+@functools.cache
+def _version(package: str) -> str:
+    return importlib.metadata.version(package)  # parses the package's metadata file: once per process
 
 
 @functools.lru_cache(maxsize=4)

@@ -9,11 +9,12 @@ race is resolved when claimed (the lowest-numbered live trial of a slot wins; se
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -25,6 +26,7 @@ from hpsearch.search.notes import write_stage_note
 from hpsearch.search.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
+from hpsearch.storage.claims import claim_waiting
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,23 @@ def study_name(plan_name: str, stage: Stage) -> str:
 
 @dataclass
 class StageView:
-    """One stage as a worker sees it at one moment."""
+    """One open stage as a worker sees it; `trials` is read on first use and then kept (a snapshot)."""
 
     index: int
     stage: Stage
     study: optuna.Study
     space: Space
-    trials: list[FrozenTrial]
+    seen: set[int] = field(default_factory=set)  # ids of every trial this process has read, kept across views
+
+    @functools.cached_property
+    def trials(self) -> list[FrozenTrial]:
+        trials = self.study.get_trials(deepcopy=False)
+        self.seen.update(t._trial_id for t in trials)
+        return trials
+
+    def refresh(self) -> None:
+        """Drop the snapshot: the next use of `trials` reads the storage again."""
+        self.__dict__.pop("trials", None)
 
     def live(self) -> list[FrozenTrial]:
         return [t for t in self.trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
@@ -164,17 +176,16 @@ def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = 
     # One Study per stage and process: a sampler rebuilt with the same seed at every look would
     # propose the same point again and again.
     key = (id(storage), name, seed)
-    study = _STUDIES.get(key)
-    if study is None:
+    if key not in _STUDIES:
         sampler_seed = plan.seed if shares_seed(stage.sampler) else seed
         study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(stage.sampler, sampler_seed),
                                   pruner=make_pruner(stage.pruner))
-        _STUDIES[key] = study
-    space = space_from_json(attrs["space"])
-    return StageView(index, stage, study, space, study.get_trials(deepcopy=False))
+        _STUDIES[key] = (study, set())
+    study, seen = _STUDIES[key]
+    return StageView(index, stage, study, space_from_json(attrs["space"]), seen)
 
 
-_STUDIES: dict[tuple[int, str, int | None], optuna.Study] = {}
+_STUDIES: dict[tuple[int, str, int | None], tuple[optuna.Study, set[int]]] = {}
 _CLAIM_ORDER = random.Random()
 _OPENED: dict[tuple[int, str], tuple[BaseStorage, dict[str, Any]]] = {}
 
@@ -246,6 +257,22 @@ def claim(view: StageView) -> optuna.Trial | None:
             continue
         return optuna.Trial(view.study, waiting._trial_id)
     return None
+
+
+def claim_queued(view: StageView) -> optuna.Trial | None:
+    """`claim` without a snapshot, where the database has row locks to skip (PostgreSQL); None when it has
+    none, or when no slot is waiting. A duplicate slot retires itself against its lowest live twin, as in
+    `claim`, in the claim's own transaction."""
+    storage = view.study._storage
+    trial_id = claim_waiting(storage, view.study._study_id, unique_key=SLOT, retired_key=DUPLICATE)
+    if trial_id is None:
+        return None
+    if trial_id not in view.seen:
+        # Optuna's trial cache takes params only for trials it has listed: a slot enqueued since this
+        # process last read the stage (a retry) needs one more read. Once per stage, then rarely.
+        view.refresh()
+        view.trials  # noqa: B018 - the read is the point
+    return optuna.Trial(view.study, trial_id)
 
 
 def _slots(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:

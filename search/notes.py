@@ -15,12 +15,14 @@ import optuna
 import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import FrozenTrial
+from optuna_dashboard._note import note_ver_key, split_body
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord
 from hpsearch.search.narrow import rule_to_data
 from hpsearch.search.plan import Stage
 from hpsearch.search.space import Space, space_to_data
+from hpsearch.storage.batch import set_study_system_attrs
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +32,27 @@ CURVES_NAME = "curves-trial-{number}.png"
 
 
 def annotate_trial(study: optuna.Study, trial: optuna.Trial, history: list[dict[str, Any]], reason: str | None,
-                   artifact_dir: Path) -> None:
+                   artifact_dir: Path, *, stage: str | None = None, first: bool = False) -> None:
     """Curves artifact and note of a trial that is still running: a finished trial takes no new artifact."""
     if history:
         upload_curves(study, trial, history, artifact_dir)
-    write_trial_note(study, trial, reason)
+    write_trial_note(study, trial, reason, stage=stage, first=first)
 
 
-def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, reason: str | None) -> None:
-    """A markdown note on the trial: searched params, fidelity, the rest of the config, host, time, outcome."""
+def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, reason: str | None, *,
+                     stage: str | None = None, first: bool = False) -> None:
+    """A markdown note on the trial: searched params, fidelity, the rest of the config, host, time, outcome.
+
+    `stage` names the stage (read from the study when not given). `first` says that the trial has no note
+    yet and that this process alone writes it, as for the worker that claimed it: the note is then written
+    without optuna-dashboard's read of every note in the study, a cost that grows with the stage.
+    """
     attrs = trial.user_attrs
     config: dict[str, Any] = dict(attrs.get("config", {}))
     searched = list(trial.params)
     worker, outcome = attrs.get("worker", {}), attrs.get("outcome", {})
-    lines = [f"## Trial {trial.number} of stage {study.user_attrs.get('stage', study.study_name)}", ""]
+    stage = stage or study.user_attrs.get("stage", study.study_name)
+    lines = [f"## Trial {trial.number} of stage {stage}", ""]
     status = outcome.get("status") or _state_name(trial)
     lines.append(f"**Outcome:** {status}" + (f" — {reason}" if reason else ""))
     lines.append("")
@@ -59,7 +68,22 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
              if k not in searched and k not in FIDELITY_KEYS and v != _DEFAULTS.get(k, v) and k != "device"]
     lines += _table(("key", "value", "role"), ((k, _fmt(v), tag) for k, v, tag in rows))
     lines += ["", "Every other key has its default; the full config is the trial's `config` attribute."]
-    optuna_dashboard.save_note(_live(study, trial), "\n".join(lines) + "\n")
+    body = "\n".join(lines) + "\n"
+    if first:
+        save_first_note(study, trial._trial_id, body)
+    else:
+        optuna_dashboard.save_note(_live(study, trial), body)
+
+
+def save_first_note(study: optuna.Study, trial_id: int, body: str) -> None:
+    """Version 1 of a trial's note, in optuna-dashboard's storage format, without reading the other notes.
+
+    `save_note` reads all of the study's system attributes to find the note's next version; for a trial's
+    first note the version is known. The format is optuna-dashboard's own (tests read it back with its
+    `get_note`): the body in chunks, then the version (one transaction on PostgreSQL; elsewhere in this
+    order, so a reader never sees a version without its body).
+    """
+    set_study_system_attrs(study._storage, study._study_id, {**split_body(body, trial_id), note_ver_key(trial_id): 1})
 
 
 def upload_curves(study: optuna.Study, trial: optuna.Trial | FrozenTrial, history: list[dict[str, Any]],

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
 from hpsearch.objectives import provenance
@@ -22,6 +23,7 @@ from hpsearch.search.notes import annotate_trial, write_trial_note
 from hpsearch.search.objective import Objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import sample_params
+from hpsearch.storage.batch import set_trial_user_attrs
 
 log = logging.getLogger(__name__)
 LIVE_HISTORY_MIN_S = 1.0  # epochs shorter than this get their history written once, at the end
@@ -43,19 +45,18 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
               data_dir: Path | None, stop: threading.Event, artifacts: Path | None = None) -> TrialState:
     """Train one claimed trial and tell the study how it ended; returns the state it was told."""
     study = view.study
-    # One write for who ran it: every attribute is a database round trip, and zero-cost trials feel each.
-    trial.set_user_attr("worker", {"host": socket.gethostname(), "device": device, "pid": os.getpid()})
+    worker = {"host": socket.gethostname(), "device": device, "pid": os.getpid()}
     if view.stage.kind == "lr_range_test":
-        return _run_range_test(plan, view, trial, objective, device, data_dir)
+        return _run_range_test(plan, view, trial, objective, device, data_dir, worker)
     try:
         config = trial_config(plan, view, trial, device)
     except ConfigError as e:
         # A combination the space allows but TrainConfig rejects: a retry would fail the same way.
-        trial.set_user_attr("fail_reason", str(e))
+        record(trial, {"worker": worker, "fail_reason": str(e)})
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
-    trial.set_user_attr("config", config.to_dict())
-    trial.set_user_attr("provenance", provenance.collect(data_dir, [config.seed]))
+    record(trial, {"worker": worker, "config": config.to_dict(),
+                   "provenance": provenance.collect(data_dir, [config.seed])})
     history: list[dict[str, Any]] = []
     pruner_name = type(study.pruner).__name__
 
@@ -75,37 +76,54 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
             raise Interrupted
 
     result = objective.train(config, data_dir=data_dir, on_epoch=on_epoch, on_step=on_step)
-    trial.set_user_attr("history", [dataclasses.asdict(r) for r in result.history])
-    trial.set_user_attr("outcome", {"status": result.status, "seconds": round(result.seconds, 3)})
+    ending = {"history": [dataclasses.asdict(r) for r in result.history],
+              "outcome": {"status": result.status, "seconds": round(result.seconds, 3)}}
     if result.status != "completed":
-        trial.set_user_attr("pruned_reason", result.reason)
-    _annotate(study, trial, result.reason, artifacts)  # before tell: a finished trial takes no artifact
+        ending["pruned_reason"] = result.reason
+    record(trial, ending)
+    _annotate(view, trial, result.reason, artifacts)  # before tell: a finished trial takes no artifact
     if result.status == "completed":
-        study.tell(trial, result.final_val_acc)
+        _tell(study, trial, result.final_val_acc)
         return TrialState.COMPLETE
     if result.status == "diverged" and result.history:
         last = result.history[-1]
         if last.val_acc == last.val_acc:  # report the diverged epoch too, so the curve shows the collapse
             trial.report(last.val_acc, last.epoch)
-    study.tell(trial, state=TrialState.PRUNED)
+    _tell(study, trial, state=TrialState.PRUNED)
     return TrialState.PRUNED
 
 
-def _annotate(study: optuna.Study, trial: optuna.Trial, reason: str | None, artifacts: Path | None) -> None:
+def _annotate(view: StageView, trial: optuna.Trial, reason: str | None, artifacts: Path | None) -> None:
     """The dashboard note, and the curves artifact when there is an artifact store; never fails the trial."""
+    # first: this worker claimed the trial, so no note of it exists yet and no other worker writes one
+    study, stage = view.study, view.stage.name
     try:
         if artifacts is None:
-            write_trial_note(study, trial, reason)
+            write_trial_note(study, trial, reason, stage=stage, first=True)
         else:
-            annotate_trial(study, trial, trial.user_attrs.get("history", []), reason, artifacts)
+            annotate_trial(study, trial, trial.user_attrs.get("history", []), reason, artifacts, stage=stage,
+                           first=True)
     except Exception:
         log.exception("could not write the note or curves of trial %d", trial.number)
 
 
+def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None,
+          state: TrialState | None = None) -> None:
+    """`study.tell` without its last step, a read of the finished trial to return a copy that the worker
+    would drop: the function that `Study.tell` and `Study.optimize` both call."""
+    _tell_with_warning(study=study, trial=trial, value_or_values=value, state=state)
+
+
+def record(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """`trial.set_user_attr` for each item, in one database round trip where the storage allows it."""
+    set_trial_user_attrs(trial.storage, trial._trial_id, attrs)
+    trial._cached_frozen_trial.user_attrs.update(attrs)  # as Trial.set_user_attr keeps its copy in step
+
+
 def _run_range_test(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, device: str,
-                    data_dir: Path | None) -> TrialState:
+                    data_dir: Path | None, worker: dict[str, Any]) -> TrialState:
     config = trial_config(plan, view, trial, device, sample=False)  # the range test searches nothing
-    trial.set_user_attr("config", config.to_dict())
+    record(trial, {"worker": worker, "config": config.to_dict()})
     low, high = objective.lr_range(config, data_dir)
     trial.set_user_attr("lr_range", [low, high])
     view.study.tell(trial, high)

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from hpsearch.search.campaign import (
     StageView,
     claim,
+    claim_queued,
     load_plan,
     next_space,
     open_stage,
@@ -107,22 +108,25 @@ def _step(storage: BaseStorage, plan: Plan, objective: Objective, seed: int, cur
         if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
                              max_retry=options.max_retry):
             return 0
-    if stage_complete(view, options.max_retry):
+    # PostgreSQL hands out a waiting slot without a snapshot of the stage; the snapshot is read only when
+    # that finds none (the stage may be done, or its last trials still running) and on other storages.
+    queued = claim_queued(view)  # its claim recorded the first heartbeat too
+    if queued is None and stage_complete(view, options.max_retry):
         cursor.complete_upto = index + 1
         return None if cursor.complete_upto == len(plan.stages) else 0
-    trial = claim(view)
+    trial = queued or claim(view)
     if trial is None:
         repair_orphans(view, options.max_retry)
         stop.wait(options.poll)
         return 0
-    _run_one(plan, view, trial, objective, storage, options, stop)
+    _run_one(plan, view, trial, objective, storage, options, stop, first_beat=queued is None)
     return 1
 
 
 def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, storage: BaseStorage,
-             options: WorkerOptions, stop: threading.Event) -> None:
+             options: WorkerOptions, stop: threading.Event, *, first_beat: bool = True) -> None:
     """Train one claimed trial under a heartbeat; an interrupted or crashed trial is failed and retried."""
-    with Heartbeat(storage, trial._trial_id, options.heartbeat_interval):
+    with Heartbeat(storage, trial._trial_id, options.heartbeat_interval, first_beat=first_beat):
         try:
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
                               stop=stop, artifacts=options.artifacts)
@@ -138,7 +142,7 @@ def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: 
     """Record why, fail the trial, and enqueue its retry (bounded by max_retry) for any worker to take."""
     trial.set_user_attr("fail_reason", reason)
     try:
-        write_trial_note(view.study, trial, reason)
+        write_trial_note(view.study, trial, reason, stage=view.stage.name)
     except Exception:
         log.exception("could not write the note of trial %d", trial.number)
     view.study.tell(trial, state=TrialState.FAIL)

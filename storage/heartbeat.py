@@ -73,7 +73,10 @@ def describe_error(exc: BaseException) -> str:
 class Heartbeat:
     """`with Heartbeat(storage, trial_id, interval): ...` keeps a claimed trial alive while it runs."""
 
-    def __init__(self, storage: BaseStorage, trial_id: int, interval: float | None = None) -> None:
+    def __init__(
+        self, storage: BaseStorage, trial_id: int, interval: float | None = None, *, first_beat: bool = True
+    ) -> None:
+        """`first_beat=False` when the claim already recorded the first beat (`claims.claim_waiting`)."""
         rdb = rdb_backend(storage)
         if interval is None:
             interval = (rdb.get_heartbeat_interval() if rdb else None) or DEFAULT_HEARTBEAT_INTERVAL
@@ -86,11 +89,12 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._secret_url = rdb.url if rdb else ""  # only to scrub it out of error messages
+        self._first_beat = first_beat
 
     def __enter__(self) -> Heartbeat:
         # Beat before training starts, so a trial is never RUNNING for long without a heartbeat.
-        alive = self._beat()
-        if alive and self._rdb is not None:
+        alive = self._beat() if self._first_beat else True
+        if alive and self._first_beat and self._rdb is not None:
             # Say who holds the trial, for `hpsearch status`, and tell gRPC clients (which cannot
             # see the heartbeat table) that this trial's heartbeat lives in the database.
             self._write(

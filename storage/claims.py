@@ -1,0 +1,115 @@
+"""Claim enqueued trials in PostgreSQL as a job queue does: one row lock, skipped by every other worker.
+
+Optuna's way to run an enqueued trial (`Study.ask`) reads every unfinished trial of the study, with all its
+attributes, and then tries them one by one: with many WAITING trials, each claim costs a read of all of them.
+Here a claim is one transaction: `SELECT ... FOR UPDATE SKIP LOCKED` of the lowest-numbered WAITING row, a
+look for a twin (below), the UPDATE, and the trial's first heartbeat. Its cost does not grow with the number
+of waiting trials, and workers racing for trials never wait on each other's locks.
+Other backends (the journal file, a gRPC proxy client) answer None: the caller claims the Optuna way.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import sqlalchemy
+from optuna.exceptions import StorageInternalError
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._rdb import models
+from optuna.trial import TrialState
+from sqlalchemy.dialects import postgresql
+
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, heartbeat_record, rdb_backend
+
+
+def postgres_backend(storage: BaseStorage) -> RDBStorage | None:
+    """The RDBStorage behind `storage` when it is PostgreSQL, else None."""
+    rdb = rdb_backend(storage)
+    return rdb if rdb is not None and rdb.engine.dialect.name == "postgresql" else None
+
+
+def claim_waiting(storage: BaseStorage, study_id: int, *, unique_key: str | None = None,
+                  retired_key: str = "retired") -> int | None:
+    """Move the lowest-numbered WAITING trial of the study to RUNNING; its id, or None if none is left.
+
+    Also None when the backend is not PostgreSQL (see `postgres_backend`). Race-free: the row stays locked
+    from the SELECT to the commit, and every other claimer skips it instead of waiting for it. The commit
+    also holds the trial's first heartbeat, as `Heartbeat` would record it: a row in Optuna's heartbeat
+    table (the database's clock) and the `hpsearch:heartbeat` attribute that says so to gRPC clients.
+
+    `unique_key` names a trial system attribute of which one trial per value may run: a candidate with a
+    lower-numbered twin (same value) that has not failed is retired instead (FAIL, with system attribute
+    `retired_key` = the twin's number), and the next candidate is tried.
+    """
+    rdb = postgres_backend(storage)
+    if rdb is None:
+        return None
+    while True:
+        claimed = _claim_one(rdb, study_id, unique_key, retired_key)
+        if claimed is None or claimed[1]:
+            return None if claimed is None else claimed[0]
+
+
+def _claim_one(rdb: RDBStorage, study_id: int, unique_key: str | None,
+               retired_key: str) -> tuple[int, bool] | None:
+    """(trial id, True) when claimed, (trial id, False) when retired as a twin, None when none waits."""
+    trial_model = models.TrialModel
+    attrs = models.TrialSystemAttributeModel.__table__
+    pick = (
+        sqlalchemy.select(trial_model)
+        .where(trial_model.study_id == study_id, trial_model.state == TrialState.WAITING)
+        .order_by(trial_model.number)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    session = rdb.scoped_session()
+    try:
+        trial = session.execute(pick).scalar_one_or_none()
+        if trial is None:
+            session.rollback()
+            return None
+        trial_id, now = int(trial.trial_id), datetime.now()
+        twin = _twin(session, study_id, trial_id, int(trial.number), unique_key) if unique_key else None
+        # As Optuna sets them: the model converts local time to what its schema version stores.
+        trial.datetime_start = now
+        if twin is not None:
+            trial.state = TrialState.FAIL
+            trial.datetime_complete = now
+            session.execute(_upsert(attrs, trial_id, retired_key, twin))
+        else:
+            trial.state = TrialState.RUNNING
+            session.add(models.TrialHeartbeatModel(trial_id=trial_id))  # stamped by the database
+            # A retry inherits its predecessor's system attributes, this marker included: overwrite it.
+            session.execute(_upsert(attrs, trial_id, HEARTBEAT_ATTR, heartbeat_record(trial_id, native=True)))
+        session.commit()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        session.rollback()
+        raise StorageInternalError("could not claim a waiting trial") from exc
+    finally:
+        session.close()
+    return trial_id, twin is None
+
+
+def _twin(session: sqlalchemy.orm.Session, study_id: int, trial_id: int, number: int, key: str) -> int | None:
+    """The lowest number below `number` of a trial that shares `trial_id`'s value of `key` and has not failed."""
+    trial_model, attr = models.TrialModel, models.TrialSystemAttributeModel
+    value = (sqlalchemy.select(attr.value_json)
+             .where(attr.trial_id == trial_id, attr.key == key)
+             .scalar_subquery())
+    query = (
+        sqlalchemy.select(trial_model.number)
+        .join(attr, attr.trial_id == trial_model.trial_id)
+        .where(trial_model.study_id == study_id, trial_model.number < number, trial_model.state != TrialState.FAIL,
+               attr.key == key, attr.value_json == value)
+        .order_by(trial_model.number)
+        .limit(1)
+    )
+    return session.execute(query).scalar_one_or_none()
+
+
+def _upsert(table: sqlalchemy.Table, trial_id: int, key: str, value: object) -> sqlalchemy.Executable:
+    encoded = json.dumps(value)
+    return (postgresql.insert(table)
+            .values(trial_id=trial_id, key=key, value_json=encoded)
+            .on_conflict_do_update(index_elements=[table.c.trial_id, table.c.key], set_={"value_json": encoded}))
