@@ -114,7 +114,7 @@ def _step(storage: BaseStorage, plan: Plan, objective: Objective, seed: int, cur
     if queued is None and stage_complete(view, options.max_retry):
         cursor.complete_upto = index + 1
         return None if cursor.complete_upto == len(plan.stages) else 0
-    trial = queued or claim(view)
+    trial = queued if queued is not None else claim(view)
     if trial is None:
         repair_orphans(view, options.max_retry)
         stop.wait(options.poll)
