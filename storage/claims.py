@@ -79,7 +79,7 @@ def _claim_one(rdb: RDBStorage, study_id: int, unique_key: str | None,
             session.execute(_upsert(attrs, trial_id, retired_key, twin))
         else:
             trial.state = TrialState.RUNNING
-            session.add(models.TrialHeartbeatModel(trial_id=trial_id))  # stamped by the database
+            session.execute(_first_beat(trial_id))
             # A retry inherits its predecessor's system attributes, this marker included: overwrite it.
             session.execute(_upsert(attrs, trial_id, HEARTBEAT_ATTR, heartbeat_record(trial_id, native=True)))
         session.commit()
@@ -106,6 +106,14 @@ def _twin(session: sqlalchemy.orm.Session, study_id: int, trial_id: int, number:
         .limit(1)
     )
     return session.execute(query).scalar_one_or_none()
+
+
+def _first_beat(trial_id: int) -> sqlalchemy.Executable:
+    """A heartbeat row stamped by the database's clock; an upsert, so no leftover row can fail the claim."""
+    table = models.TrialHeartbeatModel.__table__
+    return (postgresql.insert(table)
+            .values(trial_id=trial_id, heartbeat=sqlalchemy.func.now())
+            .on_conflict_do_update(index_elements=[table.c.trial_id], set_={"heartbeat": sqlalchemy.func.now()}))
 
 
 def _upsert(table: sqlalchemy.Table, trial_id: int, key: str, value: object) -> sqlalchemy.Executable:
