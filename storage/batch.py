@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy
 from optuna.exceptions import StorageInternalError
@@ -19,7 +19,9 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._rdb import models
 from sqlalchemy.dialects import postgresql
 
-from hpsearch.storage.claims import postgres_backend
+from hpsearch.storage.heartbeat import postgres_backend
+
+T = TypeVar("T")
 
 
 def set_trial_user_attrs(storage: BaseStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
@@ -36,9 +38,9 @@ def set_trial_user_attrs(storage: BaseStorage, trial_id: int, attrs: Mapping[str
         if found is None:
             raise KeyError(f"no trial with id {trial_id}")
         rdb.check_trial_is_updatable(trial_id, found)
-        session.execute(_UPSERTS["trial_id"], _rows("trial_id", trial_id, attrs))
+        upsert_attrs(session, models.TrialUserAttributeModel, trial_id, attrs)
 
-    _transaction(rdb, write)
+    transaction(rdb, write, "write the attributes")
 
 
 def set_study_system_attrs(storage: BaseStorage, study_id: int, attrs: Mapping[str, Any]) -> None:
@@ -51,11 +53,19 @@ def set_study_system_attrs(storage: BaseStorage, study_id: int, attrs: Mapping[s
 
     def write(session: sqlalchemy.orm.Session) -> None:
         try:
-            session.execute(_UPSERTS["study_id"], _rows("study_id", study_id, attrs))
+            upsert_attrs(session, models.StudySystemAttributeModel, study_id, attrs)
         except sqlalchemy.exc.IntegrityError:  # the foreign key: no such study
             raise KeyError(f"no study with id {study_id}") from None
 
-    _transaction(rdb, write)
+    transaction(rdb, write, "write the attributes")
+
+
+def upsert_attrs(session: sqlalchemy.orm.Session, model: type[models.BaseModel], owner_id: int,
+                 attrs: Mapping[str, Any]) -> None:
+    """Insert or overwrite `attrs` of one trial or study in `model`'s attribute table: one statement."""
+    owner = _OWNERS[model]
+    rows = [{owner: owner_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
+    session.execute(_UPSERTS[model], rows)
 
 
 def _upsert_statement(table: sqlalchemy.Table, owner: str) -> sqlalchemy.Executable:
@@ -64,27 +74,28 @@ def _upsert_statement(table: sqlalchemy.Table, owner: str) -> sqlalchemy.Executa
                                         set_={"value_json": insert.excluded.value_json})
 
 
-# Built once: SQLAlchemy then compiles each once, and sends the rows of a call as one multi-row INSERT.
-_UPSERTS = {
-    "trial_id": _upsert_statement(models.TrialUserAttributeModel.__table__, "trial_id"),
-    "study_id": _upsert_statement(models.StudySystemAttributeModel.__table__, "study_id"),
+_OWNERS: dict[type[models.BaseModel], str] = {
+    models.TrialUserAttributeModel: "trial_id",
+    models.TrialSystemAttributeModel: "trial_id",
+    models.StudySystemAttributeModel: "study_id",
 }
+# Built once: SQLAlchemy then compiles each once, and sends the rows of a call as one multi-row INSERT.
+_UPSERTS = {model: _upsert_statement(model.__table__, owner) for model, owner in _OWNERS.items()}
 
 
-def _rows(owner: str, owner_id: int, attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{owner: owner_id, "key": key, "value_json": json.dumps(value)} for key, value in attrs.items()]
-
-
-def _transaction(rdb: RDBStorage, write: Callable[[sqlalchemy.orm.Session], None]) -> None:
+def transaction(rdb: RDBStorage, work: Callable[[sqlalchemy.orm.Session], T], what: str) -> T:
+    """Run `work` in one session and commit; a database error rolls back and becomes Optuna's
+    StorageInternalError("could not <what>"), as Optuna's own storage methods report it."""
     session = rdb.scoped_session()
     try:
-        write(session)
+        result = work(session)
         session.commit()
     except sqlalchemy.exc.SQLAlchemyError as exc:
         session.rollback()
-        raise StorageInternalError("could not write the attributes") from exc
+        raise StorageInternalError(f"could not {what}") from exc
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+    return result

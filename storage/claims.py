@@ -10,23 +10,16 @@ Other backends (the journal file, a gRPC proxy client) answer None: the caller c
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import sqlalchemy
-from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._rdb import models
 from optuna.trial import TrialState
 from sqlalchemy.dialects import postgresql
 
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, heartbeat_record, rdb_backend
-
-
-def postgres_backend(storage: BaseStorage) -> RDBStorage | None:
-    """The RDBStorage behind `storage` when it is PostgreSQL, else None."""
-    rdb = rdb_backend(storage)
-    return rdb if rdb is not None and rdb.engine.dialect.name == "postgresql" else None
+from hpsearch.storage.batch import transaction, upsert_attrs
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, heartbeat_record, postgres_backend
 
 
 def claim_waiting(storage: BaseStorage, study_id: int, *, unique_key: str | None = None,
@@ -55,7 +48,6 @@ def _claim_one(rdb: RDBStorage, study_id: int, unique_key: str | None,
                retired_key: str) -> tuple[int, bool] | None:
     """(trial id, True) when claimed, (trial id, False) when retired as a twin, None when none waits."""
     trial_model = models.TrialModel
-    attrs = models.TrialSystemAttributeModel.__table__
     pick = (
         sqlalchemy.select(trial_model)
         .where(trial_model.study_id == study_id, trial_model.state == TrialState.WAITING)
@@ -63,11 +55,10 @@ def _claim_one(rdb: RDBStorage, study_id: int, unique_key: str | None,
         .limit(1)
         .with_for_update(skip_locked=True)
     )
-    session = rdb.scoped_session()
-    try:
+
+    def claim(session: sqlalchemy.orm.Session) -> tuple[int, bool] | None:
         trial = session.execute(pick).scalar_one_or_none()
         if trial is None:
-            session.rollback()
             return None
         trial_id, now = int(trial.trial_id), datetime.now()
         twin = _twin(session, study_id, trial_id, int(trial.number), unique_key) if unique_key else None
@@ -76,19 +67,16 @@ def _claim_one(rdb: RDBStorage, study_id: int, unique_key: str | None,
         if twin is not None:
             trial.state = TrialState.FAIL
             trial.datetime_complete = now
-            session.execute(_upsert(attrs, trial_id, retired_key, twin))
-        else:
-            trial.state = TrialState.RUNNING
-            session.execute(_first_beat(trial_id))
-            # A retry inherits its predecessor's system attributes, this marker included: overwrite it.
-            session.execute(_upsert(attrs, trial_id, HEARTBEAT_ATTR, heartbeat_record(trial_id, native=True)))
-        session.commit()
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        session.rollback()
-        raise StorageInternalError("could not claim a waiting trial") from exc
-    finally:
-        session.close()
-    return trial_id, twin is None
+            upsert_attrs(session, models.TrialSystemAttributeModel, trial_id, {retired_key: twin})
+            return trial_id, False
+        trial.state = TrialState.RUNNING
+        session.execute(_first_beat(trial_id))
+        # A retry inherits its predecessor's system attributes, this marker included: overwrite it.
+        marker = {HEARTBEAT_ATTR: heartbeat_record(trial_id, native=True)}
+        upsert_attrs(session, models.TrialSystemAttributeModel, trial_id, marker)
+        return trial_id, True
+
+    return transaction(rdb, claim, "claim a waiting trial")
 
 
 def _twin(session: sqlalchemy.orm.Session, study_id: int, trial_id: int, number: int, key: str) -> int | None:
@@ -114,10 +102,3 @@ def _first_beat(trial_id: int) -> sqlalchemy.Executable:
     return (postgresql.insert(table)
             .values(trial_id=trial_id, heartbeat=sqlalchemy.func.now())
             .on_conflict_do_update(index_elements=[table.c.trial_id], set_={"heartbeat": sqlalchemy.func.now()}))
-
-
-def _upsert(table: sqlalchemy.Table, trial_id: int, key: str, value: object) -> sqlalchemy.Executable:
-    encoded = json.dumps(value)
-    return (postgresql.insert(table)
-            .values(trial_id=trial_id, key=key, value_json=encoded)
-            .on_conflict_do_update(index_elements=[table.c.trial_id, table.c.key], set_={"value_json": encoded}))

@@ -40,6 +40,12 @@ def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
     return storage if isinstance(storage, RDBStorage) else None
 
 
+def postgres_backend(storage: BaseStorage) -> RDBStorage | None:
+    """The RDBStorage behind `storage` when it is PostgreSQL, else None."""
+    rdb = rdb_backend(storage)
+    return rdb if rdb is not None and rdb.engine.dialect.name == "postgresql" else None
+
+
 def supports_native_heartbeat(storage: BaseStorage) -> bool:
     """True when heartbeats go to the database's heartbeat table, False when to a trial attribute."""
     return rdb_backend(storage) is not None
