@@ -71,7 +71,8 @@ def _stage_section(view: Any) -> str:
     attrs = view.study.user_attrs
     parent = space_from_json(attrs["parent_space"]) if attrs.get("parent_space") else None
     counts = Counter(t.state.name.lower() for t in trials)
-    ranked = rank(trials)
+    # An LR range test's value is the top of the range it found, a learning rate: not ranked as an accuracy.
+    ranked = rank(trials) if view.stage.kind != "lr_range_test" else []
     out = [f"<p>{view.stage.n_trials} trial(s) budgeted; "
            + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
            + (f". Best validation accuracy <b>{ranked[0].value:.4f}</b> (trial {ranked[0].number})" if ranked else "")
@@ -92,8 +93,8 @@ def _stage_section(view: Any) -> str:
     if view.stage.kind == "lr_range_test":
         return "\n".join(out)
     out.append(_figure("Optimization history", plots.optimization_history(view.study)))
-    figure, why_not = plots.param_importances(view.study)
-    out.append(_figure("Parameter importances", figure, why_not))
+    figure, note = plots.param_importances(view.study)
+    out.append(_figure("Parameter importances", figure, note))
     out.append(_figure("Learning rate against momentum", plots.lr_momentum(trials)))
     out.append(_figure("Best trials: train and validation curves", plots.best_curves(trials)))
     if view.stage.kind == "final":
@@ -135,11 +136,13 @@ def _summary(s: Any) -> str:
     return f"{s['mean']:.4f} ± {s.get('std', 0.0):.4f} (n={len(s.get('values', []))})"
 
 
-def _figure(title: str, data: bytes | None, why_not: str = "") -> str:
+def _figure(title: str, data: bytes | None, note: str = "") -> str:
+    """The figure inline, with `note` under it; without a figure, `note` says why."""
     if data is None:
-        return f"<h3>{_e(title)}</h3><p class='note'>{_e(why_not or 'nothing to draw yet')}</p>"
+        return f"<h3>{_e(title)}</h3><p class='note'>{_e(note or 'nothing to draw yet')}</p>"
     payload = base64.b64encode(data).decode("ascii")
-    return f"<h3>{_e(title)}</h3><img alt='{_e(title)}' src='data:image/png;base64,{payload}'>"
+    caveat = f"<p class='note'>{_e(note)}</p>" if note else ""
+    return f"<h3>{_e(title)}</h3><img alt='{_e(title)}' src='data:image/png;base64,{payload}'>{caveat}"
 
 
 def _table(header: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> str:

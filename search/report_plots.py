@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -71,22 +72,37 @@ def optimization_history(study: optuna.Study) -> bytes | None:
 
 
 def param_importances(study: optuna.Study) -> tuple[bytes | None, str]:
-    """The importances figure, or None and why not."""
+    """The importances figure and a caveat to print under it (or ""), or None and why not."""
     done = _complete(study.get_trials(deepcopy=False))
     varied = {k for t in done for k in t.params if len({repr(u.params.get(k)) for u in done}) > 1}
     if len(done) < MIN_TRIALS_FOR_IMPORTANCE or not varied:
         return None, f"too few completed trials ({len(done)}) or no varied parameter for importances"
     try:
-        importances = optuna.importance.get_param_importances(study)
+        # The evaluator warns on stderr about thin data; the reader of the report should see that, not the user
+        # at the terminal, so each warning becomes a sentence under the figure.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            importances = optuna.importance.get_param_importances(study)
     except (ValueError, RuntimeError) as e:  # a degenerate set of trials (e.g. one value everywhere)
         return None, f"importances could not be computed: {e}"
+    caveat = " ".join(dict.fromkeys(_importance_caveat(str(w.message)) for w in caught
+                                    if issubclass(w.category, UserWarning)))
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.4 * len(importances)))
     names = list(importances)[::-1]
     ax.barh(names, [importances[n] for n in names], color="C0")
     ax.set(xlabel="importance (optuna.importance default evaluator)", title="parameter importances")
     ax.grid(alpha=0.3, axis="x")
     fig.tight_layout()
-    return png(fig), ""
+    return png(fig), caveat
+
+
+def _importance_caveat(message: str) -> str:
+    """One of the importance evaluator's warnings as a sentence for the report's reader."""
+    thin = re.match(r"Some regimes for parameter `(.+?)` have less than (\d+) trials", message)
+    if thin:
+        return (f"{thin[1]} is a conditional parameter and one of its cases (set or unset) has fewer than "
+                f"{thin[2]} completed trials, so its importance is a rough estimate.")
+    return f"Optuna's importance evaluator notes: {message.strip()}"
 
 
 def lr_momentum(trials: Sequence[FrozenTrial]) -> bytes | None:

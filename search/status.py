@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
+from rich.console import Group, RenderableType
 from rich.table import Table
 
-from hpsearch.search.campaign import DUPLICATE, load_plan, rank, stage_view
+from hpsearch.search.campaign import DUPLICATE, SLOT, StageView, load_plan, rank, stage_view
 from hpsearch.search.space import Space, space_to_data
 
 
@@ -21,9 +23,12 @@ class StageStatus:
     n_trials: int
     opened: bool
     counts: dict[str, int]
-    best_value: float | None
+    best_value: float | None  # validation accuracy; for a final stage the best config's mean over its seeds
     best_params: dict[str, Any]
     space: dict[str, Any]
+    best_std: float | None = None  # spread of that mean over the seeds (final stage only)
+    best_runs: int = 1  # how many runs best_value averages
+    lr_range: tuple[float, float] | None = None  # what an LR range test found; such a stage has no accuracy
 
     @property
     def finished(self) -> int:
@@ -31,6 +36,7 @@ class StageStatus:
 
 
 def campaign_status(storage: BaseStorage, campaign: str) -> list[StageStatus]:
+    """Every stage of the campaign as stored, in plan order; stages not open yet have no counts."""
     plan = load_plan(storage, campaign)
     out = []
     for index, stage in enumerate(plan.stages):
@@ -38,12 +44,36 @@ def campaign_status(storage: BaseStorage, campaign: str) -> list[StageStatus]:
         if view is None:
             out.append(StageStatus(stage.name, stage.kind, stage.n_trials, False, {}, None, {}, {}))
             continue
-        counts = Counter(t.state.name for t in view.trials if DUPLICATE not in t.system_attrs)
-        best = rank(view.trials)
-        out.append(StageStatus(stage.name, stage.kind, stage.n_trials, True, dict(counts),
-                               best[0].value if best else None, dict(best[0].params) if best else {},
-                               space_to_data(view.space)))
+        counts = dict(Counter(t.state.name for t in view.trials if DUPLICATE not in t.system_attrs))
+        space = space_to_data(view.space)
+        if stage.kind == "lr_range_test":
+            # Its trial's value is the top of the range it found, a learning rate: never show it as an accuracy.
+            found = next((t.user_attrs["lr_range"] for t in view.trials if "lr_range" in t.user_attrs), None)
+            out.append(StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space,
+                                   lr_range=tuple(found) if found else None))
+        elif stage.kind == "final":
+            out.append(_final_status(view, counts, space))
+        else:
+            best = rank(view.trials)
+            out.append(StageStatus(stage.name, stage.kind, stage.n_trials, True, counts,
+                                   best[0].value if best else None, dict(best[0].params) if best else {}, space))
     return out
+
+
+def _final_status(view: StageView, counts: dict[str, int], space: dict[str, Any]) -> StageStatus:
+    """The best config by its mean over seeds, grouped and ordered as `hpsearch export` ranks them."""
+    groups: dict[int, list[FrozenTrial]] = {}
+    for t in sorted(view.trials, key=lambda t: t.number):
+        if t.state == TrialState.COMPLETE and t.value is not None and SLOT in t.system_attrs:
+            groups.setdefault(t.system_attrs[SLOT] // max(1, view.stage.seeds), []).append(t)
+    stage = view.stage
+    if not groups:
+        return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space)
+    best = min(groups.values(), key=lambda ts: (-statistics.fmean(t.value for t in ts), ts[0].number))
+    values = [t.value for t in best]
+    return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, statistics.fmean(values),
+                       dict(best[0].params), space, statistics.stdev(values) if len(values) > 1 else 0.0,
+                       len(values))
 
 
 def is_done(stages: list[StageStatus]) -> bool:
@@ -51,20 +81,49 @@ def is_done(stages: list[StageStatus]) -> bool:
                                 for s in stages)
 
 
-def status_table(campaign: str, stages: list[StageStatus]) -> Table:
-    table = Table(title=f"campaign {campaign}")
-    for col in ("stage", "budget", "done", "pruned", "running", "waiting", "failed", "best val acc", "best params"):
+def status_table(campaign: str, stages: list[StageStatus]) -> RenderableType:
+    """The counts table, then each stage's best params and space on lines of their own.
+
+    Params stay out of the table: as a column they were folded into fragments on an 80-column terminal.
+    """
+    table = Table(title=f"campaign {campaign}", show_edge=False, pad_edge=False)  # fits 80 columns
+    for col in ("stage", "budget", "done", "pruned", "running", "waiting", "failed"):
         table.add_column(col, overflow="fold")
-    table.caption = "\n".join(f"{s.name}: {_space_summary(s.space)}" for s in stages if s.opened)
+    table.add_column("best val acc", overflow="fold")
     for s in stages:
         c = s.counts
         table.add_row(
-            f"{s.name} ({s.kind})" if s.kind != "search" else s.name, str(s.n_trials),
+            s.name if s.kind in ("search", s.name) else f"{s.name} ({s.kind})", str(s.n_trials),
             str(c.get("COMPLETE", 0)), str(c.get("PRUNED", 0)), str(c.get("RUNNING", 0)), str(c.get("WAITING", 0)),
-            str(c.get(TrialState.FAIL.name, 0)), f"{s.best_value:.4f}" if s.best_value is not None else "-",
-            _short(s.best_params) if s.opened else "not open yet",
+            str(c.get(TrialState.FAIL.name, 0)), _best(s),
         )
-    return table
+    details = Table.grid(padding=(0, 1))
+    details.add_column(no_wrap=True)
+    details.add_column(overflow="fold")  # wraps between params (at spaces), folds only a param wider than the screen
+    for s in stages:
+        details.add_row(f"[bold]{s.name}[/bold]", _details(s))
+    return Group(table, details)
+
+
+def _best(s: StageStatus) -> str:
+    if s.best_value is None:
+        return "-"
+    if s.best_std is None:
+        return f"{s.best_value:.4f}"
+    return f"{s.best_value:.4f} ±{s.best_std:.4f}"
+
+
+def _details(s: StageStatus) -> str:
+    if not s.opened:
+        return "not open yet"
+    lines = []
+    if s.lr_range is not None:
+        lines.append(f"LR range found: {s.lr_range[0]:.3g} to {s.lr_range[1]:.3g}")
+    elif s.best_params:
+        mean = f" (mean ± std of {s.best_runs} seeds)" if s.best_std is not None else ""
+        lines.append(f"best{mean}: {_short(s.best_params)}")
+    lines.append(f"space: {_space_summary(s.space)}")
+    return "\n".join(lines)
 
 
 def _short(params: dict[str, Any]) -> str:
@@ -77,6 +136,6 @@ def _space_summary(space: dict[str, Any] | Space) -> str:
         if spec.get("type") == "categorical":
             parts.append(f"{name}∈{{{','.join(map(str, spec['choices']))}}}")
         else:
-            scale = " log" if spec.get("log") else ""
-            parts.append(f"{name}∈[{spec['low']:.3g},{spec['high']:.3g}]{scale}")
+            scale = "(log)" if spec.get("log") else ""  # no space inside a param: lines wrap only between params
+            parts.append(f"{name}{scale}∈[{spec['low']:.3g},{spec['high']:.3g}]")
     return "; ".join(parts)

@@ -126,5 +126,7 @@ def _run_range_test(plan: Plan, view: StageView, trial: optuna.Trial, objective:
     record(trial, {"worker": worker, "config": config.to_dict()})
     low, high = objective.lr_range(config, data_dir)
     trial.set_user_attr("lr_range", [low, high])
+    # A complete trial needs a value; the range's top is one, but a learning rate, not an accuracy: status,
+    # report and export read `lr_range` for this stage and never rank or show the value as an accuracy.
     view.study.tell(trial, high)
     return TrialState.COMPLETE
