@@ -199,7 +199,7 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
     if "n_trials" not in data:
         raise PlanError(f"{at}: missing 'n_trials'; give the stage's trial budget, e.g. n_trials: 32")
     n_trials = _integer(data["n_trials"], f"{at}.n_trials", low=1)
-    # Coarse stages want even coverage, later ones a model of what worked (PRACTICE.md).
+    # Coarse stages want even coverage, later ones a model of what worked (docs/practice.md).
     first_search = not any(s.kind == "search" for s in before)
     sampler = sampler_spec(data.get("sampler", "random" if first_search else "tpe"), f"{at}.sampler")
     pruner = pruner_spec(data.get("pruner", "none"), f"{at}.pruner")
