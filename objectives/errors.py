@@ -1,16 +1,21 @@
-"""The one exception type for bad input at the boundaries."""
+"""The objectives package's errors: bad input to training (a config, a data folder)."""
 
 
-class HpsearchError(Exception):
-    """Bad input from the user: the message says what is wrong and how to fix it, on one line.
+class ObjectiveError(Exception):
+    """Bad input to training: the message says what is wrong and how to fix it, on one line.
 
-    The CLI prints it as one line and exits 2; every other exception is a bug and keeps its traceback.
+    The root of this package's errors; the CLI prints it as one line and exits 2. Every other exception
+    is a bug and keeps its traceback.
     """
 
 
-class ConfigError(HpsearchError):
+# The root's earlier name, from before each package had its own; kept so that existing imports work.
+HpsearchError = ObjectiveError
+
+
+class ConfigError(ObjectiveError):
     """A training config (file, dict or override) is invalid."""
 
 
-class DataError(HpsearchError):
+class DataError(ObjectiveError):
     """The data folder is missing, incomplete or malformed."""

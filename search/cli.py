@@ -8,7 +8,12 @@ import sys
 
 import click
 
-from hpsearch.objectives.errors import HpsearchError
+from hpsearch.objectives.errors import ObjectiveError
+from hpsearch.search.errors import SearchError
+from hpsearch.storage.errors import StorageError
+
+# Each package's root of bad-input errors; the one place where they become exit code 2 and one line.
+BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (ObjectiveError, SearchError, StorageError)
 
 
 class ExitStatus(enum.IntEnum):
@@ -39,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     try:
         result = app.main(args=args, prog_name="hpsearch", standalone_mode=False)
-    except HpsearchError as e:
+    except BAD_INPUT_ERRORS as e:
         _fail(str(e))
         return ExitStatus.BAD_INPUT
     except click.UsageError as e:

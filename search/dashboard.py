@@ -13,7 +13,7 @@ import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage
 
-from hpsearch.objectives.errors import HpsearchError
+from hpsearch.search.errors import OptionError
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,15 @@ def make_dashboard_server(storage: BaseStorage, host: str, port: int, artifacts:
     try:
         return make_server(host, port, app, handler_class=_QuietHandler)
     except socket.gaierror as e:
-        raise HpsearchError(f"--host {host!r} does not resolve ({e.strerror}); use an address like 127.0.0.1") from None
+        raise OptionError(f"--host {host!r} does not resolve ({e.strerror}); use an address like 127.0.0.1") from None
     except OSError as e:
         if e.errno == errno.EADDRINUSE:
-            raise HpsearchError(f"port {port} on {host} is already in use; pick another with --port") from None
+            raise OptionError(f"port {port} on {host} is already in use; pick another with --port") from None
         if e.errno == errno.EADDRNOTAVAIL:
-            raise HpsearchError(f"--host {host!r} is not an address of this machine; use 127.0.0.1 or 0.0.0.0") \
+            raise OptionError(f"--host {host!r} is not an address of this machine; use 127.0.0.1 or 0.0.0.0") \
                 from None
         if e.errno == errno.EACCES:
-            raise HpsearchError(f"port {port} needs privileges to bind; pick one above 1023 with --port") from None
+            raise OptionError(f"port {port} needs privileges to bind; pick one above 1023 with --port") from None
         raise
 
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.errors import HpsearchError
 from hpsearch.objectives.result import TrainResult
+from hpsearch.search.errors import PlanError
 from hpsearch.search.synthetic import divergence_lr, synthetic_train
 
 TrainFn = Callable[..., TrainResult]  # train(config, *, data_dir, on_epoch, on_step) -> TrainResult
@@ -54,9 +54,9 @@ def get_objective(spec: str) -> Objective:
         return OBJECTIVES[spec]
     module_name, _, attr = spec.partition(":")
     if not attr:
-        raise HpsearchError(f"unknown objective {spec!r}; choose from {sorted(OBJECTIVES)} or give module:function")
+        raise PlanError(f"unknown objective {spec!r}; choose from {sorted(OBJECTIVES)} or give module:function")
     try:
         fn = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
-        raise HpsearchError(f"objective {spec!r} cannot be imported ({e}); check the module path") from None
+        raise PlanError(f"objective {spec!r} cannot be imported ({e}); check the module path") from None
     return Objective(fn, _cifar_lr_range)

@@ -20,7 +20,8 @@ from optuna.distributions import (
 from optuna.trial import BaseTrial
 
 from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.errors import ConfigError, HpsearchError
+from hpsearch.objectives.errors import ConfigError
+from hpsearch.search.errors import PlanError
 
 Distribution = FloatDistribution | IntDistribution | CategoricalDistribution
 
@@ -33,10 +34,6 @@ _KEYS = {
 }
 _FIELD_TYPES = typing.get_type_hints(TrainConfig)
 SPACE_JSON_VERSION = 1
-
-
-class PlanError(HpsearchError):
-    """A plan, space, sampler or pruner spec is invalid; the message names the key path and the fix."""
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@ class _ConditionalSpaceNotice(logging.Filter):
 
 def device_slots(devices: str, per_device: int) -> list[str]:
     """`cpu`, `all` (every visible GPU, else the CPU) or `0,1` -> one device string per worker process."""
-    from hpsearch.objectives.errors import HpsearchError
+    from hpsearch.search.errors import OptionError
 
     if devices == "cpu":
         return ["cpu"] * per_device  # no torch import: a CPU or synthetic worker stays small
@@ -190,10 +190,10 @@ def device_slots(devices: str, per_device: int) -> list[str]:
     try:
         ids = [int(d) for d in devices.split(",")]
     except ValueError:
-        raise HpsearchError(f"--devices {devices!r} is not cpu, all or a list of GPU indices like 0,1") from None
+        raise OptionError(f"--devices {devices!r} is not cpu, all or a list of GPU indices like 0,1") from None
     missing = [i for i in ids if i >= count]
     if missing:
-        raise HpsearchError(f"--devices asks for GPU {missing[0]}, but {count} GPU(s) are visible; use cpu or all")
+        raise OptionError(f"--devices asks for GPU {missing[0]}, but {count} GPU(s) are visible; use cpu or all")
     return [f"cuda:{i}" for i in ids for _ in range(per_device)]
 
 

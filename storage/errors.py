@@ -1,7 +1,8 @@
-"""The storage package's error type."""
-
-from hpsearch.objectives.errors import HpsearchError
+"""The storage package's error root."""
 
 
-class StorageError(HpsearchError):
-    """A storage string is malformed, or the storage it names cannot be opened or served."""
+class StorageError(Exception):
+    """A storage string is malformed, or the storage it names cannot be opened or served.
+
+    The message is one line that never contains a password; the CLI prints it and exits 2.
+    """

@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 
-from hpsearch.objectives.errors import HpsearchError
+from hpsearch.search.cli import BAD_INPUT_ERRORS
 from hpsearch.storage import StorageError, open_storage, redact_url
 
 
@@ -126,7 +126,7 @@ def test_malformed_strings_raise_one_secret_free_line(
     with pytest.raises(StorageError) as info:
         open_storage(url.format(pw=quote(password, safe=""), raw=password, tmp=tmp_path))
     message = str(info.value)
-    assert words in message and "\n" not in message and isinstance(info.value, HpsearchError)
+    assert words in message and "\n" not in message and isinstance(info.value, BAD_INPUT_ERRORS)
     _assert_secret_free(message + caplog.text, password)
 
 

@@ -1,0 +1,16 @@
+"""The search package's errors: bad input to a campaign (a plan, a command-line option)."""
+
+
+class SearchError(Exception):
+    """Bad input to the search: the message says what is wrong and how to fix it, on one line.
+
+    The root of this package's errors; the CLI prints it as one line and exits 2.
+    """
+
+
+class PlanError(SearchError):
+    """A plan, space, sampler or pruner spec is invalid; the message names the key path and the fix."""
+
+
+class OptionError(SearchError):
+    """A command-line option's value cannot work on this machine (an address, a port, a device)."""

@@ -1,0 +1,78 @@
+"""Imports only go down: search -> objectives, storage; objectives and storage know nothing above them.
+
+Static: every import in the packages' files is parsed with `ast`, including imports inside functions and
+`importlib.import_module("...")` calls with a literal name, so a lazy import cannot hide a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# package folder -> module prefixes its files must not import
+FORBIDDEN = {
+    "objectives": ("optuna", "optuna_dashboard", "hpsearch.search", "hpsearch.storage"),
+    "storage": ("hpsearch.search", "hpsearch.objectives"),
+}
+
+
+def imported_modules(source: str, package: str) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in `source`, a file of `hpsearch.<package>`."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: level 1 is this package, 2 is hpsearch
+                base = ["hpsearch", package][: 3 - node.level]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.append((node.lineno, module))
+            found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.Call) and _is_dynamic_import(node):
+            found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def _is_dynamic_import(call: ast.Call) -> bool:
+    """`importlib.import_module("x")`, `import_module("x")` or `__import__("x")` with a literal name."""
+    name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", None)
+    literal = bool(call.args) and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)
+    return literal and name in ("import_module", "__import__")
+
+
+def violations(package: str) -> list[str]:
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no Python files under {package}/"
+    out = []
+    for path in files:
+        for line, module in imported_modules(path.read_text(), package):
+            for prefix in FORBIDDEN[package]:
+                if module == prefix or module.startswith(prefix + "."):
+                    out.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_imports_nothing_above_it(package: str) -> None:
+    found = violations(package)
+    assert not found, "imports against the layering (search -> objectives, storage):\n" + "\n".join(found)
+
+
+def test_the_check_sees_lazy_relative_and_dynamic_imports() -> None:
+    source = '''
+import os
+def later():
+    import optuna.trial
+    from hpsearch.search import plan
+    from ..storage import open_storage
+    from . import config
+    importlib.import_module("hpsearch.search.cli")
+'''
+    modules = {m for _, m in imported_modules(source, "objectives")}
+    assert {"optuna.trial", "hpsearch.search", "hpsearch.storage.open_storage", "hpsearch.objectives.config",
+            "hpsearch.search.cli", "os"} <= modules
