@@ -9,8 +9,15 @@ import sys
 import click
 
 from hpsearch.objectives.errors import ObjectiveError
+
+# Each command module adds its commands to `app` when imported; torch is imported only inside the commands
+# that train, so `hpsearch --help` and the campaign commands stay light.
+from hpsearch.search import cmd_campaign, cmd_train, cmd_watch  # noqa: F401
+from hpsearch.search.app import app
 from hpsearch.search.errors import SearchError
 from hpsearch.storage.errors import StorageError
+
+__all__ = ["BAD_INPUT_ERRORS", "ExitStatus", "app", "entry", "main"]
 
 # Each package's root of bad-input errors; the one place where they become exit code 2 and one line.
 BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (ObjectiveError, SearchError, StorageError)
@@ -23,20 +30,8 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="hpsearch")
-def app() -> None:
-    """Coarse-to-fine hyperparameter search for ResNet-18 on CIFAR-10, on Optuna."""
-
-
-def _register_commands() -> None:
-    # Each module adds its commands to `app`; imported here so `hpsearch --help` lists them all.
-    from hpsearch.search import cmd_campaign, cmd_train, cmd_watch  # noqa: F401
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return its exit status instead of exiting, so tests can call it in-process."""
-    _register_commands()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     import optuna
 

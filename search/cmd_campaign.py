@@ -14,8 +14,8 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hpsearch.objectives.data import ensure_data
+from hpsearch.search.app import app
 from hpsearch.search.campaign import init_campaign, load_plan
-from hpsearch.search.cli import app
 from hpsearch.search.dashboard import artifact_dir
 from hpsearch.search.export import best_configs, write_export
 from hpsearch.search.objective import get_objective

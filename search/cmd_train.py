@@ -20,7 +20,7 @@ from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import ensure_data, load_test_split, make_splits
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, TrainResult
-from hpsearch.search.cli import app
+from hpsearch.search.app import app
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hpsearch.search.cli import app
+from hpsearch.search.app import app
 from hpsearch.search.cmd_campaign import storage_option
 from hpsearch.search.dashboard import artifact_dir, make_dashboard_server, url_of
 from hpsearch.storage import open_storage, redact_url
