@@ -87,13 +87,13 @@ def status_table(campaign: str, stages: list[StageStatus]) -> RenderableType:
     Params stay out of the table: as a column they were folded into fragments on an 80-column terminal.
     """
     table = Table(title=f"campaign {campaign}", show_edge=False, pad_edge=False)  # fits 80 columns
-    for col in ("stage", "budget", "done", "pruned", "running", "waiting", "failed"):
-        table.add_column(col, overflow="fold")
-    table.add_column("best val acc", overflow="fold")
+    table.add_column("stage", overflow="fold")  # the one column that gives way on a narrow terminal
+    for col in ("budget", "done", "pruned", "running", "waiting", "failed", "best val acc"):
+        table.add_column(col, no_wrap=True)
     for s in stages:
         c = s.counts
         table.add_row(
-            s.name if s.kind in ("search", s.name) else f"{s.name} ({s.kind})", str(s.n_trials),
+            s.name, str(s.n_trials),
             str(c.get("COMPLETE", 0)), str(c.get("PRUNED", 0)), str(c.get("RUNNING", 0)), str(c.get("WAITING", 0)),
             str(c.get(TrialState.FAIL.name, 0)), _best(s),
         )
@@ -117,8 +117,9 @@ def _details(s: StageStatus) -> str:
     if not s.opened:
         return "not open yet"
     lines = []
-    if s.lr_range is not None:
-        lines.append(f"LR range found: {s.lr_range[0]:.3g} to {s.lr_range[1]:.3g}")
+    if s.kind == "lr_range_test":
+        found = f"{s.lr_range[0]:.3g} to {s.lr_range[1]:.3g}" if s.lr_range else "not yet"
+        lines.append(f"LR range test: found {found}")
     elif s.best_params:
         mean = f" (mean ± std of {s.best_runs} seeds)" if s.best_std is not None else ""
         lines.append(f"best{mean}: {_short(s.best_params)}")

@@ -38,9 +38,9 @@ def test_the_range_test_stage_shows_its_range_never_a_learning_rate_as_accuracy(
     low, high = stage.lr_range
     assert stage.best_value is None and low < high
     text = "\n".join(render("ranged", ranged, 120))
-    row = next(line for line in text.splitlines() if line.startswith("lr-range ("))
+    row = next(line for line in text.splitlines() if line.startswith("lr-range ") and "│" in line)
     assert row.rstrip().endswith("-"), row  # the accuracy column is empty for this stage
-    assert f"LR range found: {low:.3g} to {high:.3g}" in text
+    assert f"LR range test: found {low:.3g} to {high:.3g}" in text
     section = render_report(ranged, "ranged", "hpsearch report ranged").split("<section")[1]
     assert "Best validation accuracy" not in section and f"{high:.4f}" not in section
     assert f"useful learning rates {low:.3g} to {high:.3g}" in section
@@ -57,10 +57,12 @@ def test_the_final_stage_shows_the_mean_over_seeds_that_export_ranks_by(campaign
 
 
 @pytest.mark.parametrize("width", [80, 100])
-def test_status_is_readable_at_80_columns(campaign: Campaign, width: int) -> None:
-    lines = render("watch", campaign.storage, width)
+@pytest.mark.parametrize("which", ["watch", "ranged"])
+def test_status_is_readable_at_80_columns(campaign: Campaign, ranged, which: str, width: int) -> None:
+    storage = campaign.storage if which == "watch" else ranged
+    lines = render(which, storage, width)
     assert all(len(line) <= width for line in lines)
-    stages = campaign_status(campaign.storage, "watch")
+    stages = campaign_status(storage, which)
     # each searched value sits whole on one line, never folded into fragments
     for s in stages:
         for key, value in s.best_params.items():
