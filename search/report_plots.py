@@ -102,6 +102,8 @@ def _importance_caveat(message: str) -> str:
     if thin:
         return (f"{thin[1]} is a conditional parameter and one of its cases (set or unset) has fewer than "
                 f"{thin[2]} completed trials, so its importance is a rough estimate.")
+    if "Target and region quantiles select the same set of trials" in message:
+        return "Too few completed trials to tell the parameters apart: every importance is shown as equal."
     return f"Optuna's importance evaluator notes: {message.strip()}"
 
 
