@@ -28,8 +28,8 @@ CHROMIUM = "/usr/bin/chromium"  # the system's; a browser is never downloaded (C
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOT_COPY = Path("/tmp/hpsearch-dashboard.png")  # a stable place to look at the last run's page
-# The CLI with the watch commands registered, whether or not `cli._register_commands` imports them yet.
-_CLI = "import sys; from hpsearch.search import cmd_watch; from hpsearch.search.cli import main; sys.exit(main())"
+# The CLI in a fresh interpreter (cli.py imports every command module, the watch commands included).
+_CLI = "import sys; from hpsearch.search.cli import main; sys.exit(main())"
 SMALL_PLAN = {**PLAN, "stages": [
     {"name": "coarse", "n_trials": 4, "overrides": {"epochs": 2}, "sampler": "random"},
     {"name": "fine", "n_trials": 3, "overrides": {"epochs": 3}, "narrow": {"top_k": 2, "margin": 0.2}},
