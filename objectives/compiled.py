@@ -7,6 +7,7 @@ would build them) into the same tensors. Keeping the tensors keeps compiled code
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.model import CifarResNet18
 
 MAX_CACHED = 4  # model shapes kept per process; a search over widths would otherwise hold every one
+# torch.compile's backend; a CPU smoke run of the GPU benchmark sets "eager" to check its code paths in seconds.
+COMPILE_BACKEND: str | Callable[..., Any] = "inductor"
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class ModelKey:
     num_classes: int
     width: int
     batch_size: int
-    mode: str  # off | on | cudagraphs
+    mode: str  # off | on: a captured step (cudagraphs) runs the same compiled model
     device: str
     channels_last: bool
 
@@ -56,8 +59,11 @@ def build_model(num_classes: int, width: int, seed: int) -> nn.Module:
     return CifarResNet18(num_classes, width)
 
 
-def model_for(key: ModelKey, seed: int, backend: str | Callable[..., Any] = "inductor") -> CachedModel:
+def model_for(key: ModelKey, seed: int, backend: str | Callable[..., Any] | None = None) -> CachedModel:
     """The model for `key` with weights freshly initialised from `seed`; compiled ones come from the cache."""
+    backend = COMPILE_BACKEND if backend is None else backend
+    if key.mode == "cudagraphs":
+        key = dataclasses.replace(key, mode="on")
     device = torch.device(key.device)
     memory_format = torch.channels_last if key.channels_last else torch.contiguous_format
     fresh = build_model(key.num_classes, key.width, seed)

@@ -62,7 +62,8 @@ def test_standard_width_is_the_11m_parameter_resnet18() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_bf16_channels_last_run(cifar_dir: Path, tiny_config: TrainConfig) -> None:
-    result = train(tiny_config.replace(device="cuda", precision="bf16", channels_last=True), data_dir=cifar_dir)
+    config = tiny_config.replace(device="cuda", precision="bf16", channels_last=True, compile="off")
+    result = train(config, data_dir=cifar_dir)
     assert result.status == "completed" and result.device.startswith("cuda")
 
 
@@ -71,7 +72,7 @@ def test_cuda_bf16_channels_last_run(cifar_dir: Path, tiny_config: TrainConfig) 
 def test_cuda_training_syncs_with_the_host_about_once_per_epoch(cifar_dir: Path, tiny_config: TrainConfig) -> None:
     import warnings
 
-    config = tiny_config.replace(device="cuda", epochs=4)
+    config = tiny_config.replace(device="cuda", epochs=4, compile="off")
     train(config, data_dir=cifar_dir)  # warm-up: cuDNN autotuning, allocator, data upload
     torch.cuda.set_sync_debug_mode("warn")
     try:
