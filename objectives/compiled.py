@@ -45,9 +45,12 @@ _CACHE: OrderedDict[tuple[ModelKey, Any], CachedModel] = OrderedDict()
 
 
 def resolve_compile(mode: str, device: torch.device) -> str:
-    """`auto` -> `on` for CUDA and `off` for the CPU; CUDA graphs on the CPU are bad input."""
+    """`auto` -> `cudagraphs` for CUDA and `off` for the CPU; CUDA graphs on the CPU are bad input.
+
+    On CUDA, compiling alone does not pay at batch 128 (the step stays bound by kernel launches); the
+    captured step does (bench/gpu_suite.py); on the CPU compilation costs more than short trials gain."""
     if mode == "auto":
-        return "on" if device.type == "cuda" else "off"
+        return "cudagraphs" if device.type == "cuda" else "off"
     if mode == "cudagraphs" and device.type != "cuda":
         raise ConfigError("compile: cudagraphs needs a CUDA device; use compile: on or off on the CPU")
     return mode

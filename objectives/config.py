@@ -79,7 +79,7 @@ class TrainConfig:
     channels_last: bool = True
     seed: int = 0  # weights, batch order and augmentation
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    # auto: `on` for CUDA, `off` on the CPU; on: torch.compile (once per process and shape);
+    # auto: `cudagraphs` for CUDA, `off` on the CPU; on: torch.compile (once per process and shape);
     # cudagraphs: compiled, and the whole training step captured in a CUDA graph. Never changes the math.
     compile: str = "auto"
     divergence_factor: float = 4.0  # stop as diverged when the epoch's mean loss exceeds this x the first loss

@@ -16,5 +16,6 @@ def cap_memory_share(device: str, share: int) -> float:
     if target.type != "cuda" or share <= 1:
         return 1.0
     fraction = HEADROOM / share
-    torch.cuda.set_per_process_memory_fraction(fraction, target)
+    index = target.index if target.index is not None else torch.cuda.current_device()
+    torch.cuda.set_per_process_memory_fraction(fraction, index)
     return fraction

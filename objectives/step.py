@@ -91,7 +91,9 @@ class GraphStep(TrainStep):
             _reset_optimizer_state(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        # thread_local: other threads of the process (a DataLoader's pin-memory thread, a storage heartbeat)
+        # may call CUDA while this thread captures; the default global mode would invalidate the capture.
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
             self.static_loss, self.static_logits = self._graph_body()
             self.static_loss_sum = self.loss_sum + self.static_loss * self.static_y.shape[0]
             self.static_hits = self.correct + (self.static_logits.argmax(1) == self.static_y).sum()
