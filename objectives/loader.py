@@ -57,6 +57,13 @@ class DeviceLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.epoch_order()
+        for b in range(len(self)):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            yield self.transform(self.images[idx]), self.labels[idx]
+
+    def epoch_order(self) -> torch.Tensor:
+        """The sample indices of the next epoch, drawn on the device."""
         n = len(self.labels)
         if self.sample_weights is not None:
             # One draw per epoch on the device: n indices with replacement, rare classes repeated.
@@ -65,9 +72,7 @@ class DeviceLoader:
             order = torch.randperm(n, generator=self.generator, device=self.device)
         else:
             order = torch.arange(n, device=self.device)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self.transform(self.images[idx]), self.labels[idx]
+        return order
 
     def transform(self, images: torch.Tensor) -> torch.Tensor:
         """Augment (when training) and normalise one uint8 batch."""
