@@ -10,7 +10,16 @@ Usage (a CUDA machine; about 6 minutes, never more than 8):
     python bench/gpu_suite.py --smoke --data-dir DIR --out smoke.json   # CPU, tiny model: the code paths only
 
 Baselines and units: dense bf16 peak 990 TFLOP/s (H100 / H200 SXM); a trained image of ResNet-18 at width 64
-costs 3.33 GFLOP (forward + backward). Results: not measured yet.
+costs 3.33 GFLOP (forward + backward).
+
+Results, NVIDIA H200, torch 2.11.0+cu130, Python 3.12, 16 cores, MPS not running, n=1 (262 s in all):
+- compile: first trial +28.3 s (cold cache), second trial +0.02 s; CUDA-graph capture per trial well under 1 s.
+- epoch img/s at width 64, batch 128: eager 13,912, compiled 12,651, CUDA graphs 51,746 (0.87 s per epoch,
+  17.4% of the dense bf16 peak); batch 512: 56,225, 48,845 and 84,096 (28.3%).
+- DataLoader + PIL (16 workers), batch 128: 12,790 img/s with the eager step, 28,388 with the CUDA-graph step;
+  the device pipeline is 1.09x and 1.82x faster (target 3x: not met).
+- packing, data 0.2, 8 epochs, compile auto: K=1 2,096 trials/h, K=2 1.03x, K=4 1.03x (no MPS; target 2x: not met).
+- pytest -m gpu: 4 passed.
 """
 
 from __future__ import annotations

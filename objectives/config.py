@@ -219,6 +219,8 @@ def _validate(c: TrainConfig) -> None:
     need(c.sampling in SAMPLING_NAMES, f"unknown sampling {c.sampling!r}; choose from {list(SAMPLING_NAMES)}")
     need(c.plateau_mode in PLATEAU_MODES, f"unknown plateau_mode {c.plateau_mode!r}; choose from {list(PLATEAU_MODES)}")
     need(c.compile in COMPILE_MODES, f"unknown compile {c.compile!r}; choose from {list(COMPILE_MODES)}")
+    need(not (c.compile == "cudagraphs" and c.device == "cpu"),
+         "compile: cudagraphs needs a CUDA device; use compile: on or off on the CPU")
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     for fraction, epochs in FRACTION_KNOBS.items():
         value = getattr(c, fraction)
