@@ -57,3 +57,15 @@ def test_minority_samples_are_repeated_within_an_epoch() -> None:
     order = loader.epoch_order()
     rare = order[torch.from_numpy(long_tail_split().labels)[order] == 4]
     assert len(rare) > 50 and len(torch.unique(rare)) <= 50  # 50 images, drawn about 310 times
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_balanced_draws_on_cuda_keep_their_frequencies_and_seed() -> None:
+    def draws(seed: int) -> np.ndarray:
+        loader = DeviceLoader(long_tail_split(), 250, torch.device("cuda"), shuffle=True, seed=seed,
+                              sampling="class_balanced")
+        return np.concatenate([y.cpu().numpy() for _ in range(20) for _, y in loader])
+
+    a = draws(0)
+    assert chi_square(a, SHARES["class_balanced"]) < BOUND and np.array_equal(a, draws(0))
