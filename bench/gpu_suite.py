@@ -17,7 +17,7 @@ Results, NVIDIA H200, torch 2.11.0+cu130, Python 3.12, 16 cores, MPS not running
 - epoch img/s at width 64, batch 128: eager 13,912, compiled 12,651, CUDA graphs 51,746 (0.87 s per epoch,
   17.4% of the dense bf16 peak); batch 512: 56,225, 48,845 and 84,096 (28.3%).
 - DataLoader + PIL (16 workers), batch 128: 12,790 img/s with the eager step, 28,388 with the CUDA-graph step;
-  the device pipeline is 1.09x and 1.82x faster (target 3x: not met).
+  the device pipeline is 1.09x and 1.82x faster (target 3x: not met; 1.11x and 2.40x in a second run).
 - packing, data 0.2, 8 epochs, compile auto: K=1 2,096 trials/h, K=2 1.03x, K=4 1.03x (no MPS; target 2x: not met).
 - pytest -m gpu: 4 passed.
 """
