@@ -18,6 +18,12 @@ OPTIMIZER_NAMES = ("sgd", "adamw", "nadam")
 SCHEDULER_NAMES = ("constant", "step", "cosine", "plateau", "onecycle", "cyclic")
 CLASS_WEIGHT_NAMES = ("none", "inverse", "effective", "inverse_power")
 PRECISIONS = ("bf16", "fp32")
+SAMPLING_NAMES = ("uniform", "class_balanced", "sqrt")
+PLATEAU_MODES = ("max", "min")
+COMPILE_MODES = ("auto", "off", "on", "cudagraphs")
+# Schedule knobs that may be given in epochs or as a fraction of the run (of `epochs`), never both.
+FRACTION_KNOBS = {"warmup_fraction": "warmup_epochs", "step_fraction": "step_epochs",
+                  "cycle_fraction": "cycle_epochs", "plateau_patience_fraction": "plateau_patience"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,7 @@ class TrainConfig:
     imbalance_ratio: float = 1.0  # long tail: largest / smallest class count (exponential profile); 1 = balanced
     val_fraction: float = 0.1  # of the balanced training set, per class, held out for validation
     split_seed: int = 0  # fixes the validation split and the subsets, independently of `seed`
+    sampling: str = "uniform"  # uniform | class_balanced (each class equally often) | sqrt (sqrt of class counts)
     # model
     width: int = 64  # channels of the first stage; 64 is the standard 11M-parameter ResNet-18
     # optimizer
@@ -51,6 +58,13 @@ class TrainConfig:
     plateau_factor: float = 0.5  # plateau: LR multiplier at each cut
     cycle_epochs: float = 4.0  # cyclic: length of one full triangle (up and down)
     onecycle_pct: float = 0.3  # one-cycle: fraction of the run spent rising
+    plateau_mode: str = "max"  # on validation accuracy: max cuts when it stops rising; min when it stops falling
+    # The same knobs as fractions of the run (x epochs), so a value tuned at 8 epochs means the same at 30;
+    # None = use the epoch form above. Setting both forms of one knob is an error.
+    warmup_fraction: float | None = None
+    step_fraction: float | None = None
+    cycle_fraction: float | None = None
+    plateau_patience_fraction: float | None = None
     # loss
     class_weights: str = "none"  # key in CLASS_WEIGHTS, computed from the training split's counts
     class_weight_beta: float = 0.999  # "effective": effective number of samples (Cui et al. 2019)
@@ -65,6 +79,9 @@ class TrainConfig:
     channels_last: bool = True
     seed: int = 0  # weights, batch order and augmentation
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    # auto: `cudagraphs` for CUDA, `off` on the CPU; on: torch.compile (once per process and shape);
+    # cudagraphs: compiled, and the whole training step captured in a CUDA graph. Never changes the math.
+    compile: str = "auto"
     divergence_factor: float = 4.0  # stop as diverged when the epoch's mean loss exceeds this x the first loss
 
     def __post_init__(self) -> None:
@@ -199,6 +216,22 @@ def _validate(c: TrainConfig) -> None:
     need(c.precision in PRECISIONS, f"unknown precision {c.precision!r}; choose from {list(PRECISIONS)}")
     need(c.divergence_factor > 1, f"divergence_factor must be > 1, got {c.divergence_factor}")
     need(_valid_device(c.device), f"device must be auto, cpu, cuda or cuda:N, got {c.device!r}")
+    need(c.sampling in SAMPLING_NAMES, f"unknown sampling {c.sampling!r}; choose from {list(SAMPLING_NAMES)}")
+    need(c.plateau_mode in PLATEAU_MODES, f"unknown plateau_mode {c.plateau_mode!r}; choose from {list(PLATEAU_MODES)}")
+    need(c.compile in COMPILE_MODES, f"unknown compile {c.compile!r}; choose from {list(COMPILE_MODES)}")
+    need(not (c.compile == "cudagraphs" and c.device == "cpu"),
+         "compile: cudagraphs needs a CUDA device; use compile: on or off on the CPU")
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for fraction, epochs in FRACTION_KNOBS.items():
+        value = getattr(c, fraction)
+        if value is None:
+            continue
+        need(math.isfinite(value), f"{fraction} must be a finite number, got {value!r}")
+        closed = fraction in ("warmup_fraction", "plateau_patience_fraction")  # 0 = no warmup / no patience
+        need((value >= 0 if closed else value > 0) and value <= 1,
+             f"{fraction} must be a fraction of the run in {'[0' if closed else '(0'}, 1], got {value}")
+        need(getattr(c, epochs) == defaults[epochs],
+             f"both {epochs} and {fraction} are set; give the knob in epochs or as a fraction of the run, not both")
 
 
 def _valid_device(device: str) -> bool:

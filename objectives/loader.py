@@ -35,6 +35,7 @@ class DeviceLoader:
         drop_last: bool = False,
         channels_last: bool = False,
         seed: int = 0,
+        sampling: str = "uniform",
     ) -> None:
         self.images = torch.from_numpy(split.images).to(device, non_blocking=True)
         self.labels = torch.from_numpy(split.labels).to(device, non_blocking=True)
@@ -49,21 +50,29 @@ class DeviceLoader:
         self.generator.manual_seed(seed)
         self._mean = torch.tensor(MEAN, device=device)
         self._std = torch.tensor(STD, device=device)
+        self.sample_weights = sample_weights(self.labels, sampling) if shuffle and sampling != "uniform" else None
 
     def __len__(self) -> int:
         n = len(self.labels)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.labels)
-        order = (
-            torch.randperm(n, generator=self.generator, device=self.device)
-            if self.shuffle
-            else torch.arange(n, device=self.device)
-        )
+        order = self.epoch_order()
         for b in range(len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield self.transform(self.images[idx]), self.labels[idx]
+
+    def epoch_order(self) -> torch.Tensor:
+        """The sample indices of the next epoch, drawn on the device."""
+        n = len(self.labels)
+        if self.sample_weights is not None:
+            # One draw per epoch on the device: n indices with replacement, rare classes repeated.
+            order = torch.multinomial(self.sample_weights, n, replacement=True, generator=self.generator)
+        elif self.shuffle:
+            order = torch.randperm(n, generator=self.generator, device=self.device)
+        else:
+            order = torch.arange(n, device=self.device)
+        return order
 
     def transform(self, images: torch.Tensor) -> torch.Tensor:
         """Augment (when training) and normalise one uint8 batch."""
@@ -76,3 +85,12 @@ class DeviceLoader:
         if aug is not None and aug.cutout:
             out = augment.random_cutout(out, self.generator, aug.cutout)
         return out.contiguous(memory_format=self.memory_format)
+
+
+def sample_weights(labels: torch.Tensor, sampling: str) -> torch.Tensor:
+    """Per-sample draw weights: class_balanced gives every class the same total, sqrt one proportional to
+    the square root of its count (between uniform and balanced)."""
+    counts = torch.bincount(labels).float()
+    power = {"class_balanced": 1.0, "sqrt": 0.5}[sampling]
+    per_class = torch.where(counts > 0, counts.clamp(min=1) ** -power, torch.zeros_like(counts))
+    return per_class[labels]

@@ -1,7 +1,9 @@
 """LR schedules, one registry entry each, with a linear warmup in front of any of them.
 
 Closed-form schedules are factors of the peak LR as pure functions of the optimizer step, driven by
-torch's `LambdaLR`; the plateau schedule is torch's `ReduceLROnPlateau` in mode max on validation accuracy.
+torch's `LambdaLR`; the plateau schedule is torch's `ReduceLROnPlateau` on validation accuracy (mode max by
+default). Warmup, step interval, cycle length and plateau patience may be given as fractions of the run; the
+`*_epochs_of` helpers turn either form into epochs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,25 @@ SCHEDULERS: dict[str, Factor] = {}
 register_scheduler = registrar(SCHEDULERS, "scheduler")
 
 
+def warmup_epochs_of(c: TrainConfig) -> float:
+    return c.warmup_epochs if c.warmup_fraction is None else c.warmup_fraction * c.epochs
+
+
+def step_epochs_of(c: TrainConfig) -> float:
+    return c.step_epochs if c.step_fraction is None else c.step_fraction * c.epochs
+
+
+def cycle_epochs_of(c: TrainConfig) -> float:
+    return c.cycle_epochs if c.cycle_fraction is None else c.cycle_fraction * c.epochs
+
+
+def plateau_patience_of(c: TrainConfig) -> int:
+    """Whole epochs: ReduceLROnPlateau counts epochs without gain."""
+    if c.plateau_patience_fraction is None:
+        return c.plateau_patience
+    return round(c.plateau_patience_fraction * c.epochs)
+
+
 @register_scheduler("constant")
 def constant(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
     return 1.0
@@ -36,7 +57,7 @@ def _plateau(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
 
 @register_scheduler("step")
 def step_decay(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
-    return c.step_gamma ** (step // (c.step_epochs * steps_per_epoch))
+    return c.step_gamma ** (step // max(1, round(step_epochs_of(c) * steps_per_epoch)))
 
 
 @register_scheduler("cosine")
@@ -62,7 +83,7 @@ def one_cycle(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
 @register_scheduler("cyclic")
 def cyclic(step: int, c: TrainConfig, steps_per_epoch: int) -> float:
     """Triangular cycles between base_lr = lr * min_lr_ratio and max_lr = lr (Smith's CLR)."""
-    half = max(1, round(c.cycle_epochs * steps_per_epoch / 2))
+    half = max(1, round(cycle_epochs_of(c) * steps_per_epoch / 2))
     phase = (step % (2 * half)) / half  # 0 -> 1 rising, 1 -> 2 falling
     height = phase if phase <= 1 else 2 - phase
     return c.min_lr_ratio + (1 - c.min_lr_ratio) * height
@@ -76,7 +97,7 @@ def get_scheduler(name: str) -> Factor:
 
 
 def warmup_steps(c: TrainConfig, steps_per_epoch: int) -> int:
-    return round(c.warmup_epochs * steps_per_epoch)
+    return round(warmup_epochs_of(c) * steps_per_epoch)
 
 
 def _main_steps(c: TrainConfig, steps_per_epoch: int) -> int:
@@ -98,24 +119,39 @@ class LRSchedule:
         self.config = config
         self.steps_per_epoch = steps_per_epoch
         self.step_count = 0
+        self.optimizer = optimizer
         self._warm = warmup_steps(config, steps_per_epoch)
-        self._lambda = LambdaLR(optimizer, lambda s: lr_factor(s, config, steps_per_epoch))
+        # A device-tensor LR (CUDA-graph steps) is set in place each step: no host read, no recapture.
+        self._tensor_lr = isinstance(optimizer.param_groups[0]["lr"], torch.Tensor)
+        self._lambda = None
+        if self._tensor_lr:
+            self._set_tensor_lr(0)
+        else:
+            self._lambda = LambdaLR(optimizer, lambda s: lr_factor(s, config, steps_per_epoch))
         self._plateau = None
         if config.scheduler == "plateau":
             self._plateau = ReduceLROnPlateau(
                 optimizer,
-                mode="max",  # on accuracy; mode min would cut the LR whenever accuracy improves
+                # On accuracy, max is the right mode; min treats accuracy like a loss (cuts when it stops falling).
+                mode=config.plateau_mode,
                 factor=config.plateau_factor,
-                patience=config.plateau_patience,
+                patience=plateau_patience_of(config),
                 min_lr=config.lr * config.min_lr_ratio,
             )
-        self.optimizer = optimizer
 
     def after_step(self) -> None:
         self.step_count += 1
         # Under plateau, LambdaLR only drives the warmup: past it the LR belongs to ReduceLROnPlateau.
         if self._plateau is None or self.step_count <= self._warm:
-            self._lambda.step()
+            if self._lambda is None:
+                self._set_tensor_lr(self.step_count)
+            else:
+                self._lambda.step()
+
+    def _set_tensor_lr(self, step: int) -> None:
+        value = self.config.lr * lr_factor(step, self.config, self.steps_per_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"].fill_(value)
 
     def after_epoch(self, val_accuracy: float) -> None:
         if self._plateau is not None and self.step_count >= self._warm:

@@ -10,15 +10,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from hpsearch.objectives.compiled import ModelKey, model_for, resolve_compile
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import CifarSplits, load_test_split, make_splits, resolve_data_dir
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.losses import build_loss
-from hpsearch.objectives.model import CifarResNet18
 from hpsearch.objectives.optim import build_optimizer
 from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
 from hpsearch.objectives.schedules import LRSchedule
+from hpsearch.objectives.step import GraphStep, TrainStep
 
 # The result types live in a torch-free module; they are part of this module's API too.
 __all__ = ["EpochCallback", "EpochRecord", "StepCallback", "StopTraining", "TrainResult", "resolve_device", "train"]
@@ -56,47 +57,43 @@ def train(
     root = resolve_data_dir(data_dir)
     if splits is None:
         splits = make_splits(config, root)
-    torch.manual_seed(config.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = CifarResNet18(splits.num_classes, config.width).to(device, memory_format=memory_format)
+    mode = resolve_compile(config.compile, device)
+    key = ModelKey(splits.num_classes, config.width, config.batch_size, mode, str(device), config.channels_last)
+    cached = model_for(key, config.seed)
+    model = cached.model
     train_loader = DeviceLoader(
         splits.train, config.batch_size, device,
         augmentation=Augmentation(config.crop, config.flip, config.cutout),
         shuffle=True, drop_last=True, channels_last=config.channels_last, seed=config.seed,
+        sampling=config.sampling,
     )
     val_loader = DeviceLoader(splits.val, EVAL_BATCH, device, channels_last=config.channels_last)
-    optimizer = build_optimizer(model, config)
+    optimizer = build_optimizer(model, config, capturable=mode == "cudagraphs")
     schedule = LRSchedule(optimizer, config, len(train_loader))
     loss_fn = build_loss(splits.train.class_counts(splits.num_classes), config, device)
-    autocast = _autocast(device, config.precision)
+    # Autocast's weight-cast cache would hold tensors from the capture; a graph needs the casts inside it.
+    autocast = _autocast(device, config.precision, cache=mode != "cudagraphs")
     result = TrainResult(config=config, device=str(device), num_params=sum(p.numel() for p in model.parameters()))
-    first_loss: torch.Tensor | None = None
+    step: TrainStep | None = None
 
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
         for b, (x, y) in enumerate(train_loader):
-            with autocast:
-                logits = model(x)
-                loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if step is None:
+                step = (GraphStep(model, cached.forward, optimizer, loss_fn, autocast, device, (x, y))
+                        if mode == "cudagraphs" and len(y) == config.batch_size
+                        else TrainStep(model, cached.forward, optimizer, loss_fn, autocast, device))
+            if b == 0:
+                step.start_epoch()
+            step(x, y)
             schedule.after_step()
-            loss = loss.detach().float()
-            if first_loss is None:
-                first_loss = loss.clone()  # stays on the device: no sync
-            loss_sum += loss * len(y)
-            correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
             if on_step is not None:
                 on_step(b, len(train_loader))
-        val = _evaluate(model, val_loader, splits.num_classes, autocast)
+        assert step is not None and step.first_loss is not None  # drop_last never drops the only batch
+        loss_sum, correct, first_loss, seen = step.loss_sum, step.correct, step.first_loss, step.seen
+        val = _evaluate(cached.forward, model, val_loader, splits.num_classes, autocast, mode != "off")
         # The one host sync of the epoch: training and validation statistics in a single transfer.
         stats = torch.cat([torch.stack([loss_sum / seen, correct.float() / seen, first_loss]), val]).tolist()
         train_loss, train_acc, first, val_loss, val_acc, val_bacc = stats
@@ -109,7 +106,8 @@ def train(
     if evaluate_test and result.status != "diverged":
         test_set = load_test_split(config, root)
         test_loader = DeviceLoader(test_set, EVAL_BATCH, device, channels_last=config.channels_last)
-        _, result.test_acc, result.test_bacc = _evaluate(model, test_loader, splits.num_classes, autocast).tolist()
+        _, result.test_acc, result.test_bacc = _evaluate(cached.forward, model, test_loader, splits.num_classes,
+                                                         autocast, mode != "off").tolist()
     result.seconds = time.perf_counter() - started
     return result
 
@@ -124,28 +122,39 @@ def _divergence(mean_loss: float, first_loss: float, factor: float) -> str | Non
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, loader: DeviceLoader, num_classes: int, autocast: Any) -> torch.Tensor:
-    """[loss, accuracy, balanced accuracy] as a device tensor: the caller decides when to sync."""
+def _evaluate(forward: Any, model: nn.Module, loader: DeviceLoader, num_classes: int, autocast: Any,
+              pad: bool) -> torch.Tensor:
+    """[loss, accuracy, balanced accuracy] as a device tensor: the caller decides when to sync.
+
+    With `pad`, every batch has the loader's batch size (the last is padded and its padding weighted 0), so a
+    compiled model sees one shape whatever the split's size.
+    """
     model.eval()
     device = loader.device
     loss_sum = torch.zeros((), device=device)
     hits = torch.zeros(num_classes, device=device)
     totals = torch.zeros(num_classes, device=device)
     for x, y in loader:
+        weight = torch.ones(len(y), device=device)
+        short = loader.batch_size - len(y)
+        if pad and short > 0:
+            x = torch.cat([x, x.new_zeros((short, *x.shape[1:]))]).contiguous(memory_format=loader.memory_format)
+            y = torch.cat([y, y.new_zeros(short)])
+            weight = torch.cat([weight, weight.new_zeros(short)])
         with autocast:
-            logits = model(x)
-        loss_sum += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+            logits = forward(x)
+        loss_sum += (nn.functional.cross_entropy(logits.float(), y, reduction="none") * weight).sum()
         # index_add_, not bincount or boolean masks: on CUDA both of those wait for the host.
-        totals.index_add_(0, y, torch.ones_like(y, dtype=totals.dtype))
-        hits.index_add_(0, y, (logits.argmax(1) == y).to(hits.dtype))
+        totals.index_add_(0, y, weight)
+        hits.index_add_(0, y, (logits.argmax(1) == y).to(hits.dtype) * weight)
     n = totals.sum()
     recall = hits / totals.clamp(min=1)
     present = (totals > 0).float()
     return torch.stack([loss_sum / n, hits.sum() / n, (recall * present).sum() / present.sum()])
 
 
-def _autocast(device: torch.device, precision: str) -> Any:
+def _autocast(device: torch.device, precision: str, cache: bool = True) -> Any:
     """bf16 autocast on CUDA; the CPU always trains in fp32 (CPU bf16 is slow and not what a GPU run does)."""
     enabled = device.type == "cuda" and precision == "bf16"
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled, cache_enabled=cache)
 

@@ -170,6 +170,8 @@ def _parse_param(name: str, spec: Any, where: str) -> Param:
 
 def _check_field_type(name: str, kind: str, spec: dict, where: str) -> None:
     hint = _FIELD_TYPES[name]
+    if type(None) in typing.get_args(hint):  # `float | None` (e.g. warmup_fraction): None is "not set"
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
     if kind == "float" and hint is not float:
         raise PlanError(f"{where}.type: {name} is not a float field; use type: int or categorical")
     if kind == "int" and hint not in (int, float):

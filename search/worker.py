@@ -149,10 +149,14 @@ def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: 
     retry_callback(options.max_retry)(view.study, view.study._storage.get_trial(trial._trial_id))
 
 
-def _child(campaign: str, options: WorkerOptions, threads: int) -> None:
+def _child(campaign: str, options: WorkerOptions, threads: int, share: int = 1) -> None:
     """One worker process: own storage connection, own device, SIGTERM hands the trial back."""
     if options.device == "cpu":
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # read when torch is first imported
+    elif share > 1:  # `share` processes on this GPU: each keeps to its part of the memory
+        from hpsearch.objectives.device import cap_memory_share
+
+        cap_memory_share(options.device, share)
     run_in_process(campaign, options)
 
 
@@ -201,7 +205,8 @@ def start_processes(campaign: str, options: WorkerOptions, devices: list[str]) -
     """One worker process per device slot (spawned: CUDA and forked processes do not mix)."""
     ctx = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // max(1, sum(d == "cpu" for d in devices)))
-    procs = [ctx.Process(target=_child, args=(campaign, replace(options, device=d), threads)) for d in devices]
+    procs = [ctx.Process(target=_child, args=(campaign, replace(options, device=d), threads, devices.count(d)))
+             for d in devices]
     for p in procs:
         p.start()
     return procs

@@ -5,16 +5,20 @@ from __future__ import annotations
 import contextlib
 import subprocess
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import psycopg2
 import pytest
 
-from tests.pgcluster import PostgresServer, find_postgres_bindir
+if TYPE_CHECKING:
+    from tests.pgcluster import PostgresServer
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster for the session; fails (never skips) when PostgreSQL is not installed."""
+    # Imported here so that test folders without PostgreSQL (the GPU check) collect without psycopg2.
+    from tests.pgcluster import PostgresServer, find_postgres_bindir
+
     bindir = find_postgres_bindir()
     if bindir is None:
         pytest.fail(
@@ -36,6 +40,8 @@ def pg_server() -> Iterator[PostgresServer]:
 @pytest.fixture
 def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
     """A URL to a fresh, empty database of its own for this test."""
+    import psycopg2
+
     if not pg_server.is_running():  # an earlier test stopped it and failed before starting it again
         pg_server.start()
     name = pg_server.create_database(request.node.name)

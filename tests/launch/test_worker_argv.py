@@ -13,7 +13,7 @@ from worker_argv import (
     worker_argv,
 )
 
-EXPECTED = ["hpsearch", "worker", "cifar10-resnet18", "--devices", "all"]
+EXPECTED = ["hpsearch", "worker", "cifar10-resnet18", "--devices", "all", "--per-device", "1"]
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
@@ -33,6 +33,11 @@ def test_image_entrypoint_is_hpsearch():
 
 def test_slurm_campaign_follows_the_environment():
     assert slurm_worker_argv(env={"HPSEARCH_CAMPAIGN": "other"})[2] == "other"
+
+
+def test_processes_per_gpu_follow_the_environment():
+    assert slurm_worker_argv(env={"HPSEARCH_PER_DEVICE": "4"})[-2:] == ["--per-device", "4"]
+    assert compose_worker_argv(env={"HPSEARCH_PER_DEVICE": "2"})[-2:] == ["--per-device", "2"]
 
 
 def test_slurm_line_variations_are_read(tmp_path):

@@ -53,6 +53,12 @@ BAD_CONFIGS = {
     "unknown scheduler": ("scheduler: linear\n", "unknown scheduler 'linear'"),
     "not yaml": ("lr: [0.1\n", "not valid YAML"),
     "absent device": ("device: cuda:7\n", "not available"),
+    "unknown sampling": ("sampling: oversample\n", "unknown sampling 'oversample'"),
+    "unknown compile mode": ("compile: fast\n", "unknown compile 'fast'"),
+    "cuda graphs on the cpu": ("compile: cudagraphs\ndevice: cpu\n", "compile: cudagraphs needs a CUDA device"),
+    "unknown plateau mode": ("plateau_mode: up\n", "unknown plateau_mode 'up'"),
+    "both forms of warmup": ("warmup_epochs: 1\nwarmup_fraction: 0.1\n", "both warmup_epochs and warmup_fraction"),
+    "fraction above 1": ("cycle_fraction: 2.0\n", "cycle_fraction must be a fraction of the run"),
 }
 
 

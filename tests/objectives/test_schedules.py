@@ -44,7 +44,7 @@ def test_cyclic_triangles_between_base_and_max() -> None:
     assert lrs[30] == pytest.approx(1.0) and min(lrs) >= 0.1 - 1e-12 and max(lrs) <= 1.0 + 1e-12
 
 
-def run_plateau(val_accs: list[float], **kw: float) -> list[float]:
+def run_plateau(val_accs: list[float], **kw: float | str) -> list[float]:
     c = TrainConfig(lr=1.0, epochs=len(val_accs), scheduler="plateau", optimizer="sgd", **kw)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=c.lr)
     schedule, lrs = LRSchedule(opt, c, steps_per_epoch=5), []
@@ -76,3 +76,42 @@ def test_warmup_applies_before_plateau() -> None:
         opt.step()
         schedule.after_step()
     assert lrs[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8]) and lrs[4:] == [1.0] * 4
+
+
+@pytest.mark.parametrize(
+    ("epoch_form", "fraction_form"),
+    [
+        ({"scheduler": "cosine", "warmup_epochs": 2.0}, {"scheduler": "cosine", "warmup_fraction": 0.25}),
+        ({"scheduler": "step", "step_epochs": 2}, {"scheduler": "step", "step_fraction": 0.25}),
+        ({"scheduler": "cyclic", "cycle_epochs": 4.0}, {"scheduler": "cyclic", "cycle_fraction": 0.5}),
+        ({"scheduler": "onecycle", "warmup_epochs": 1.0}, {"scheduler": "onecycle", "warmup_fraction": 0.125}),
+    ],
+)
+def test_a_fraction_of_the_run_gives_the_same_lr_trajectory_as_its_epoch_count(epoch_form: dict,
+                                                                            fraction_form: dict) -> None:
+    a = trajectory(TrainConfig(lr=1.0, epochs=8, **epoch_form))
+    b = trajectory(TrainConfig(lr=1.0, epochs=8, **fraction_form))
+    assert a == b and len(set(a)) > 1
+
+
+def test_a_fraction_scales_with_the_run_length() -> None:
+    short = trajectory(TrainConfig(lr=1.0, epochs=8, scheduler="step", step_fraction=0.25, step_gamma=0.5))
+    long = trajectory(TrainConfig(lr=1.0, epochs=32, scheduler="step", step_fraction=0.25, step_gamma=0.5))
+    assert short[::4] == pytest.approx(long[::16])  # the same four steps of the LR, at 8 and at 32 epochs
+
+
+def test_plateau_patience_fraction_equals_its_epoch_count() -> None:
+    accs = [0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.7, 0.7, 0.7]
+    by_epochs = run_plateau(accs, plateau_patience=2, min_lr_ratio=0.01)
+    by_fraction = run_plateau(accs, plateau_patience_fraction=0.2, min_lr_ratio=0.01)  # 0.2 x 10 epochs = 2
+    assert by_epochs == by_fraction and min(by_epochs) < 1.0
+
+
+def test_plateau_mode_min_cuts_when_accuracy_stops_falling() -> None:
+    falling = [0.9 - 0.1 * i for i in range(6)]
+    assert run_plateau(falling, plateau_patience=1, plateau_mode="min") == [1.0] * 6  # "improving" for min
+    lrs = run_plateau([0.5] * 6, plateau_patience=1, plateau_mode="min", plateau_factor=0.5)
+    assert lrs[0] == 1.0 and lrs[2] == 0.5
+    rising = [0.1 * i for i in range(1, 7)]  # accuracy improves, which mode min reads as a worsening loss
+    assert min(run_plateau(rising, plateau_patience=1, plateau_mode="min")) < 1.0
+    assert run_plateau(rising, plateau_patience=1) == [1.0] * 6  # mode max (the default) does not cut

@@ -62,7 +62,8 @@ def test_standard_width_is_the_11m_parameter_resnet18() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_bf16_channels_last_run(cifar_dir: Path, tiny_config: TrainConfig) -> None:
-    result = train(tiny_config.replace(device="cuda", precision="bf16", channels_last=True), data_dir=cifar_dir)
+    config = tiny_config.replace(device="cuda", precision="bf16", channels_last=True, compile="off")
+    result = train(config, data_dir=cifar_dir)
     assert result.status == "completed" and result.device.startswith("cuda")
 
 
@@ -71,14 +72,18 @@ def test_cuda_bf16_channels_last_run(cifar_dir: Path, tiny_config: TrainConfig) 
 def test_cuda_training_syncs_with_the_host_about_once_per_epoch(cifar_dir: Path, tiny_config: TrainConfig) -> None:
     import warnings
 
-    config = tiny_config.replace(device="cuda", epochs=4)
-    train(config, data_dir=cifar_dir)  # warm-up: cuDNN autotuning, allocator, data upload
-    torch.cuda.set_sync_debug_mode("warn")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            train(config, data_dir=cifar_dir)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
-    assert len(syncs) <= config.epochs + 4, [str(w.message) for w in syncs[:10]]
+    def syncs(epochs: int) -> int:
+        config = tiny_config.replace(device="cuda", epochs=epochs, compile="off")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                train(config, data_dir=cifar_dir)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        return sum("synchroniz" in str(w.message).lower() for w in caught)
+
+    syncs(1)  # warm-up: cuDNN autotuning, allocator, data upload
+    # Setting up a run (uploading the model and the data) syncs a fixed number of times; two more epochs may
+    # add about one sync each.
+    assert syncs(4) - syncs(2) <= 2 + 2

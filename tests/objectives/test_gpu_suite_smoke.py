@@ -1,0 +1,31 @@
+"""bench/gpu_suite.py in smoke mode on the CPU: every part's code path runs, CUDA-only figures say so."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_the_gpu_suite_runs_end_to_end_in_smoke_mode(tmp_path: Path, cifar_dir: Path) -> None:
+    out = tmp_path / "suite.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_suite.py"), "--smoke", "--data-dir",
+                           str(cifar_dir), "--out", str(out)], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert {name: p["status"] for name, p in result["parts"].items()} == {
+        "compile": "ok", "throughput-128": "ok", "throughput-512": "ok", "packing": "ok", "pytest": "ok"}
+    measures = {r["measure"]: r for r in result["rows"]}
+    assert measures["second trial's extra seconds (target: none)"]["unit"] == "s"
+    assert measures["epoch img/s, batch 16, compiled"]["value"] > 0
+    assert measures["epoch img/s, batch 16, cudagraphs"]["note"] == "n/a (needs CUDA)"
+    assert measures["DataLoader+PIL epoch img/s, batch 16, eager step"]["value"] > 0
+    assert measures["trials/hour, K=2 on one device (data 0.2, 8 epochs)"]["value"] > 0
+    assert "epoch img/s, batch 16, eager" in proc.stdout  # the table is printed as rows come in
+    assert not any(r["note"] and "FAILED" in r["note"] for r in result["rows"])
