@@ -8,19 +8,13 @@ import sys
 
 import click
 
-from hpsearch.objectives.errors import ObjectiveError
-
 # Each command module adds its commands to `app` when imported; torch is imported only inside the commands
 # that train, so `hpsearch --help` and the campaign commands stay light.
 from hpsearch.search import cmd_campaign, cmd_train, cmd_watch  # noqa: F401
 from hpsearch.search.app import app
-from hpsearch.search.errors import SearchError
-from hpsearch.storage.errors import StorageError
+from hpsearch.search.errors import BAD_INPUT_ERRORS
 
 __all__ = ["BAD_INPUT_ERRORS", "ExitStatus", "app", "entry", "main"]
-
-# Each package's root of bad-input errors; the one place where they become exit code 2 and one line.
-BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (ObjectiveError, SearchError, StorageError)
 
 
 class ExitStatus(enum.IntEnum):
