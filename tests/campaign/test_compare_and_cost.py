@@ -134,3 +134,29 @@ def test_report_shows_the_cost_and_each_comparison(journal: str, tmp_path: Path)
 
 def _storage(journal: str) -> BaseStorage:
     return open_storage(journal)
+
+
+def test_a_plan_of_comparisons_only_counts_failed_trials_and_exports_its_best_variant(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = str(tmp_path / "c.journal")
+    stages = [{"name": "momentum", "kind": "compare", "seeds": 2, "overrides": {"epochs": 3},
+               "variants": {"large": {"lr": 0.5, "momentum": 0.95}, "crashes": {"lr": 0.5, "momentum": 0.5}}}]
+    plan = write_plan(tmp_path / "plan.yaml", objective="tests.campaign.failing_objective:train", stages=stages)
+    data = yaml.safe_load(plan.read_text())
+    del data["space"]  # the user's config is the base; nothing is searched
+    plan.write_text(yaml.safe_dump(data, sort_keys=False))  # the first variant is the reference
+    assert main(["init", str(plan), "--storage", journal]) == 0
+    work("syn", WorkerOptions(storage=journal, max_retry=1), threading.Event())
+    summary = campaign_summary(_storage(journal), "syn")[0]
+    assert summary.costs["complete"].trials == 2
+    assert summary.costs["fail"].trials == 4  # two seeds, each tried twice (max_retry 1), all in the cost
+    assert summary.cost.trials == 6 and summary.cost.epochs == 2 * 3
+    large, crashes = summary.comparison
+    assert len(large.values) == 2 and crashes.values == () and crashes.p_value is None
+    assert main(["status", "syn", "--storage", journal]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"│ crashes\s+│ 0 │\s+- │\s+- │", out)  # no runs, no interval: said, not invented
+    assert main(["export", "syn", "--storage", journal, "--out", str(tmp_path / "export")]) == 0
+    doc = yaml.safe_load((tmp_path / "export" / "rank-1.yaml").read_text())
+    assert doc["result"]["variant"] == "large" and doc["config"]["momentum"] == 0.95
+    assert doc["campaign"]["stages"]["momentum"]["cost_by_state"]["fail"]["trials"] == 4
