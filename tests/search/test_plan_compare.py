@@ -78,3 +78,24 @@ def test_bad_compare_stages_are_one_line_naming_the_key(data: dict[str, Any], me
     with pytest.raises(PlanError) as e:
         Plan.from_dict(data, "plan.yaml")
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_practice_check_compares_what_practitioners_report() -> None:
+    from pathlib import Path
+
+    from hpsearch.objectives.config import TrainConfig
+    from hpsearch.search.plan import load_plan
+
+    p = load_plan(Path(__file__).parents[2] / "examples" / "practice-check.yaml")
+    assert len(p.space) == 0 and all(s.kind == "compare" and s.compare_on == "base" for s in p.stages)
+    variants = {s.name: dict(s.variants) for s in p.stages}
+    assert variants["plateau-mode"]["max"]["plateau_mode"] == "max"  # the reference: mode max on accuracy
+    assert variants["plateau-mode"]["min"]["plateau_mode"] == "min"
+    assert variants["sgd-vs-adam"]["adamw-1e-3"] == {"optimizer": "adamw", "lr": 1.0e-3}
+    large, small = variants["momentum-at-large-lr"].values()
+    assert large["lr"] == small["lr"] and large["momentum"] > small["momentum"]
+    assert variants["cosine-floor"]["floor"]["min_lr_ratio"] > variants["cosine-floor"]["no-floor"]["min_lr_ratio"]
+    for stage in p.stages:  # every variant is a valid TrainConfig small enough for a CPU
+        for _, changes in stage.variants:
+            config = TrainConfig.from_dict({**p.base, **stage.overrides, **changes})
+            assert config.width <= 16 and config.data_fraction <= 0.05
