@@ -95,7 +95,7 @@ def cost_table(summaries: list[StageSummary]) -> Table:
     """Device-hours and epoch-equivalents per stage and for the campaign, pruned and failed trials included."""
     table = Table(title="cost")
     for col in ("stage", "trials", "epochs", "device-h", "epoch-eq", "of which pruned", "failed", "saved"):
-        table.add_column(col, justify="left" if col == "stage" else "right")
+        table.add_column(col, justify="left" if col == "stage" else "right", overflow="fold")
     table.caption = ("epoch-eq: full-data epochs at width 64 (epochs x data_fraction x (width/64)^2); stopped "
                      "trials count the epochs they ran; saved: epochs pruning cut off")
 

@@ -7,6 +7,7 @@ import re
 import threading
 from pathlib import Path
 
+import optuna_dashboard
 import pytest
 import yaml
 from optuna.storages import BaseStorage
@@ -50,6 +51,9 @@ def test_each_variant_runs_its_changes_on_the_chosen_config_with_each_seed(journ
     plan = load_plan(storage, "syn")
     coarse, floor, momentum = (stage_view(storage, plan, i) for i in range(3))
     best = rank(coarse.trials)[0]
+    note = optuna_dashboard.get_note(floor.study)  # the dashboard's stage note names the variants
+    assert note.startswith("## Stage floor (compare)") and "best config x 3 seed(s)" in note
+    assert "| variant no-floor | scheduler=cosine, min_lr_ratio=1e-06 |" in note
     for view, on_best in ((floor, True), (momentum, False)):
         done = [t for t in view.trials if t.state == TrialState.COMPLETE]
         assert len(done) == view.stage.n_trials == len(VARIANTS[view.stage.name]) * SEEDS
