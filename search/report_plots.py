@@ -179,7 +179,7 @@ def variant_intervals(results: Sequence[Any]) -> bytes | None:
     shown = [r for r in results if r.values]
     if not shown:
         return None
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(shown)), 3.8))
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(shown)), 3.8))
     for i, r in enumerate(shown):
         colour = "0.4" if i == 0 else "C0"
         if math.isfinite(r.low):
@@ -190,7 +190,7 @@ def variant_intervals(results: Sequence[Any]) -> bytes | None:
         ax.scatter([i + 0.15] * len(r.values), r.values, color="C1", s=14, zorder=3)
     ax.set_xticks(range(len(shown)), [r.name + ("\n(reference)" if i == 0 else "") for i, r in enumerate(shown)],
                   fontsize=8)
-    ax.set(ylabel="validation accuracy", title="mean and 95% interval per variant (dots: seeds)")
+    ax.set(ylabel="validation accuracy", title="mean and 95% interval (dots: seeds)")
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return png(fig)
