@@ -164,3 +164,18 @@ def test_a_plan_of_comparisons_only_counts_failed_trials_and_exports_its_best_va
     doc = yaml.safe_load((tmp_path / "export" / "rank-1.yaml").read_text())
     assert doc["result"]["variant"] == "large" and doc["config"]["momentum"] == 0.95
     assert doc["campaign"]["stages"]["momentum"]["cost_by_state"]["fail"]["trials"] == 4
+
+
+def test_a_compare_stage_on_postgresql_claims_its_slots_with_their_params(pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL hands out slots without a snapshot of the stage: the best params must still reach them."""
+    stages = [{**STAGES[0], "n_trials": 4}, {**STAGES[1], "seeds": 2}]
+    assert main(["init", str(write_plan(tmp_path / "plan.yaml", stages=stages)), "--storage", pg_url]) == 0
+    work("syn", WorkerOptions(storage=pg_url), threading.Event())
+    storage = open_storage(pg_url)
+    plan = load_plan(storage, "syn")
+    best = rank(stage_view(storage, plan, 0).trials)[0]
+    floor = [t for t in stage_view(storage, plan, 1).trials if t.state == TrialState.COMPLETE]
+    assert len(floor) == 4 and all(t.params == best.params for t in floor)
+    assert all(t.user_attrs["config"]["lr"] == best.params["lr"] for t in floor)
+    summary = campaign_summary(storage, "syn")
+    assert [len(r.values) for r in summary[1].comparison] == [2, 2] and summary[1].cost.trials == 4
