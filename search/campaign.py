@@ -130,8 +130,28 @@ def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tu
     if stage.kind == "final":
         top = ranked[: stage.top]
         return [(dict(t.params), {"seed": int(plan.base.get("seed", 0)) + s}) for t in top for s in range(stage.seeds)]
+    if stage.kind == "compare":  # slot = variant * seeds + seed; the variant's changes win over the params
+        fixed = best_params(plan, index, ranked) if stage.compare_on == "best" else {}
+        seed = int(plan.base.get("seed", 0))
+        return [(dict(fixed), {**changes, "seed": seed + s})
+                for _, changes in stage.variants for s in range(stage.seeds)]
     carried = [(dict(t.params), {}) for t in ranked[: stage.carry]] if index > 0 else []
     return carried + [({}, {}) for _ in range(stage.n_trials - len(carried))]
+
+
+def best_params(plan: Plan, index: int, ranked: list[FrozenTrial]) -> dict[str, Any]:
+    """The params of the best config before stage `index`: a final stage's best mean over its seeds, else the
+    best trial; empty (the base config) when nothing finished."""
+    previous = plan.stages[index - 1] if index > 0 else None
+    if previous is not None and previous.kind == "final":
+        groups: dict[int, list[FrozenTrial]] = {}
+        for t in ranked:
+            if t.state == TrialState.COMPLETE and SLOT in t.system_attrs:
+                groups.setdefault(t.system_attrs[SLOT] // previous.seeds, []).append(t)
+        if groups:
+            best = max(sorted(groups), key=lambda g: sum(t.value for t in groups[g]) / len(groups[g]))
+            return dict(groups[best][0].params)
+    return dict(ranked[0].params) if ranked else {}
 
 
 def rank(trials: list[FrozenTrial]) -> list[FrozenTrial]:

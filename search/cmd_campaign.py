@@ -21,7 +21,8 @@ from hpsearch.search.export import best_configs, write_export
 from hpsearch.search.objective import get_objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
-from hpsearch.search.status import campaign_status, is_done, status_table
+from hpsearch.search.status import campaign_status, is_done, status_view
+from hpsearch.search.summary import campaign_summary, summary_to_dict
 from hpsearch.search.worker import WorkerOptions, device_slots, run_in_process, start_processes, wait_processes
 from hpsearch.storage import open_storage, redact_url
 
@@ -118,7 +119,7 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
         return code
     out = out or Path("runs") / plan.name
     best = best_configs(store, plan.name, 1)
-    paths = write_export(best, plan.name, out, "yaml")
+    paths = write_export(best, plan.name, out, "yaml", summary_to_dict(campaign_summary(store, plan.name)))
     click.echo(f"best config: {paths[0]} (mean validation accuracy {best[0].mean:.4f} over {len(best[0].values)} runs)")
     data = f" --data-dir {options.data_dir}" if options.data_dir else ""
     click.echo(f"reproduce it: hpsearch train --config {paths[0]} --seeds {len(best[0].values)}{data} --test")
@@ -160,13 +161,14 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
     store = open_storage(storage, create=False)
     stages = campaign_status(store, name)
     if not watch:
-        Console().print(status_table(name, stages))
+        Console().print(status_view(name, stages, campaign_summary(store, name)))
         return
-    with Live(status_table(name, stages), console=Console(), refresh_per_second=4) as live:
+    with Live(status_view(name, stages, campaign_summary(store, name)), console=Console(),
+              refresh_per_second=4) as live:
         while not is_done(stages):
             time.sleep(interval)
             stages = campaign_status(store, name)
-            live.update(status_table(name, stages))
+            live.update(status_view(name, stages, campaign_summary(store, name)))
 
 
 @app.command("export")
@@ -178,7 +180,8 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None) -> None:
     """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads."""
     store = open_storage(storage, create=False)
-    paths = write_export(best_configs(store, name, top), name, out or Path("runs") / name / "export", fmt)
+    paths = write_export(best_configs(store, name, top), name, out or Path("runs") / name / "export", fmt,
+                         summary_to_dict(campaign_summary(store, name)))
     for p in paths:
         click.echo(str(p))
 

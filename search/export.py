@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,8 @@ import yaml
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.search.campaign import SLOT, load_plan, rank, stage_view
+from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
+from hpsearch.search.plan import Plan
 from hpsearch.search.space import PlanError
 
 
@@ -24,6 +25,7 @@ class Ranked:
     trials: list[int]
     stage: str
     provenance: dict[str, Any]
+    variant: str | None = None  # the variant, for a config exported from a comparison stage
 
     @property
     def mean(self) -> float:
@@ -43,6 +45,8 @@ def best_configs(storage: BaseStorage, campaign: str, top: int) -> list[Ranked]:
             continue
         if view.stage.kind == "lr_range_test":
             break
+        if view.stage.kind == "compare":  # a check of the result, not the result: look further back
+            continue
         if view.stage.kind == "final":
             groups: dict[int, list[FrozenTrial]] = {}
             for t in view.trials:
@@ -54,7 +58,26 @@ def best_configs(storage: BaseStorage, campaign: str, top: int) -> list[Ranked]:
         entries.sort(key=lambda e: (-e.mean, e.trials[0]))
         return [Ranked(i + 1, e.config, e.values, e.trials, e.stage, e.provenance)
                 for i, e in enumerate(entries[:top])]
+    compared = _compared(storage, plan)
+    if compared:  # a plan of comparisons only: its variants, ranked by their mean over seeds
+        compared.sort(key=lambda e: (-e.mean, e.stage, e.trials[0]))
+        return [replace(e, rank=i + 1) for i, e in enumerate(compared[:top])]
     raise PlanError(f"campaign {campaign!r} has no completed trial yet; run workers first")
+
+
+def _compared(storage: BaseStorage, plan: Plan) -> list[Ranked]:
+    """One entry per variant of every comparison stage, over its completed seeds."""
+    entries = []
+    for index, stage in enumerate(plan.stages):
+        view = stage_view(storage, plan, index) if stage.kind == "compare" else None
+        if view is None:
+            continue
+        groups: dict[int, list[FrozenTrial]] = {}
+        for t in view.trials:
+            if t.state == TrialState.COMPLETE and DUPLICATE not in t.system_attrs:
+                groups.setdefault(t.system_attrs[SLOT] // stage.seeds, []).append(t)
+        entries += [replace(_entry(stage.name, ts), variant=stage.variants[v][0]) for v, ts in sorted(groups.items())]
+    return entries
 
 
 def _entry(stage: str, trials: list[FrozenTrial]) -> Ranked:
@@ -66,8 +89,10 @@ def _entry(stage: str, trials: list[FrozenTrial]) -> Ranked:
     return Ranked(0, config, [t.value for t in trials], [t.number for t in trials], stage, provenance)
 
 
-def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str) -> list[Path]:
-    """One file per config: `rank-N.yaml` (or .json) with config, result and provenance sections."""
+def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str,
+                 summary: dict[str, Any] | None = None) -> list[Path]:
+    """One file per config: `rank-N.yaml` (or .json) with config, result and provenance sections, and the
+    campaign's cost and comparisons (`summary.summary_to_dict`) when given."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for e in entries:
@@ -76,6 +101,10 @@ def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str) -> l
                           "mean_val_acc": round(e.mean, 6), "std_val_acc": round(e.std, 6),
                           "values": e.values, "trials": e.trials},
                "provenance": e.provenance}
+        if e.variant is not None:
+            doc["result"]["variant"] = e.variant
+        if summary is not None:
+            doc["campaign"] = summary
         path = out / f"rank-{e.rank}.{fmt}"
         if fmt == "json":
             path.write_text(json.dumps(doc, indent=2))
@@ -83,6 +112,10 @@ def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str) -> l
             header = (f"# hpsearch export: rank {e.rank} of campaign {campaign!r}, stage {e.stage!r}\n"
                       f"# mean validation accuracy {e.mean:.4f} ± {e.std:.4f} over {len(e.values)} run(s)\n"
                       f"# reproduce: hpsearch train --config {path} --seeds {len(e.values)}\n")
+            if summary is not None:
+                cost = summary["cost"]
+                header += (f"# campaign cost: {cost['device_hours']:.4g} device-hours, "
+                           f"{cost['epoch_equivalents']:.4g} epoch-equivalents (full-data epochs at width 64)\n")
             path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
         paths.append(path)
     return paths

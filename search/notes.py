@@ -114,6 +114,10 @@ def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | No
                   ("carry", f"{stage.carry} best config(s) of the previous stage")]
     elif stage.kind == "final":
         facts.append(("final", f"top {stage.top} config(s) x {stage.seeds} seed(s), ranked by their mean"))
+    elif stage.kind == "compare":
+        facts.append(("compare", f"{len(stage.variants)} variant(s) of the {stage.compare_on} config x "
+                                 f"{stage.seeds} seed(s); each tested against the first (Welch's t-test)"))
+        facts += [(f"variant {name}", _fmt(changes) if changes else "as is") for name, changes in stage.variants]
     else:
         facts.append(("margin", f"{stage.margin} of the found LR range's log width per side"))
     lines += [*_table(("", ""), facts), "", "### Search space", ""]

@@ -23,7 +23,8 @@ __all__ = ["Plan", "PlanError", "Stage", "load_plan", "plan_fingerprint"]
 
 # Must match the objective registry in hpsearch.objectives, which we cannot import here (torch).
 KNOWN_OBJECTIVES = ("cifar10-resnet18", "synthetic")
-STAGE_KINDS = ("search", "lr_range_test", "final")
+STAGE_KINDS = ("search", "lr_range_test", "final", "compare")
+COMPARE_ON = ("best", "base")  # compare stages: the config their variants change
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # safe inside the study name "<campaign>.<stage>"
 _OBJECTIVE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _PLAN_KEYS = ("name", "objective", "seed", "base", "space", "stages")
@@ -31,6 +32,7 @@ _STAGE_KEYS = {
     "search": ("name", "kind", "n_trials", "overrides", "sampler", "pruner", "narrow", "carry"),
     "lr_range_test": ("name", "kind", "overrides", "margin"),
     "final": ("name", "kind", "overrides", "top", "seeds"),
+    "compare": ("name", "kind", "overrides", "config", "seeds", "variants"),
 }
 
 
@@ -39,16 +41,20 @@ class Stage:
     """One stage of a campaign; one Optuna study with exactly `n_trials` trials."""
 
     name: str
-    kind: str = "search"  # search | lr_range_test (first only) | final (last only)
-    n_trials: int = 1  # final: top * seeds; lr_range_test: 1
+    kind: str = "search"  # search | lr_range_test (first only) | final (last, or before compare stages) | compare
+    n_trials: int = 1  # final: top * seeds; compare: variants * seeds; lr_range_test: 1
     overrides: dict[str, Any] = field(default_factory=dict)  # fidelity: TrainConfig keys not in the space
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "random"})
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
     narrow: NarrowRule | None = None  # how this stage's space comes from the previous stage's best trials
     carry: int = 0  # best configs of the previous stage re-measured here
     top: int = 0  # final: configs re-trained
-    seeds: int = 1  # final: seeds per config, ranked by their mean
+    seeds: int = 1  # final: seeds per config, ranked by their mean; compare: seeds per variant
     margin: float = 0.0  # lr_range_test: widen the found LR range by this share of its log width per side
+    # compare: (name, TrainConfig overrides) per variant, the first being the reference the others are tested
+    # against, and whether they change the best config so far ("best") or the plan's base config ("base")
+    variants: tuple[tuple[str, dict[str, Any]], ...] = ()
+    compare_on: str = "base"
 
 
 @dataclass(frozen=True)
@@ -83,8 +89,12 @@ class Plan:
         """Validate a plan mapping; any problem raises a one-line PlanError naming the key path."""
         _mapping(data, where, "a plan mapping with name, objective, base, space and stages")
         _known_keys(data, _PLAN_KEYS, where)
+        raw = data.get("stages")
+        # A plan of comparisons only searches nothing: it needs no space.
+        compare_only = isinstance(raw, list) and bool(raw) and all(
+            isinstance(s, dict) and s.get("kind") == "compare" for s in raw)
         for key in ("name", "objective", "space", "stages"):
-            if key not in data:
+            if key not in data and not (key == "space" and compare_only):
                 raise PlanError(f"{where}: missing {key!r}; a plan needs name, objective, space and stages")
         name = _safe_name(data["name"], f"{where}: name")
         objective = data["objective"]
@@ -95,19 +105,20 @@ class Plan:
                             "nor a 'module:function' reference; use one of those forms")
         seed = _integer(data.get("seed", 0), f"{where}: seed", low=0)
         base = _config(data.get("base") or {}, f"{where}: base").to_dict()
-        space = parse_space(data["space"], f"{where}: space")
-        raw = data["stages"]
+        space = parse_space(data["space"], f"{where}: space") if data.get("space") or not compare_only else Space(())
         if not isinstance(raw, list) or not raw:
             raise PlanError(f"{where}: stages: expected a non-empty list of stages, got {raw!r}")
         stages: list[Stage] = []
         for i, item in enumerate(raw):
-            stage = _parse_stage(item, f"{where}: stages[{i}]", base, space, stages, last=i == len(raw) - 1)
+            only_compare_after = all(isinstance(r, dict) and r.get("kind") == "compare" for r in raw[i + 1:])
+            stage = _parse_stage(item, f"{where}: stages[{i}]", base, space, stages, last=only_compare_after)
             if any(s.name == stage.name for s in stages):
                 raise PlanError(f"{where}: stages[{i}].name: {stage.name!r} is used twice; "
                                 "give every stage its own name")
             stages.append(stage)
-        if not any(s.kind == "search" for s in stages):
-            raise PlanError(f"{where}: stages: no search stage; add one with kind: search and n_trials")
+        if not any(s.kind in ("search", "compare") for s in stages):
+            raise PlanError(f"{where}: stages: no search stage; add one with kind: search and n_trials "
+                            "(or a compare stage)")
         return cls(name, objective, base, space, tuple(stages), seed)
 
 
@@ -186,7 +197,8 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
         return Stage(name, kind, 1, overrides, margin=margin)
     if kind == "final":
         if not last:
-            raise PlanError(f"{at}.kind: a final stage must be the last stage; move it to the end")
+            raise PlanError(f"{at}.kind: a final stage must be the last stage (only compare stages may follow it); "
+                            "move it to the end")
         if not after_search:
             raise PlanError(f"{at}.kind: a final stage re-trains the best configs of a search stage; "
                             "put a search stage before it")
@@ -196,6 +208,8 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
             raise PlanError(f"{at}.top: {top} > the previous stage's {prev.n_trials} trials; lower it")
         seeds = _integer(data.get("seeds", 3), f"{at}.seeds", low=1)
         return Stage(name, kind, top * seeds, overrides, top=top, seeds=seeds)
+    if kind == "compare":
+        return _parse_compare(data, at, name, overrides, base, before)
     if "n_trials" not in data:
         raise PlanError(f"{at}: missing 'n_trials'; give the stage's trial budget, e.g. n_trials: 32")
     n_trials = _integer(data["n_trials"], f"{at}.n_trials", low=1)
@@ -216,10 +230,57 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
     return Stage(name, kind, n_trials, overrides, sampler, pruner, rule, carry)
 
 
+def _parse_compare(data: dict[str, Any], at: str, name: str, overrides: dict[str, Any], base: dict[str, Any],
+                   before: list[Stage]) -> Stage:
+    has_best = any(s.kind in ("search", "final") for s in before)
+    on = data.get("config", "best" if has_best else "base")
+    if on not in COMPARE_ON:
+        raise PlanError(f"{at}.config: must be best (the best config so far) or base (the plan's base config), "
+                        f"got {on!r}")
+    if on == "best" and not has_best:
+        raise PlanError(f"{at}.config: there is no best config yet (no search or final stage before this one); "
+                        "use config: base, or put a search stage first")
+    if on == "best" and before[-1].kind == "compare" and before[-1].compare_on == "base":
+        raise PlanError(f"{at}.config: best takes the config of the stage before, which compares on the base "
+                        "config; use config: base, or move this stage right after the search or final stage")
+    seeds = _integer(data.get("seeds", 3), f"{at}.seeds", low=2)  # an interval needs two values
+    variants = _variants(data.get("variants"), f"{at}.variants", {**base, **overrides})
+    return Stage(name, "compare", len(variants) * seeds, overrides, seeds=seeds, variants=variants, compare_on=on)
+
+
+def _variants(data: Any, at: str, config: dict[str, Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """A mapping name -> overrides (in order; the first is the reference), or the stored list of
+    {name, overrides}."""
+    example = "e.g. {sgd: {optimizer: sgd}, adamw: {optimizer: adamw, lr: 1.0e-3}}"
+    if isinstance(data, list) and all(isinstance(v, dict) and set(v) == {"name", "overrides"} for v in data):
+        items = [(v["name"], v["overrides"]) for v in data]
+    elif isinstance(data, dict):
+        items = list(data.items())
+    else:
+        raise PlanError(f"{at}: expected a mapping of variant names to TrainConfig overrides, {example}; "
+                        f"got {data!r}")
+    if len(items) < 2:
+        raise PlanError(f"{at}: a comparison needs at least two variants, got {len(items)}; {example}")
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name, changes in items:
+        name = _safe_name(name, f"{at}: variant name")
+        if any(name == n for n, _ in out):
+            raise PlanError(f"{at}.{name}: the variant name is used twice; give every variant its own name")
+        changes = {} if changes is None else changes
+        _mapping(changes, f"{at}.{name}", "a mapping of TrainConfig keys to values ({} for the config as it is)")
+        for key in ("seed", "device"):
+            if key in changes:
+                raise PlanError(f"{at}.{name}.{key}: set by the stage (seeds) and the worker (device); remove it")
+        _config({**config, **changes}, f"{at}.{name}")
+        out.append((name, dict(changes)))
+    return tuple(out)
+
+
 def _stage_to_data(s: Stage) -> dict[str, Any]:
     everything = {"name": s.name, "kind": s.kind, "n_trials": s.n_trials, "overrides": dict(s.overrides),
                   "sampler": dict(s.sampler), "pruner": dict(s.pruner), "carry": s.carry, "top": s.top,
-                  "seeds": s.seeds, "margin": s.margin,
+                  "seeds": s.seeds, "margin": s.margin, "config": s.compare_on,
+                  "variants": [{"name": n, "overrides": dict(o)} for n, o in s.variants],
                   "narrow": rule_to_data(s.narrow) if s.narrow is not None else None}
     return {k: everything[k] for k in _STAGE_KEYS[s.kind] if everything[k] is not None}
 

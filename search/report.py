@@ -7,6 +7,7 @@ import datetime
 import html
 import json
 import logging
+import math
 from collections import Counter
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,7 +18,9 @@ from optuna.trial import TrialState
 
 from hpsearch.search import report_plots as plots
 from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
+from hpsearch.search.cost import Cost
 from hpsearch.search.space import space_from_json
+from hpsearch.search.summary import StageSummary, stage_summary
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +52,20 @@ def render_report(storage: BaseStorage, campaign: str, command: str, runs: Path 
              f"<p>Produced by <code>{_e(command)}</code> on {now} (hpsearch {_e(hpsearch_version)}). "
              f"Objective <code>{_e(plan.objective)}</code>, {len(plan.stages)} stage(s): "
              f"{_e(' → '.join(s.name for s in plan.stages))}.</p>"]
+    intro, summaries = len(parts), []
     for index, stage in enumerate(plan.stages):
         parts.append(f"<section id='stage-{_e(stage.name)}'><h2>Stage {_e(stage.name)} ({_e(stage.kind)})</h2>")
         view = stage_view(storage, plan, index)
         if view is None:
+            summaries.append(StageSummary(stage.name, stage.kind, False))
             parts.append("<p class='note'>not opened yet</p></section>")
             continue
+        summaries.append(stage_summary(view))
         parts.append(_stage_section(view))
+        if stage.kind == "compare":
+            parts.append(_compare_section(summaries[-1]))
         parts.append("</section>")
+    parts.insert(intro, _cost_section(summaries))  # right after the introduction: what the campaign cost
     tests = _test_results(runs) if runs is not None else []
     if tests:
         parts.append("<section><h2>Test accuracy of exported runs</h2>")
@@ -90,7 +99,7 @@ def _stage_section(view: Any) -> str:
     if categorical:
         out.append(_table(("categorical param", "choices"),
                           [(p.name, ", ".join(map(str, p.distribution.choices))) for p in categorical]))
-    if view.stage.kind == "lr_range_test":
+    if view.stage.kind in ("lr_range_test", "compare"):  # nothing was searched: no history or importances
         return "\n".join(out)
     out.append(_figure("Optimization history", plots.optimization_history(view.study)))
     figure, note = plots.param_importances(view.study)
@@ -100,6 +109,52 @@ def _stage_section(view: Any) -> str:
     if view.stage.kind == "final":
         out.append(_figure("Spread over seeds", plots.seed_spread(_seed_groups(view, trials))))
     return "\n".join(out)
+
+
+def _cost_section(summaries: list[StageSummary]) -> str:
+    """What each stage and the campaign consumed, pruned and failed trials included."""
+    rows, everything = [], Cost()
+    for s in summaries:
+        if s.opened:
+            c, pruned, failed = s.cost, s.costs.get("pruned", Cost()), s.costs.get("fail", Cost())
+            everything = everything + c
+            rows.append((s.name, c.trials, c.epochs, f"{c.device_hours:.4g}", f"{c.epoch_equivalents:.4g}",
+                         f"{pruned.epoch_equivalents:.4g}", f"{failed.epoch_equivalents:.4g}", f"{c.saved:.4g}"))
+    rows.append(("campaign", everything.trials, everything.epochs, f"{everything.device_hours:.4g}",
+                 f"{everything.epoch_equivalents:.4g}", "", "", f"{everything.saved:.4g}"))
+    return ("<section id='cost'><h2>Cost</h2><p>Device-hours are the wall time trials held their device; an "
+            "epoch-equivalent is one epoch over the full training split at width 64 (epochs run x data fraction x "
+            "(width / 64)<sup>2</sup>). Pruned, diverged and failed trials count the epochs they ran; "
+            "<i>saved</i> is what pruning cut off.</p>"
+            + _table(("stage", "trials", "epochs", "device-hours", "epoch-equivalents", "of which pruned",
+                      "of which failed", "saved by pruning"), rows)
+            + _figure("Epoch-equivalents per stage", plots.stage_costs(
+                {s.name: (s.cost.epoch_equivalents, s.cost.saved) for s in summaries if s.opened}))
+            + "</section>")
+
+
+def _compare_section(summary: StageSummary) -> str:
+    """Each variant's mean over seeds with its 95% interval, and Welch's test against the first variant."""
+    rows = []
+    for r in summary.comparison:
+        rows.append((r.name, _fmt(summary.variants.get(r.name, {})) or "(as is)", len(r.values),
+                     f"{r.mean:.4f}" if r.values else "—", _interval(r.low, r.high),
+                     f"{r.diff:+.4f} {_interval(r.diff_low, r.diff_high)}" if r.diff is not None else "reference",
+                     f"{r.p_value:.3g}" if r.p_value is not None else "—",
+                     {True: "yes", False: "no", None: "—"}[r.significant]))
+    return (f"<h3>Comparison on the {_e(summary.compare_on)} config</h3><p>Each variant re-trains the "
+            f"{_e(summary.compare_on)} config with its changes, over the same seeds. Intervals are 95% t-intervals "
+            "of the mean; the difference to the first variant is tested with Welch's t-test (scipy.stats, "
+            "unequal variances), significant when p &lt; 0.05.</p>"
+            + _table(("variant", "changes", "n", "mean val acc", "95% interval", "difference to first",
+                      "p", "significant"), rows)
+            + _figure("Variants: mean and 95% interval", plots.variant_intervals(summary.comparison)))
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return "—"
+    return f"[{low:.4f}, {high:.4f}]"
 
 
 def _seed_groups(view: Any, trials: list) -> dict[str, list[float]]:
@@ -152,6 +207,8 @@ def _table(header: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 

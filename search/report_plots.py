@@ -173,3 +173,42 @@ def seed_spread(groups: dict[str, list[float]]) -> bytes | None:
 
 def _complete(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
+
+
+def stage_costs(costs: dict[str, tuple[float, float]]) -> bytes | None:
+    """Bars per stage: epoch-equivalents run, and stacked on them in grey what pruning saved."""
+    if not costs or not any(run + saved for run, saved in costs.values()):
+        return None
+    names = list(costs)
+    run = [costs[n][0] for n in names]
+    saved = [costs[n][1] for n in names]
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(names)), 3.5))
+    ax.bar(names, run, color="C0", label="run")
+    ax.bar(names, saved, bottom=run, color="0.8", label="saved by pruning")
+    ax.set(ylabel="epoch-equivalents (full data, width 64)", title="cost per stage")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return png(fig)
+
+
+def variant_intervals(results: Sequence[Any]) -> bytes | None:
+    """Each variant's seeds as dots, its mean with its 95% interval as an error bar; the first in grey."""
+    shown = [r for r in results if r.values]
+    if not shown:
+        return None
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(shown)), 3.8))
+    for i, r in enumerate(shown):
+        colour = "0.4" if i == 0 else "C0"
+        if math.isfinite(r.low):
+            ax.errorbar([i], [r.mean], yerr=[[r.mean - r.low], [r.high - r.mean]], fmt="o", color=colour,
+                        capsize=6, lw=2)
+        else:
+            ax.plot([i], [r.mean], "o", color=colour)
+        ax.scatter([i + 0.15] * len(r.values), r.values, color="C1", s=14, zorder=3)
+    ax.set_xticks(range(len(shown)), [r.name + ("\n(reference)" if i == 0 else "") for i, r in enumerate(shown)],
+                  fontsize=8)
+    ax.set(ylabel="validation accuracy", title="mean and 95% interval (dots: seeds)")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return png(fig)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
@@ -13,7 +14,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 
 from hpsearch.search.campaign import DUPLICATE, SLOT, StageView, load_plan, rank, stage_view
+from hpsearch.search.cost import Cost, total
 from hpsearch.search.space import Space, space_to_data
+from hpsearch.search.summary import StageSummary
 
 
 @dataclass(frozen=True)
@@ -140,3 +143,59 @@ def _space_summary(space: dict[str, Any] | Space) -> str:
             scale = "(log)" if spec.get("log") else ""  # no space inside a param: lines wrap only between params
             parts.append(f"{name}{scale}∈[{spec['low']:.3g},{spec['high']:.3g}]")
     return "; ".join(parts)
+
+
+def status_view(campaign: str, stages: list[StageStatus], summaries: list[StageSummary]) -> Group:
+    """The status table, then what each stage cost, then one table per comparison stage."""
+    return Group(status_table(campaign, stages), cost_table(summaries), *compare_tables(summaries))
+
+
+def cost_table(summaries: list[StageSummary]) -> Table:
+    """Device-hours and epoch-equivalents per stage and for the campaign, pruned and failed trials included."""
+    table = Table(title="cost")
+    for col in ("stage", "trials", "epochs", "device-h", "epoch-eq", "of which pruned", "failed", "saved"):
+        table.add_column(col, justify="left" if col == "stage" else "right", overflow="fold")
+    table.caption = ("epoch-eq: full-data epochs at width 64 (epochs x data_fraction x (width/64)^2); stopped "
+                     "trials count the epochs they ran; saved: epochs pruning cut off")
+
+    def row(name: str, costs: dict[str, Cost]) -> tuple[str, ...]:
+        c = total(costs.values())
+        pruned, failed = costs.get("pruned", Cost()), costs.get("fail", Cost())
+        return (name, str(c.trials), str(c.epochs), _amount(c.device_hours), _amount(c.epoch_equivalents),
+                _amount(pruned.epoch_equivalents), _amount(failed.epoch_equivalents), _amount(c.saved))
+
+    everything: dict[str, Cost] = {}
+    for s in summaries:
+        if s.opened:
+            table.add_row(*row(s.name, s.costs))
+            for state, c in s.costs.items():
+                everything[state] = everything.get(state, Cost()) + c
+    table.add_section()
+    table.add_row(*row("campaign", everything))
+    return table
+
+
+def compare_tables(summaries: list[StageSummary]) -> list[Table]:
+    """Per comparison stage: each variant's mean, 95% interval, and its difference to the first (Welch)."""
+    tables = []
+    for s in summaries:
+        if s.kind != "compare" or not s.opened:
+            continue
+        table = Table(title=f"compare {s.name} (variants of the {s.compare_on} config)")
+        for col in ("variant", "n", "mean", "95% interval", "vs first", "p", "signif."):
+            table.add_column(col, justify="left" if col == "variant" else "right")
+        table.caption = "Welch's t-test against the first variant; significant when p < 0.05"
+        for r in s.comparison:
+            interval = f"[{r.low:.4f}, {r.high:.4f}]" if math.isfinite(r.low) else "-"
+            table.add_row(r.name, str(len(r.values)), f"{r.mean:.4f}" if r.values else "-", interval,
+                          f"{r.diff:+.4f}" if r.diff is not None and math.isfinite(r.diff) else "-",
+                          f"{r.p_value:.3g}" if r.p_value is not None else "-",
+                          {True: "yes", False: "no", None: "-"}[r.significant])
+        tables.append(table)
+    return tables
+
+
+def _amount(x: float) -> str:
+    if x == 0:
+        return "0"
+    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}" if x >= 1 else f"{x:.2g}"

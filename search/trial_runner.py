@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, StopTraining
 from hpsearch.search.campaign import OVERRIDES, StageView
+from hpsearch.search.cost import recorded, trial_cost
 from hpsearch.search.notes import annotate_trial, write_trial_note
 from hpsearch.search.objective import Objective
 from hpsearch.search.plan import Plan
@@ -48,8 +50,10 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     worker = {"host": socket.gethostname(), "device": device, "pid": os.getpid()}
     if view.stage.kind == "lr_range_test":
         return _run_range_test(plan, view, trial, objective, device, data_dir, worker)
+    # A comparison on the base config has no params to sample: its slots carry everything in their overrides.
+    sample = view.stage.kind != "compare" or "fixed_params" in trial._cached_frozen_trial.system_attrs
     try:
-        config = trial_config(plan, view, trial, device)
+        config = trial_config(plan, view, trial, device, sample=sample)
     except ConfigError as e:
         # A combination the space allows but TrainConfig rejects: a retry would fail the same way.
         record(trial, {"worker": worker, "fail_reason": str(e)})
@@ -75,9 +79,12 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
         if stop.is_set():
             raise Interrupted
 
+    started = time.monotonic()
     result = objective.train(config, data_dir=data_dir, on_epoch=on_epoch, on_step=on_step)
+    # Wall time on the device, data loading and compilation included: what the trial kept others from using.
+    cost = trial_cost(config.to_dict(), len(result.history), time.monotonic() - started)
     ending = {"history": [dataclasses.asdict(r) for r in result.history],
-              "outcome": {"status": result.status, "seconds": round(result.seconds, 3)}}
+              "outcome": {"status": result.status, "seconds": round(result.seconds, 3)}, "cost": recorded(cost)}
     if result.status != "completed":
         ending["pruned_reason"] = result.reason
     record(trial, ending)

@@ -96,7 +96,8 @@ def test_example_plans_load_and_build(path: Path) -> None:
     assert plan.name == path.stem
     assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
     kinds = [s.kind for s in plan.stages]
-    assert kinds[-1] == "final" and kinds.count("search") >= 2
+    if set(kinds) != {"compare"}:  # practice-check compares variants of one config and searches nothing
+        assert kinds[-1] == "final" and kinds.count("search") >= 2
     for stage in plan.stages:
         make_pruner(stage.pruner)
         make_sampler(stage.sampler, seed=plan.seed)
