@@ -41,7 +41,8 @@ def test_the_range_test_stage_shows_its_range_never_a_learning_rate_as_accuracy(
     row = next(line for line in text.splitlines() if line.startswith("lr-range ") and "│" in line)
     assert row.rstrip().endswith("-"), row  # the accuracy column is empty for this stage
     assert f"LR range test: found {low:.3g} to {high:.3g}" in text
-    section = render_report(ranged, "ranged", "hpsearch report ranged").split("<section")[1]
+    section = render_report(ranged, "ranged", "hpsearch report ranged").split("<section id='stage-lr-range'")[1]
+    section = section.split("<section")[0]
     assert "Best validation accuracy" not in section and f"{high:.4f}" not in section
     assert f"useful learning rates {low:.3g} to {high:.3g}" in section
 
