@@ -20,6 +20,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from hpsearch.search.campaign import (
+    SLOT,
     StageView,
     claim,
     claim_queued,
@@ -28,7 +29,7 @@ from hpsearch.search.campaign import (
     open_stage,
     rank,
     repair_orphans,
-    retry_callback,
+    retry_trial,
     stage_complete,
     stage_view,
     study_name,
@@ -106,7 +107,7 @@ def _step(storage: BaseStorage, plan: Plan, objective: Objective, seed: int, cur
     if time.monotonic() - cursor.last_stale_check > options.heartbeat_interval:
         cursor.last_stale_check = time.monotonic()
         if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
-                             max_retry=options.max_retry):
+                             max_retry=options.max_retry, unique_key=SLOT):
             return 0
     # PostgreSQL hands out a waiting slot without a snapshot of the stage; the snapshot is read only when
     # that finds none (the stage may be done, or its last trials still running) and on other storages.
@@ -125,28 +126,54 @@ def _step(storage: BaseStorage, plan: Plan, objective: Objective, seed: int, cur
 
 def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, storage: BaseStorage,
              options: WorkerOptions, stop: threading.Event, *, first_beat: bool = True) -> None:
-    """Train one claimed trial under a heartbeat; an interrupted or crashed trial is failed and retried."""
+    """Train one claimed trial under a heartbeat; an interrupted or crashed trial is failed and retried.
+
+    A trial taken away meanwhile (failed as stale while this worker was paused or cut off from the storage,
+    and retried elsewhere) makes its next write fail: the worker drops it and goes on claiming.
+    """
+    where = f"trial {trial.number} of {view.stage.name}"
     with Heartbeat(storage, trial._trial_id, options.heartbeat_interval, first_beat=first_beat):
         try:
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
                               stop=stop, artifacts=options.artifacts)
-            log.info("trial %d of %s: %s", trial.number, view.stage.name, state.name)
+            log.info("%s: %s", where, state.name)
+            return
         except Interrupted:
-            _fail_and_retry(view, trial, "the worker was stopped (SIGTERM); the trial is retried", options)
+            if _fail_and_retry(view, trial, "the worker was stopped (SIGTERM)", options):
+                log.warning("%s handed back for a retry: this worker was stopped", where)
+                return
         except Exception as e:  # one broken trial must not take the worker down
-            log.exception("trial %d of %s failed", trial.number, view.stage.name)
-            _fail_and_retry(view, trial, f"{type(e).__name__}: {e}", options)
+            if not _taken_away(storage, trial):
+                log.exception("%s failed", where)
+                if _fail_and_retry(view, trial, f"{type(e).__name__}: {e}", options):
+                    return
+    log.warning("%s was failed and retried elsewhere after its heartbeat went stale (this worker was paused "
+                "or cut off for over %d s); dropped it", where, options.grace_period)
 
 
-def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: WorkerOptions) -> None:
-    """Record why, fail the trial, and enqueue its retry (bounded by max_retry) for any worker to take."""
-    trial.set_user_attr("fail_reason", reason)
+def _taken_away(storage: BaseStorage, trial: optuna.Trial) -> bool:
+    return storage.get_trial(trial._trial_id).state.is_finished()
+
+
+def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: WorkerOptions) -> bool:
+    """Record why, fail the trial and enqueue its retry (bounded by max_retry) for any worker to take; False
+    when the trial was no longer this worker's to fail."""
+    storage = view.study._storage
     try:
-        write_trial_note(view.study, trial, reason, stage=view.stage.name)
-    except Exception:
-        log.exception("could not write the note of trial %d", trial.number)
-    view.study.tell(trial, state=TrialState.FAIL)
-    retry_callback(options.max_retry)(view.study, view.study._storage.get_trial(trial._trial_id))
+        trial.set_user_attr("fail_reason", reason)
+        try:
+            write_trial_note(view.study, trial, reason, stage=view.stage.name)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise
+        except Exception:
+            log.exception("could not write the note of trial %d", trial.number)
+        # The storage checks the transition: of this worker and one that found the trial stale, one wins.
+        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    retry_trial(view.study, storage.get_trial(trial._trial_id), reason, options.max_retry)
+    return True
 
 
 def _child(campaign: str, options: WorkerOptions, threads: int) -> None:
