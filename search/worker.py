@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from hpsearch.objectives.errors import HpsearchError
+from hpsearch.search import worker_log
 from hpsearch.search.campaign import (
     SLOT,
     StageView,
@@ -38,6 +41,7 @@ from hpsearch.search.notes import write_trial_note
 from hpsearch.search.objective import Objective, get_objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import Interrupted, run_trial
+from hpsearch.search.worker_log import HeartbeatOutage, Outage
 from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_url
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,8 @@ class WorkerOptions:
     max_retry: int = 3
     poll: float = 0.5  # seconds between looks at the storage while the last trials of a stage run
     artifacts: Path | None = None  # the artifact store shared with the dashboard
-    log_level: int = logging.INFO  # `hpsearch run` shows progress bars instead of per-trial lines
+    log_level: int = logging.INFO
+    log_queue: Any = None  # under `hpsearch run`: the parent's queue for this worker's log records
 
 
 def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
@@ -66,20 +71,27 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
     plan = load_plan(storage, campaign)
     objective = get_objective(plan.objective)
     seed = random.SystemRandom().randrange(2**31)  # samplers other than QMC need one seed per worker
-    ran, cursor = 0, _Cursor()
-    while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
-        try:
-            step = _step(storage, plan, objective, seed, cursor, options, stop)
-        except STORAGE_ERRORS as e:
-            # The database went away (a restart, a failover): the running trial is recovered by its
-            # heartbeat going stale; this worker waits and carries on.
-            log.warning("storage error, retrying in %.0f s: %s", OUTAGE_WAIT_S, redact_url(str(e)))
-            stop.wait(OUTAGE_WAIT_S)
-            continue
-        if step is None:
-            log.info("campaign %s is done", campaign)
-            break
-        ran += step
+    ran, cursor, outage = 0, _Cursor(), Outage()
+    heartbeat_log = logging.getLogger("hpsearch.storage.heartbeat")
+    quiet = HeartbeatOutage(outage)
+    heartbeat_log.addFilter(quiet)
+    try:
+        while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
+            try:
+                step = _step(storage, plan, objective, seed, cursor, options, stop)
+            except STORAGE_ERRORS as e:
+                # The database went away (a restart, a failover): a trial it interrupted is recovered by its
+                # heartbeat going stale; this worker waits and carries on.
+                outage.failed(e)
+                stop.wait(OUTAGE_WAIT_S)
+                continue
+            outage.ok()
+            if step is None:
+                log.info("campaign %s is done", campaign)
+                break
+            ran += step
+    finally:
+        heartbeat_log.removeFilter(quiet)
     return ran
 
 
@@ -142,6 +154,8 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
             if _fail_and_retry(view, trial, "the worker was stopped (SIGTERM)", options):
                 log.warning("%s handed back for a retry: this worker was stopped", where)
                 return
+        except STORAGE_ERRORS[:2]:  # not OSError: a trial's own file errors are the trial's failure
+            raise  # an outage, not a broken trial: the loop waits for the storage; a stale retry follows
         except Exception as e:  # one broken trial must not take the worker down
             if not _taken_away(storage, trial):
                 log.exception("%s failed", where)
@@ -188,11 +202,19 @@ def run_in_process(campaign: str, options: WorkerOptions) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    logging.basicConfig(level=options.log_level, format=f"%(asctime)s worker {os.getpid()} %(message)s",
-                        force=True)
+    worker_log.configure(options.log_level, options.log_queue)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna.samplers._qmc").addFilter(_ConditionalSpaceNotice())
-    return work(campaign, options, stop)
+    if options.log_queue is None:
+        return work(campaign, options, stop)
+    try:  # under `hpsearch run`: the parent says why a worker ended, from its last error line
+        return work(campaign, options, stop)
+    except HpsearchError as e:
+        log.error("%s", e)
+        sys.exit(2)
+    except Exception as e:
+        log.error("%s: %s", type(e).__name__, redact_url(str(e)), exc_info=True)
+        sys.exit(1)
 
 
 class _ConditionalSpaceNotice(logging.Filter):
@@ -235,9 +257,12 @@ def start_processes(campaign: str, options: WorkerOptions, devices: list[str]) -
 
 
 def wait_processes(procs: list[Any], tick: Callable[[], None] | None = None, interval: float = 1.0) -> int:
-    """Wait for the workers, passing SIGTERM / SIGINT on; 0 when every one ended well."""
+    """Wait for the workers, passing SIGTERM / SIGINT on; 0 when every one ended well, 1 when one did not,
+    128 + the signal's number when a signal was passed on (143 for SIGTERM, 130 for SIGINT)."""
+    received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
         for p in procs:
             if p.is_alive() and p.pid is not None:
                 os.kill(p.pid, signal.SIGTERM)
@@ -252,4 +277,6 @@ def wait_processes(procs: list[Any], tick: Callable[[], None] | None = None, int
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if received:
+        return 128 + received[0]
     return 0 if all(p.exitcode == 0 for p in procs) else 1
