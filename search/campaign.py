@@ -275,7 +275,8 @@ def claim_queued(view: StageView) -> optuna.Trial | None:
     none, or when no slot is waiting. A duplicate slot retires itself against its lowest live twin, as in
     `claim`, in the claim's own transaction."""
     storage = view.study._storage
-    trial_id = claim_waiting(storage, view.study._study_id, unique_key=SLOT, retired_key=DUPLICATE)
+    trial_id = claim_waiting(storage, view.study._study_id, unique_key=SLOT, retired_key=DUPLICATE,
+                             first_key=RETRY_OF)
     if trial_id is None:
         return None
     if trial_id not in view.seen:

@@ -23,7 +23,15 @@ from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.run_view import StageBars
 from hpsearch.search.status import campaign_status, is_done, status_table
-from hpsearch.search.worker import WorkerOptions, device_slots, run_in_process, start_processes, wait_processes
+from hpsearch.search.worker import (
+    GRACE_PERIOD_S,
+    HEARTBEAT_INTERVAL_S,
+    WorkerOptions,
+    device_slots,
+    run_in_process,
+    start_processes,
+    wait_processes,
+)
 from hpsearch.search.worker_log import LogRelay
 from hpsearch.storage import open_storage, redact_url
 
@@ -40,9 +48,11 @@ def storage_option(f: Any) -> Any:
 def worker_options(f: Any) -> Any:
     f = click.option("--max-retry", type=click.IntRange(min=0), default=3, show_default=True,
                      help="retries of a trial whose worker died or was stopped")(f)
-    f = click.option("--grace-period", type=click.IntRange(min=2), default=60, show_default=True,
-                     help="seconds without a heartbeat before a running trial counts as dead")(f)
-    f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=10, show_default=True)(f)
+    f = click.option("--grace-period", type=click.IntRange(min=2), default=GRACE_PERIOD_S, show_default=True,
+                     help="seconds without a heartbeat before a running trial counts as dead and is retried; "
+                          "longer rides out longer outages, shorter hands a dead worker's trial on sooner")(f)
+    f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=HEARTBEAT_INTERVAL_S,
+                     show_default=True, help="seconds between a running trial's heartbeats")(f)
     f = click.option("--no-artifacts", is_flag=True, help="no curve images (trial notes are still written)")(f)
     f = click.option("--artifacts", type=PathType, default=None,
                      help="artifact store shared with the dashboard [env HPSEARCH_ARTIFACTS_DIR; ./artifacts]")(f)

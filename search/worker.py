@@ -47,6 +47,12 @@ from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_
 log = logging.getLogger(__name__)
 STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
 OUTAGE_WAIT_S = 2.0
+# A dead worker's trial is retried about GRACE_PERIOD_S + HEARTBEAT_INTERVAL_S after its last beat, and at
+# the end of a stage the rest of the fleet waits that long for it. A shorter grace period fails live trials
+# during a longer outage or pause (their workers then drop them and a retry trains them again); a shorter
+# interval costs one write per running trial per interval. 20 s rides out a database restart.
+HEARTBEAT_INTERVAL_S = 5
+GRACE_PERIOD_S = 20
 
 
 @dataclass(frozen=True)
@@ -55,8 +61,8 @@ class WorkerOptions:
     device: str = "cpu"
     max_trials: int | None = None
     data_dir: Path | None = None
-    heartbeat_interval: int = 10
-    grace_period: int = 60
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S
+    grace_period: int = GRACE_PERIOD_S
     max_retry: int = 3
     poll: float = 0.5  # seconds between looks at the storage while the last trials of a stage run
     artifacts: Path | None = None  # the artifact store shared with the dashboard
