@@ -67,7 +67,7 @@ def _options(storage: str | None, kw: dict[str, Any], plan_objective: str, max_t
         data_dir = ensure_data(kw["data_dir"], kw["download"])
     if kw["grace_period"] <= kw["heartbeat_interval"]:
         raise click.BadParameter("--grace-period must exceed --heartbeat-interval", param_hint="--grace-period")
-    artifacts = None if kw["no_artifacts"] else artifact_dir(kw["artifacts"])
+    artifacts = None if kw["no_artifacts"] else writable_dir(artifact_dir(kw["artifacts"]), "--artifacts")
     return WorkerOptions(storage=storage, max_trials=max_trials, data_dir=data_dir,
                          heartbeat_interval=kw["heartbeat_interval"], grace_period=kw["grace_period"],
                          max_retry=kw["max_retry"], artifacts=artifacts)
@@ -82,6 +82,7 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
     plan = load_plan_file(plan_path)
     if name is not None:
         plan = Plan.from_dict({**plan.to_dict(), "name": name}, where="--name")
+    get_objective(plan.objective)  # a typo here would stop every worker later; say it now, with exit 2
     created = init_campaign(open_storage(storage), plan)
     click.echo(f"campaign {plan.name!r} {'created' if created else 'already exists (same plan)'} "
                f"in {redact_url(storage or 'hpsearch.journal')}")
@@ -122,10 +123,10 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     SIGTERM or SIGINT hands the running trials back, exports nothing and exits 143 (130 for SIGINT)."""
     plan = load_plan_file(plan_path)
     out = writable_dir(out or Path("runs") / plan.name)  # before any work: a bad --out costs nothing
+    queue = multiprocessing.get_context("spawn").Queue()
+    options = replace(_options(storage, kw, plan.objective, None), log_queue=queue)  # checks the objective
     store = open_storage(storage)
     init_campaign(store, plan)
-    queue = multiprocessing.get_context("spawn").Queue()
-    options = replace(_options(storage, kw, plan.objective, None), log_queue=queue)
     gpus = device_slots("all", 1)  # every GPU once, or ["cpu"]
     count = workers or (2 if gpus == ["cpu"] else len(gpus))
     devices = [gpus[i % len(gpus)] for i in range(count)]  # round robin over the GPUs
