@@ -16,6 +16,7 @@ from hpsearch.search.space import PlanError
 from tests.campaign.faults import all_trials
 from tests.campaign.helpers import check_campaign, finished_count, worker_env, write_plan
 from tests.campaign.test_workers import STEADY_SPACE
+from tests.cifar_files import write_cifar
 
 pytestmark = pytest.mark.slow
 
@@ -77,3 +78,23 @@ def test_sigterm_to_run_hands_back_exports_nothing_and_exits_143(tmp_path: Path,
     assert "unfinished" in capsys.readouterr().out
     text = (tmp_path / "export" / "rank-1.yaml").read_text()
     assert text.startswith("# UNFINISHED campaign (coarse ") and yaml.safe_load(text)["result"]["unfinished"]
+
+
+def test_run_says_which_worker_failed_and_why(tmp_path: Path) -> None:
+    # An objective that imports in `run` itself but not in its worker processes (a missing GPU library, say).
+    (tmp_path / "parentonly.py").write_text(
+        "import multiprocessing\n"
+        "if multiprocessing.parent_process() is not None:\n"
+        "    raise RuntimeError('libcuda.so.1 not found on this node')\n"
+        "from hpsearch.search.synthetic import synthetic_train as train\n")
+    plan = write_plan(tmp_path / "plan.yaml", objective="parentonly:train")
+    env = {**worker_env(0.0), "PYTHONPATH": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hpsearch.search", "run", str(plan), "--storage", str(tmp_path / "c.journal"),
+         "--workers", "2", "--no-artifacts", "--out", str(tmp_path / "out"),
+         "--data-dir", str(write_cifar(tmp_path / "cifar"))],
+        env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "exited with code" in line]
+    assert len(lines) == 2 and all("libcuda.so.1 not found on this node" in line for line in lines), proc.stderr
+    assert "libcuda.so.1" in (tmp_path / "out" / "workers.log").read_text()
