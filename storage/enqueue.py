@@ -30,7 +30,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage.batch import transaction, upsert_attrs
+from hpsearch.storage.batch import transaction
 from hpsearch.storage.factory import journal_file
 from hpsearch.storage.heartbeat import postgres_backend
 
@@ -70,22 +70,28 @@ def _add_in_session(session: sqlalchemy.orm.Session, rdb: RDBStorage, study_id: 
         return 0
     count = session.execute(sqlalchemy.select(sqlalchemy.func.count(trial_model.trial_id))
                             .where(trial_model.study_id == study_id)).scalar_one()
-    rows = [trial_model(study_id=study_id, number=count + i, state=TrialState.WAITING, datetime_start=None)
-            for i in range(len(missing))]
-    session.add_all(rows)
-    session.flush()  # one multi-row INSERT ... RETURNING: the new trial ids
-    params = []
-    for row, template in zip(rows, missing, strict=True):
-        upsert_attrs(session, models.TrialSystemAttributeModel, row.trial_id, template.system_attrs)
-        if template.user_attrs:
-            upsert_attrs(session, models.TrialUserAttributeModel, row.trial_id, template.user_attrs)
+    table = trial_model.__table__
+    new = [{"study_id": study_id, "number": count + i, "state": TrialState.WAITING} for i in range(len(missing))]
+    # One multi-row INSERT ... RETURNING, in the order of `new`: the trial ids.
+    ids = session.execute(table.insert().returning(table.c.trial_id, sort_by_parameter_order=True), new).scalars()
+    # New rows, so plain INSERTs: SQLAlchemy sends each list as one multi-row statement.
+    system, user, params = [], [], []
+    for trial_id, template in zip(ids.all(), missing, strict=True):
+        system += _attr_rows(trial_id, template.system_attrs)
+        user += _attr_rows(trial_id, template.user_attrs)
         for name, value in template.params.items():
             dist = template.distributions[name]
-            params.append(models.TrialParamModel(trial_id=row.trial_id, param_name=name,
-                                                 param_value=dist.to_internal_repr(value),
-                                                 distribution_json=distribution_to_json(dist)))
-    session.add_all(params)
+            params.append({"trial_id": trial_id, "param_name": name, "param_value": dist.to_internal_repr(value),
+                           "distribution_json": distribution_to_json(dist)})
+    for model, values in ((models.TrialSystemAttributeModel, system), (models.TrialUserAttributeModel, user),
+                          (models.TrialParamModel, params)):
+        if values:
+            session.execute(sqlalchemy.insert(model), values)
     return len(missing)
+
+
+def _attr_rows(trial_id: int, attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"trial_id": trial_id, "key": key, "value_json": _json(value)} for key, value in attrs.items()]
 
 
 def _json(value: Any) -> str:
