@@ -54,8 +54,6 @@ def trials_of(storage: object, name: str) -> list:
 
 
 def one_run(url: str, fault: str, interval: int, grace: int, sleep: float, workdir: Path) -> dict:
-    from optuna.trial import TrialState
-
     from hpsearch.storage import open_storage
 
     plan = workdir / "plan.yaml"
@@ -67,24 +65,13 @@ def one_run(url: str, fault: str, interval: int, grace: int, sleep: float, workd
     workers = [subprocess.Popen([*cli, "worker", "bench", *flags], env=env, stdout=subprocess.DEVNULL,
                                 stderr=open(workdir / f"worker-{i}.log", "w"), start_new_session=True)  # noqa: SIM115
                for i in range(3)]
-    storage, victim = open_storage(url), workers[0]
-    while True:  # the victim trains a trial of the first stage, and no slot of it waits any more
-        trials = trials_of(storage, "bench.coarse")
-        mine = [t for t in trials if t.state == TrialState.RUNNING and (t.system_attrs.get(BEAT) or {}).get("pid")
-                == victim.pid]
-        if mine and not any(t.state == TrialState.WAITING for t in trials):
-            break
-        if any(t.state == TrialState.COMPLETE for t in trials_of(storage, "bench.fine")):
-            raise RuntimeError("the first stage ended before the victim held one of its last trials; lower --sleep")
-        time.sleep(0.05)
-    hit, at = mine[0], datetime.datetime.now()
-    if fault == "kill":
-        os.killpg(victim.pid, signal.SIGKILL)
-    else:
-        os.killpg(victim.pid, signal.SIGSTOP)
-        time.sleep(grace + 4)
-        os.killpg(victim.pid, signal.SIGCONT)
-    codes = [p.wait(timeout=600) for p in workers]
+    try:
+        hit, at, codes = _fault(open_storage(url), workers, fault, grace)
+    finally:
+        for p in workers:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    storage = open_storage(url)
     coarse = trials_of(storage, "bench.coarse")
     retry = min((t.datetime_start for t in coarse if t.system_attrs.get("failed_trial") == hit.number
                  and t.datetime_start), default=None)
@@ -92,6 +79,31 @@ def one_run(url: str, fault: str, interval: int, grace: int, sleep: float, workd
     twins = sum(TWIN in t.system_attrs for s in ("coarse", "fine", "final") for t in trials_of(storage, f"bench.{s}"))
     return {"retry": (retry - at).total_seconds() if retry else float("nan"),
             "next": (fine_start - at).total_seconds(), "twins": twins / 2, "codes": codes}
+
+
+def _fault(storage: object, workers: list[subprocess.Popen], fault: str, grace: int) -> tuple:
+    """Hit the worker that trains one of the first stage's last trials; (its trial, when, exit codes)."""
+    from optuna.trial import TrialState
+
+    by_pid = {p.pid: p for p in workers}
+    while True:  # no slot of the first stage waits any more, and a worker trains one of its trials
+        trials = trials_of(storage, "bench.coarse")
+        running = [t for t in trials if t.state == TrialState.RUNNING
+                   and (t.system_attrs.get(BEAT) or {}).get("pid") in by_pid]
+        if running and not any(t.state == TrialState.WAITING for t in trials):
+            break
+        if trials_of(storage, "bench.fine"):
+            raise RuntimeError("the first stage ended before a fault could hit one of its last trials; raise --sleep")
+        time.sleep(0.05)
+    hit, at = running[0], datetime.datetime.now()
+    victim = by_pid[hit.system_attrs[BEAT]["pid"]]
+    if fault == "kill":
+        os.killpg(victim.pid, signal.SIGKILL)
+    else:
+        os.killpg(victim.pid, signal.SIGSTOP)
+        time.sleep(grace + 4)
+        os.killpg(victim.pid, signal.SIGCONT)
+    return hit, at, [p.wait(timeout=600) for p in workers]
 
 
 def main() -> None:
