@@ -56,6 +56,9 @@ def test_run_rides_out_a_database_stop_and_exports(pg_url: str, pg_server, tmp_p
     assert proc.returncode == 0, err
     assert "best config:" in out and (tmp_path / "out" / "rank-1.yaml").exists()
     assert "Traceback" not in err and "storage unreachable" in err and "reachable again" in err
+    log = (tmp_path / "out" / "workers.log").read_text()  # every line the workers logged
+    assert "Traceback" not in log and "exceeding max length" not in log, log
+    assert log.count("storage unreachable") <= 6, log  # about one per worker, and one more when it ends
     check_campaign(pg_url)
 
 
