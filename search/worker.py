@@ -150,10 +150,12 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
     and retried elsewhere) makes its next write fail: the worker drops it and goes on claiming.
     """
     where = f"trial {trial.number} of {view.stage.name}"
-    with Heartbeat(storage, trial._trial_id, options.heartbeat_interval, first_beat=first_beat):
+    trial_stop = _TrialStop(stop)  # a heartbeat that finds the trial taken away stops its training too
+    with Heartbeat(storage, trial._trial_id, options.heartbeat_interval, first_beat=first_beat,
+                   on_lost=trial_stop.set):
         try:
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
-                              stop=stop, artifacts=options.artifacts)
+                              stop=trial_stop, artifacts=options.artifacts)
             log.info("%s: %s", where, state.name)
             return
         except Interrupted:
@@ -169,6 +171,17 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
                     return
     log.warning("%s was failed and retried elsewhere after its heartbeat went stale (this worker was paused "
                 "or cut off for over %d s); dropped it", where, options.grace_period)
+
+
+class _TrialStop(threading.Event):
+    """Set when the trial was taken away; also reads as set once the worker is stopped."""
+
+    def __init__(self, worker_stop: threading.Event) -> None:
+        super().__init__()
+        self._worker_stop = worker_stop
+
+    def is_set(self) -> bool:
+        return self._worker_stop.is_set() or super().is_set()
 
 
 def _taken_away(storage: BaseStorage, trial: optuna.Trial) -> bool:
