@@ -3,8 +3,9 @@
 Nothing lives only in a worker's memory. Stage k's study `<campaign>.<stage>` holds the plan, its space and
 its parent's space as plain-JSON user attributes, and exactly `n_trials` enqueued slots (WAITING trials with a
 `hpsearch:slot` system attribute). Any worker may open a stage, any number at once: the space is a pure
-function of the previous stage's finished trials, slots are keyed by index, and a slot enqueued twice by a
-race is resolved when claimed (the lowest-numbered live trial of a slot wins; see `claim`).
+function of the previous stage's finished trials, and slots are keyed by index and enqueued in one step
+(`storage/enqueue.py`), so each exists once. Where that step cannot be atomic (a gRPC proxy client), a slot
+enqueued twice is resolved when claimed (the lowest-numbered live trial of a slot wins; see `claim`).
 """
 
 from __future__ import annotations
