@@ -204,11 +204,17 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
         top = _integer(data.get("top", 3), f"{at}.top", low=1)
         if top > prev.n_trials:
             raise PlanError(f"{at}.top: {top} > the previous stage's {prev.n_trials} trials; lower it")
-        seeds = _integer(data.get("seeds", 3), f"{at}.seeds", low=1, high=MAX_STAGE_TRIALS // top)
+        seeds = _integer(data.get("seeds", 3), f"{at}.seeds", low=1)
+        if top * seeds > MAX_STAGE_TRIALS:
+            raise PlanError(f"{at}: top x seeds = {top * seeds} trials, over the {MAX_STAGE_TRIALS} a stage may "
+                            "hold; lower them")
         return Stage(name, kind, top * seeds, overrides, top=top, seeds=seeds)
     if "n_trials" not in data:
         raise PlanError(f"{at}: missing 'n_trials'; give the stage's trial budget, e.g. n_trials: 32")
-    n_trials = _integer(data["n_trials"], f"{at}.n_trials", low=1, high=MAX_STAGE_TRIALS)
+    n_trials = _integer(data["n_trials"], f"{at}.n_trials", low=1)
+    if n_trials > MAX_STAGE_TRIALS:
+        raise PlanError(f"{at}.n_trials: {n_trials} is over the {MAX_STAGE_TRIALS} trials a stage may hold; "
+                        "lower it, or split the budget over stages")
     # Coarse stages want even coverage, later ones a model of what worked (PRACTICE.md).
     first_search = not any(s.kind == "search" for s in before)
     sampler = sampler_spec(data.get("sampler", "random" if first_search else "tpe"), f"{at}.sampler")
