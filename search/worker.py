@@ -41,7 +41,7 @@ from hpsearch.search.notes import write_trial_note
 from hpsearch.search.objective import Objective, get_objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import Interrupted, run_trial
-from hpsearch.search.worker_log import HeartbeatOutage, Outage
+from hpsearch.search.worker_log import Outage, quiet_outages
 from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_url
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,7 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
     objective = get_objective(plan.objective)
     seed = random.SystemRandom().randrange(2**31)  # samplers other than QMC need one seed per worker
     ran, cursor, outage = 0, _Cursor(), Outage()
-    heartbeat_log = logging.getLogger("hpsearch.storage.heartbeat")
-    quiet = HeartbeatOutage(outage)
-    heartbeat_log.addFilter(quiet)
-    try:
+    with quiet_outages(outage, STORAGE_ERRORS[:2]):
         while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
             try:
                 step = _step(storage, plan, objective, seed, cursor, options, stop)
@@ -96,8 +93,6 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
                 log.info("campaign %s is done", campaign)
                 break
             ran += step
-    finally:
-        heartbeat_log.removeFilter(quiet)
     return ran
 
 

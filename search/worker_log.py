@@ -8,11 +8,13 @@ above its progress bars instead of through them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import logging.handlers
 import os
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from hpsearch.storage.heartbeat import describe_error
@@ -58,6 +60,42 @@ class HeartbeatOutage(logging.Filter):
             self._outage.failed(message.split(": ", 1)[-1])
             return False
         return True
+
+
+class StorageTracebacks(logging.Filter):
+    """A storage error logged with its traceback by code that carries on (a note that could not be written)
+    becomes one INFO line, and part of the outage."""
+
+    def __init__(self, outage: Outage, errors: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self._outage, self._errors = outage, errors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, self._errors):
+            self._outage.failed(exc)
+            record.msg, record.args = f"{record.getMessage()} ({redact_url(describe_error(exc))})", None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+# Where the worker's own code logs storage errors with a traceback and carries on.
+_CARRY_ON_LOGGERS = ("hpsearch.search.trial_runner", "hpsearch.search.worker", "hpsearch.search.campaign")
+
+
+@contextlib.contextmanager
+def quiet_outages(outage: Outage, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Fold heartbeat failures and storage tracebacks into `outage`'s two lines while the worker runs."""
+    installed = [(logging.getLogger("hpsearch.storage.heartbeat"), HeartbeatOutage(outage))]
+    installed += [(logging.getLogger(name), StorageTracebacks(outage, errors)) for name in _CARRY_ON_LOGGERS]
+    for logger, quiet in installed:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger, quiet in installed:
+            logger.removeFilter(quiet)
 
 
 def configure(level: int, queue: Any | None) -> None:
