@@ -8,6 +8,10 @@ from optuna.trial import TrialState
 
 from hpsearch.search.campaign import DUPLICATE
 from hpsearch.storage import HEARTBEAT_ATTR, open_storage
+from tests.campaign.helpers import PLAN
+
+# The helpers' campaign with smaller stages: fault tests wait for grace periods, not for trials.
+SMALL_STAGES = [{**PLAN["stages"][0], "n_trials": 8}, {**PLAN["stages"][1], "n_trials": 5}, PLAN["stages"][2]]
 
 
 def all_trials(url: str) -> list:

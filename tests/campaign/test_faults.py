@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
-from tests.campaign.faults import duplicates, running_trial_of, study_of, wait_state
+from tests.campaign.faults import SMALL_STAGES, duplicates, running_trial_of, study_of, wait_state
 from tests.campaign.helpers import check_campaign, start_workers, wait_all, write_plan
 from tests.campaign.test_workers import STEADY_SPACE
 
@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 @pytest.mark.parametrize("backend", ["postgresql", "journal"])
 def test_a_paused_worker_drops_its_taken_trial_and_exits_0(backend: str, pg_url: str, tmp_path: Path) -> None:
     url = pg_url if backend == "postgresql" else str(tmp_path / "c.journal")
-    assert main(["init", str(write_plan(tmp_path / "plan.yaml", space=STEADY_SPACE)), "--storage", url]) == 0
+    plan = write_plan(tmp_path / "plan.yaml", space=STEADY_SPACE, stages=SMALL_STAGES)
+    assert main(["init", str(plan), "--storage", url]) == 0
     procs = start_workers(3, url, sleep=0.3, log_dir=tmp_path)
     victim = procs[0]
     trial_id = running_trial_of(url, victim.pid)

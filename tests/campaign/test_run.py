@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
 from hpsearch.search.space import PlanError
-from tests.campaign.faults import all_trials
+from tests.campaign.faults import SMALL_STAGES, all_trials
 from tests.campaign.helpers import check_campaign, finished_count, worker_env, write_plan
 from tests.campaign.test_workers import STEADY_SPACE
 from tests.cifar_files import write_cifar
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def start_run(url: str, tmp_path: Path, sleep: float) -> subprocess.Popen:
-    plan = write_plan(tmp_path / "plan.yaml", space=STEADY_SPACE)
+    plan = write_plan(tmp_path / "plan.yaml", space=STEADY_SPACE, stages=SMALL_STAGES)
     return subprocess.Popen(
         [sys.executable, "-m", "hpsearch.search", "run", str(plan), "--storage", url, "--workers", "3",
          "--heartbeat-interval", "1", "--grace-period", "4", "--no-artifacts", "--out", str(tmp_path / "out")],
