@@ -3,8 +3,9 @@
 Nothing lives only in a worker's memory. Stage k's study `<campaign>.<stage>` holds the plan, its space and
 its parent's space as plain-JSON user attributes, and exactly `n_trials` enqueued slots (WAITING trials with a
 `hpsearch:slot` system attribute). Any worker may open a stage, any number at once: the space is a pure
-function of the previous stage's finished trials, slots are keyed by index, and a slot enqueued twice by a
-race is resolved when claimed (the lowest-numbered live trial of a slot wins; see `claim`).
+function of the previous stage's finished trials, and slots are keyed by index and enqueued in one step
+(`storage/enqueue.py`), so each exists once. Where that step cannot be atomic (a gRPC proxy client), a slot
+enqueued twice is resolved when claimed (the lowest-numbered live trial of a slot wins; see `claim`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import functools
 import logging
 import random
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.narrow import narrow, set_lr_range
@@ -27,6 +27,7 @@ from hpsearch.search.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
 from hpsearch.storage.claims import claim_waiting
+from hpsearch.storage.enqueue import add_trials_once, retry_template
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ SLOT = "hpsearch:slot"
 OVERRIDES = "hpsearch:overrides"  # per-slot TrainConfig changes, e.g. the seed of a final-stage repeat
 DUPLICATE = "hpsearch:duplicate"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+RETRY_OF = "failed_trial"  # the system attribute Optuna's retry gives the copy of a failed trial
 REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enqueued by whoever sees it
 
 
@@ -106,16 +108,17 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
-    present = {t.system_attrs.get(SLOT) for t in study.get_trials(deepcopy=False)}
+    templates = []
     for slot, (fixed, overrides) in enumerate(slot_templates(plan, index, ranked)):
-        if slot in present:
-            continue
         system_attrs: dict[str, Any] = {SLOT: slot}
         if fixed:
             system_attrs["fixed_params"] = fixed
         if overrides:
             system_attrs[OVERRIDES] = overrides
-        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs))
+        templates.append(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs))
+    # One step, not one add per slot: two workers opening the stage at once would otherwise both add a
+    # slot that neither saw, and the twins would retire as FAIL trials at claim time.
+    enqueue_slots(storage, study._study_id, templates)
     if not study.user_attrs.get("opened"):
         try:
             write_stage_note(study, stage, parent, space)
@@ -229,7 +232,6 @@ def repair_orphans(view: StageView, max_retry: int) -> int:
     """Re-enqueue slots whose last failure never got its retry (a worker died in between); returns how many."""
     if any(t.state == TrialState.WAITING for t in view.trials):
         return 0
-    retry = retry_callback(max_retry)
     repaired = 0
     for trials in _slots(view.trials).values():
         if any(t.state in (*FINISHED, TrialState.RUNNING, TrialState.WAITING) for t in trials):
@@ -237,16 +239,24 @@ def repair_orphans(view: StageView, max_retry: int) -> int:
         last = max(trials, key=lambda t: t.number)
         age = time.time() - last.datetime_complete.timestamp() if last.datetime_complete else REPAIR_AFTER_S
         if last.state == TrialState.FAIL and age >= REPAIR_AFTER_S:
-            retry(view.study, last)
-            repaired += 1
+            reason = last.user_attrs.get("fail_reason", "it failed and its retry was never queued")
+            repaired += retry_trial(view.study, last, reason, max_retry)
     return repaired
 
 
-def retry_callback(max_retry: int) -> RetryHeartbeatStaleTrialCallback:
-    """Optuna's retry: a WAITING copy carrying the failed trial's system attrs (its slot) and retry history."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+def enqueue_slots(storage: BaseStorage, study_id: int, templates: list[FrozenTrial]) -> int:
+    """Add the WAITING slot trials whose slot the study does not have yet, in one step; returns how many."""
+    return add_trials_once(storage, study_id, templates, key=SLOT)
+
+
+def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry: int) -> bool:
+    """Enqueue the retry of failed `trial` (Optuna's copy: its slot, params and retry history; user attribute
+    `retry_of` says from where and why), unless retries are used up or its slot has a live or finished trial."""
+    template = retry_template(trial, reason, max_retry)
+    if template is None:
+        return False
+    return add_trials_once(study._storage, study._study_id, [template], key=SLOT,
+                           blocked_by=(*FINISHED, TrialState.WAITING, TrialState.RUNNING)) > 0
 
 
 def claim(view: StageView) -> optuna.Trial | None:
@@ -262,6 +272,8 @@ def claim(view: StageView) -> optuna.Trial | None:
     # A random order per worker: in slot order, every worker of a fleet would race for the same row
     # and all but one would spend a round trip losing it.
     _CLAIM_ORDER.shuffle(waiting_trials)
+    # A retry first: the rest of the fleet may be waiting for its slot to finish the stage.
+    waiting_trials.sort(key=lambda t: RETRY_OF not in t.system_attrs)
     for waiting in waiting_trials:
         try:
             if not storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
@@ -284,7 +296,8 @@ def claim_queued(view: StageView) -> optuna.Trial | None:
     none, or when no slot is waiting. A duplicate slot retires itself against its lowest live twin, as in
     `claim`, in the claim's own transaction."""
     storage = view.study._storage
-    trial_id = claim_waiting(storage, view.study._study_id, unique_key=SLOT, retired_key=DUPLICATE)
+    trial_id = claim_waiting(storage, view.study._study_id, unique_key=SLOT, retired_key=DUPLICATE,
+                             first_key=RETRY_OF)
     if trial_id is None:
         return None
     if trial_id not in view.seen:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import multiprocessing
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -11,19 +11,29 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hpsearch.objectives.data import ensure_data
 from hpsearch.search.app import app
 from hpsearch.search.campaign import init_campaign, load_plan
 from hpsearch.search.dashboard import artifact_dir
-from hpsearch.search.export import best_configs, write_export
+from hpsearch.search.export import best_configs, progress_line, unfinished, write_export
 from hpsearch.search.objective import get_objective
+from hpsearch.search.outputs import writable_dir
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
+from hpsearch.search.run_view import StageBars
 from hpsearch.search.status import campaign_status, is_done, status_view
 from hpsearch.search.summary import campaign_summary, summary_to_dict
-from hpsearch.search.worker import WorkerOptions, device_slots, run_in_process, start_processes, wait_processes
+from hpsearch.search.worker import (
+    GRACE_PERIOD_S,
+    HEARTBEAT_INTERVAL_S,
+    WorkerOptions,
+    device_slots,
+    run_in_process,
+    start_processes,
+    wait_processes,
+)
+from hpsearch.search.worker_log import LogRelay
 from hpsearch.storage import open_storage, redact_url
 
 console = Console(stderr=True)
@@ -39,9 +49,11 @@ def storage_option(f: Any) -> Any:
 def worker_options(f: Any) -> Any:
     f = click.option("--max-retry", type=click.IntRange(min=0), default=3, show_default=True,
                      help="retries of a trial whose worker died or was stopped")(f)
-    f = click.option("--grace-period", type=click.IntRange(min=2), default=60, show_default=True,
-                     help="seconds without a heartbeat before a running trial counts as dead")(f)
-    f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=10, show_default=True)(f)
+    f = click.option("--grace-period", type=click.IntRange(min=2), default=GRACE_PERIOD_S, show_default=True,
+                     help="seconds without a heartbeat before a running trial counts as dead and is retried; "
+                          "longer rides out longer outages, shorter hands a dead worker's trial on sooner")(f)
+    f = click.option("--heartbeat-interval", type=click.IntRange(min=1), default=HEARTBEAT_INTERVAL_S,
+                     show_default=True, help="seconds between a running trial's heartbeats")(f)
     f = click.option("--no-artifacts", is_flag=True, help="no curve images (trial notes are still written)")(f)
     f = click.option("--artifacts", type=PathType, default=None,
                      help="artifact store shared with the dashboard [env HPSEARCH_ARTIFACTS_DIR; ./artifacts]")(f)
@@ -56,7 +68,7 @@ def _options(storage: str | None, kw: dict[str, Any], plan_objective: str, max_t
         data_dir = ensure_data(kw["data_dir"], kw["download"])
     if kw["grace_period"] <= kw["heartbeat_interval"]:
         raise click.BadParameter("--grace-period must exceed --heartbeat-interval", param_hint="--grace-period")
-    artifacts = None if kw["no_artifacts"] else artifact_dir(kw["artifacts"])
+    artifacts = None if kw["no_artifacts"] else writable_dir(artifact_dir(kw["artifacts"]), "--artifacts")
     return WorkerOptions(storage=storage, max_trials=max_trials, data_dir=data_dir,
                          heartbeat_interval=kw["heartbeat_interval"], grace_period=kw["grace_period"],
                          max_retry=kw["max_retry"], artifacts=artifacts)
@@ -71,6 +83,7 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
     plan = load_plan_file(plan_path)
     if name is not None:
         plan = Plan.from_dict({**plan.to_dict(), "name": name}, where="--name")
+    get_objective(plan.objective)  # a typo here would stop every worker later; say it now, with exit 2
     created = init_campaign(open_storage(storage), plan)
     click.echo(f"campaign {plan.name!r} {'created' if created else 'already exists (same plan)'} "
                f"in {redact_url(storage or 'hpsearch.journal')}")
@@ -93,7 +106,8 @@ def worker_command(name: str, storage: str | None, devices: str, per_device: int
     if len(slots) == 1:  # one GPU per pod or array task: no child process to start and signal
         run_in_process(name, replace(options, device=slots[0]))
         return 0
-    return wait_processes(start_processes(name, options, slots))
+    code = wait_processes(start_processes(name, options, slots))
+    return 0 if code >= 128 else code  # stopped by a signal: the trials were handed back, as asked
 
 
 @app.command("run")
@@ -101,54 +115,51 @@ def worker_command(name: str, storage: str | None, devices: str, per_device: int
 @storage_option
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="local worker processes [default: one per GPU, else 2]")
-@click.option("--out", type=PathType, default=None, help="where to export the best config [runs/NAME]")
+@click.option("--out", type=PathType, default=None,
+              help="where to export the best config and write the workers' log [runs/NAME]")
 @worker_options
 def run_command(plan_path: Path, storage: str | None, workers: int | None, out: Path | None, **kw: Any) -> int:
-    """Init the campaign and run local workers until it is done, then export the best config."""
+    """Init the campaign and run local workers until it is done, then export the best config.
+
+    SIGTERM or SIGINT hands the running trials back, exports nothing and exits 143 (130 for SIGINT)."""
     plan = load_plan_file(plan_path)
+    out = writable_dir(out or Path("runs") / plan.name)  # before any work: a bad --out costs nothing
+    queue = multiprocessing.get_context("spawn").Queue()
+    options = replace(_options(storage, kw, plan.objective, None), log_queue=queue)  # checks the objective
     store = open_storage(storage)
     init_campaign(store, plan)
-    options = replace(_options(storage, kw, plan.objective, None), log_level=logging.WARNING)
     gpus = device_slots("all", 1)  # every GPU once, or ["cpu"]
     count = workers or (2 if gpus == ["cpu"] else len(gpus))
     devices = [gpus[i % len(gpus)] for i in range(count)]  # round robin over the GPUs
+    relay = LogRelay(queue, out / "workers.log",
+                     lambda line: console.print(line, soft_wrap=True, markup=False, highlight=False))
+    console.print(f"workers log to {out / 'workers.log'}")
     procs = start_processes(plan.name, options, devices)
-    with StageBars(store, plan.name) as bars:
-        code = wait_processes(procs, tick=bars.update, interval=1.0)
-    if code != 0:
+    try:
+        with StageBars(store, plan.name, console) as bars:
+            code = wait_processes(procs, tick=lambda: (relay.drain(), bars.update()), interval=1.0)
+    finally:
+        relay.close()
+    stages = bars.stages
+    if code >= 128 and not (stages and is_done(stages)):
+        where = progress_line(stages) if stages else "see 'hpsearch status'"
+        shown = f" --storage {redact_url(storage)}" if storage else ""
+        console.print(f"hpsearch: stopped by a signal; the workers handed their trials back. campaign {plan.name}: "
+                      f"{where}. No export written. Continue with: hpsearch run {plan_path}{shown} "
+                      f"(or hpsearch worker {plan.name}{shown} on any machine)", soft_wrap=True)
         return code
-    out = out or Path("runs") / plan.name
+    for i, p in enumerate(procs):
+        if p.exitcode not in (0, None):
+            why = relay.last_error.get(p.pid, f"see {out / 'workers.log'}")
+            console.print(f"hpsearch: worker {i} (pid {p.pid}) exited with code {p.exitcode}: {why}", soft_wrap=True)
+    if code != 0:
+        return 1
     best = best_configs(store, plan.name, 1)
     paths = write_export(best, plan.name, out, "yaml", summary_to_dict(campaign_summary(store, plan.name)))
     click.echo(f"best config: {paths[0]} (mean validation accuracy {best[0].mean:.4f} over {len(best[0].values)} runs)")
     data = f" --data-dir {options.data_dir}" if options.data_dir else ""
     click.echo(f"reproduce it: hpsearch train --config {paths[0]} --seeds {len(best[0].values)}{data} --test")
     return 0
-
-
-class StageBars:
-    """A progress bar per stage, finished slots out of the budget, while `hpsearch run` waits."""
-
-    def __init__(self, storage: Any, campaign: str) -> None:
-        self._storage, self._campaign = storage, campaign
-        self._bars = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                              TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console)
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> StageBars:
-        self._bars.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.update()  # the final counts, then leave the bars on screen
-        self._bars.stop()
-
-    def update(self) -> None:
-        for s in campaign_status(self._storage, self._campaign):
-            if s.name not in self._tasks:
-                self._tasks[s.name] = self._bars.add_task(s.name, total=s.n_trials, best="")
-            best = f"best {s.best_value:.4f}" if s.best_value is not None else ""
-            self._bars.update(self._tasks[s.name], completed=s.finished, best=best)
 
 
 @app.command("status")
@@ -180,8 +191,12 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None) -> None:
     """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads."""
     store = open_storage(storage, create=False)
-    paths = write_export(best_configs(store, name, top), name, out or Path("runs") / name / "export", fmt,
-                         summary_to_dict(campaign_summary(store, name)))
+    best = best_configs(store, name, top)
+    note = unfinished(store, name)
+    paths = write_export(best, name, writable_dir(out or Path("runs") / name / "export"), fmt,
+                         summary_to_dict(campaign_summary(store, name)), unfinished=note)
+    if note:
+        click.echo(f"campaign {name} is unfinished ({note}): these are the best configs so far")
     for p in paths:
         click.echo(str(p))
 

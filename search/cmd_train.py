@@ -21,6 +21,7 @@ from hpsearch.objectives.data import ensure_data, load_test_split, make_splits
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, TrainResult
 from hpsearch.search.app import app
+from hpsearch.search.outputs import writable_dir
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -159,5 +160,4 @@ def _summary(values: list[float]) -> dict[str, float | list[float]]:
 def _prepare_out(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file; pass a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+    return writable_dir(out)  # an unwritable folder is one line, not a traceback

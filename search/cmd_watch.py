@@ -10,6 +10,7 @@ import click
 from hpsearch.search.app import app
 from hpsearch.search.cmd_campaign import storage_option
 from hpsearch.search.dashboard import artifact_dir, make_dashboard_server, url_of
+from hpsearch.search.outputs import writable_dir
 from hpsearch.storage import open_storage, redact_url
 
 PathType = click.Path(path_type=Path)
@@ -24,7 +25,7 @@ PathType = click.Path(path_type=Path)
               help="folder of the trials' artifacts (curves) [env HPSEARCH_ARTIFACTS_DIR; default ./artifacts]")
 def dashboard_command(storage: str | None, host: str, port: int, artifacts: Path | None) -> None:
     """Serve optuna-dashboard over the campaign's storage until Ctrl-C."""
-    opened = open_storage(storage)
+    opened = open_storage(storage, create=False)  # a mistyped journal path is not a new, empty campaign
     server = make_dashboard_server(opened, host, port, artifact_dir(artifacts))
     click.echo(f"optuna-dashboard for {redact_url(storage or 'hpsearch.journal')} at {url_of(server, host)} "
                "(Ctrl-C stops it)", err=False)
@@ -49,5 +50,5 @@ def report_command(name: str, storage: str | None, out: Path, runs: Path | None)
         command += ["--runs", str(runs)]
     from hpsearch.search.report import write_report  # matplotlib only for the report
 
-    path = write_report(open_storage(storage, create=False), name, out, shlex.join(command), runs)
+    path = write_report(open_storage(storage, create=False), name, writable_dir(out), shlex.join(command), runs)
     click.echo(f"wrote {path}")

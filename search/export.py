@@ -89,17 +89,32 @@ def _entry(stage: str, trials: list[FrozenTrial]) -> Ranked:
     return Ranked(0, config, [t.value for t in trials], [t.number for t in trials], stage, provenance)
 
 
+def unfinished(storage: BaseStorage, campaign: str) -> str | None:
+    """None when every stage is open with nothing waiting or running; else where the campaign stands."""
+    from hpsearch.search.status import campaign_status, is_done
+
+    stages = campaign_status(storage, campaign)
+    return None if is_done(stages) else progress_line(stages)
+
+
+def progress_line(stages: list[Any]) -> str:
+    """`coarse 17/24, fine not open, ...`: where each stage (a `StageStatus`) stands."""
+    return ", ".join(f"{s.name} {s.finished}/{s.n_trials}" if s.opened else f"{s.name} not open" for s in stages)
+
+
 def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str,
-                 summary: dict[str, Any] | None = None) -> list[Path]:
-    """One file per config: `rank-N.yaml` (or .json) with config, result and provenance sections, and the
-    campaign's cost and comparisons (`summary.summary_to_dict`) when given."""
+                 summary: dict[str, Any] | None = None, *, unfinished: str | None = None) -> list[Path]:
+    """One file per config: `rank-N.yaml` (or .json) with config, result and provenance sections, the
+    campaign's cost and comparisons (`summary.summary_to_dict`) when given; an `unfinished` campaign
+    (where it stands) is marked in the result and the header."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for e in entries:
         doc = {"config": e.config,
                "result": {"campaign": campaign, "stage": e.stage, "rank": e.rank,
                           "mean_val_acc": round(e.mean, 6), "std_val_acc": round(e.std, 6),
-                          "values": e.values, "trials": e.trials},
+                          "values": e.values, "trials": e.trials,
+                          **({"unfinished": unfinished} if unfinished else {})},
                "provenance": e.provenance}
         if e.variant is not None:
             doc["result"]["variant"] = e.variant
@@ -109,9 +124,11 @@ def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str,
         if fmt == "json":
             path.write_text(json.dumps(doc, indent=2))
         else:
-            header = (f"# hpsearch export: rank {e.rank} of campaign {campaign!r}, stage {e.stage!r}\n"
-                      f"# mean validation accuracy {e.mean:.4f} ± {e.std:.4f} over {len(e.values)} run(s)\n"
-                      f"# reproduce: hpsearch train --config {path} --seeds {len(e.values)}\n")
+            header = (f"# UNFINISHED campaign ({unfinished}): the best so far, not the campaign's result\n"
+                      if unfinished else "")
+            header += (f"# hpsearch export: rank {e.rank} of campaign {campaign!r}, stage {e.stage!r}\n"
+                       f"# mean validation accuracy {e.mean:.4f} ± {e.std:.4f} over {len(e.values)} run(s)\n"
+                       f"# reproduce: hpsearch train --config {path} --seeds {len(e.values)}\n")
             if summary is not None:
                 cost = summary["cost"]
                 header += (f"# campaign cost: {cost['device_hours']:.4g} device-hours, "

@@ -25,6 +25,8 @@ __all__ = ["Plan", "PlanError", "Stage", "load_plan", "plan_fingerprint"]
 KNOWN_OBJECTIVES = ("cifar10-resnet18", "synthetic")
 STAGE_KINDS = ("search", "lr_range_test", "final", "compare")
 COMPARE_ON = ("best", "base")  # compare stages: the config their variants change
+MAX_STAGE_TRIALS = 10_000  # a stage's slots are enqueued when it opens; more is a typo, not a budget
+MAX_PLAN_BYTES = 1_000_000  # a plan is a page of YAML; refuse /dev/zero or a wrong file at once
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # safe inside the study name "<campaign>.<stage>"
 _OBJECTIVE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _PLAN_KEYS = ("name", "objective", "seed", "base", "space", "stages")
@@ -126,11 +128,19 @@ def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan YAML file."""
     where = str(path)
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PLAN_BYTES + 1)
     except FileNotFoundError:
         raise PlanError(f"plan file {where!r} does not exist; pass an existing YAML file") from None
     except OSError as e:
         raise PlanError(f"cannot read plan file {where!r}: {e.strerror}; check the path") from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise PlanError(f"plan file {where!r} is over {MAX_PLAN_BYTES // 1_000_000} MB; pass a plan YAML file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PlanError(f"plan file {where!r} is not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); "
+                        "save it as UTF-8") from None
     try:
         data = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as e:
@@ -207,12 +217,18 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
         if top > prev.n_trials:
             raise PlanError(f"{at}.top: {top} > the previous stage's {prev.n_trials} trials; lower it")
         seeds = _integer(data.get("seeds", 3), f"{at}.seeds", low=1)
+        if top * seeds > MAX_STAGE_TRIALS:
+            raise PlanError(f"{at}: top x seeds = {top * seeds} trials, over the {MAX_STAGE_TRIALS} a stage may "
+                            "hold; lower them")
         return Stage(name, kind, top * seeds, overrides, top=top, seeds=seeds)
     if kind == "compare":
         return _parse_compare(data, at, name, overrides, base, before)
     if "n_trials" not in data:
         raise PlanError(f"{at}: missing 'n_trials'; give the stage's trial budget, e.g. n_trials: 32")
     n_trials = _integer(data["n_trials"], f"{at}.n_trials", low=1)
+    if n_trials > MAX_STAGE_TRIALS:
+        raise PlanError(f"{at}.n_trials: {n_trials} is over the {MAX_STAGE_TRIALS} trials a stage may hold; "
+                        "lower it, or split the budget over stages")
     # Coarse stages want even coverage, later ones a model of what worked (docs/practice.md).
     first_search = not any(s.kind == "search" for s in before)
     sampler = sampler_spec(data.get("sampler", "random" if first_search else "tpe"), f"{at}.sampler")

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,7 +20,9 @@ import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from hpsearch.search import worker_log
 from hpsearch.search.campaign import (
+    SLOT,
     StageView,
     claim,
     claim_queued,
@@ -28,20 +31,28 @@ from hpsearch.search.campaign import (
     open_stage,
     rank,
     repair_orphans,
-    retry_callback,
+    retry_trial,
     stage_complete,
     stage_view,
     study_name,
 )
+from hpsearch.search.errors import BAD_INPUT_ERRORS, OptionError
 from hpsearch.search.notes import write_trial_note
 from hpsearch.search.objective import Objective, get_objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import Interrupted, run_trial
+from hpsearch.search.worker_log import Outage, quiet_outages
 from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_url
 
 log = logging.getLogger(__name__)
 STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
 OUTAGE_WAIT_S = 2.0
+# A dead worker's trial is retried about GRACE_PERIOD_S + HEARTBEAT_INTERVAL_S after its last beat, and at
+# the end of a stage the rest of the fleet waits that long for it. A shorter grace period fails live trials
+# during a longer outage or pause (their workers then drop them and a retry trains them again); a shorter
+# interval costs one write per running trial per interval. 20 s rides out a database restart.
+HEARTBEAT_INTERVAL_S = 5
+GRACE_PERIOD_S = 20
 
 
 @dataclass(frozen=True)
@@ -50,12 +61,13 @@ class WorkerOptions:
     device: str = "cpu"
     max_trials: int | None = None
     data_dir: Path | None = None
-    heartbeat_interval: int = 10
-    grace_period: int = 60
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S
+    grace_period: int = GRACE_PERIOD_S
     max_retry: int = 3
     poll: float = 0.5  # seconds between looks at the storage while the last trials of a stage run
     artifacts: Path | None = None  # the artifact store shared with the dashboard
-    log_level: int = logging.INFO  # `hpsearch run` shows progress bars instead of per-trial lines
+    log_level: int = logging.INFO
+    log_queue: Any = None  # under `hpsearch run`: the parent's queue for this worker's log records
 
 
 def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
@@ -65,20 +77,22 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
     plan = load_plan(storage, campaign)
     objective = get_objective(plan.objective)
     seed = random.SystemRandom().randrange(2**31)  # samplers other than QMC need one seed per worker
-    ran, cursor = 0, _Cursor()
-    while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
-        try:
-            step = _step(storage, plan, objective, seed, cursor, options, stop)
-        except STORAGE_ERRORS as e:
-            # The database went away (a restart, a failover): the running trial is recovered by its
-            # heartbeat going stale; this worker waits and carries on.
-            log.warning("storage error, retrying in %.0f s: %s", OUTAGE_WAIT_S, redact_url(str(e)))
-            stop.wait(OUTAGE_WAIT_S)
-            continue
-        if step is None:
-            log.info("campaign %s is done", campaign)
-            break
-        ran += step
+    ran, cursor, outage = 0, _Cursor(), Outage()
+    with quiet_outages(outage, STORAGE_ERRORS[:2]):
+        while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
+            try:
+                step = _step(storage, plan, objective, seed, cursor, options, stop)
+            except STORAGE_ERRORS as e:
+                # The database went away (a restart, a failover): a trial it interrupted is recovered by its
+                # heartbeat going stale; this worker waits and carries on.
+                outage.failed(e)
+                stop.wait(OUTAGE_WAIT_S)
+                continue
+            outage.ok()
+            if step is None:
+                log.info("campaign %s is done", campaign)
+                break
+            ran += step
     return ran
 
 
@@ -106,7 +120,7 @@ def _step(storage: BaseStorage, plan: Plan, objective: Objective, seed: int, cur
     if time.monotonic() - cursor.last_stale_check > options.heartbeat_interval:
         cursor.last_stale_check = time.monotonic()
         if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
-                             max_retry=options.max_retry):
+                             max_retry=options.max_retry, unique_key=SLOT):
             return 0
     # PostgreSQL hands out a waiting slot without a snapshot of the stage; the snapshot is read only when
     # that finds none (the stage may be done, or its last trials still running) and on other storages.
@@ -125,28 +139,69 @@ def _step(storage: BaseStorage, plan: Plan, objective: Objective, seed: int, cur
 
 def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, storage: BaseStorage,
              options: WorkerOptions, stop: threading.Event, *, first_beat: bool = True) -> None:
-    """Train one claimed trial under a heartbeat; an interrupted or crashed trial is failed and retried."""
-    with Heartbeat(storage, trial._trial_id, options.heartbeat_interval, first_beat=first_beat):
+    """Train one claimed trial under a heartbeat; an interrupted or crashed trial is failed and retried.
+
+    A trial taken away meanwhile (failed as stale while this worker was paused or cut off from the storage,
+    and retried elsewhere) makes its next write fail: the worker drops it and goes on claiming.
+    """
+    where = f"trial {trial.number} of {view.stage.name}"
+    trial_stop = _TrialStop(stop)  # a heartbeat that finds the trial taken away stops its training too
+    with Heartbeat(storage, trial._trial_id, options.heartbeat_interval, first_beat=first_beat,
+                   on_lost=trial_stop.set):
         try:
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
-                              stop=stop, artifacts=options.artifacts)
-            log.info("trial %d of %s: %s", trial.number, view.stage.name, state.name)
+                              stop=trial_stop, artifacts=options.artifacts)
+            log.info("%s: %s", where, state.name)
+            return
         except Interrupted:
-            _fail_and_retry(view, trial, "the worker was stopped (SIGTERM); the trial is retried", options)
+            if _fail_and_retry(view, trial, "the worker was stopped (SIGTERM)", options):
+                log.warning("%s handed back for a retry: this worker was stopped", where)
+                return
+        except STORAGE_ERRORS[:2]:  # not OSError: a trial's own file errors are the trial's failure
+            raise  # an outage, not a broken trial: the loop waits for the storage; a stale retry follows
         except Exception as e:  # one broken trial must not take the worker down
-            log.exception("trial %d of %s failed", trial.number, view.stage.name)
-            _fail_and_retry(view, trial, f"{type(e).__name__}: {e}", options)
+            if not _taken_away(storage, trial):
+                log.exception("%s failed", where)
+                if _fail_and_retry(view, trial, f"{type(e).__name__}: {e}", options):
+                    return
+    log.warning("%s was failed and retried elsewhere after its heartbeat went stale (this worker was paused "
+                "or cut off for over %d s); dropped it", where, options.grace_period)
 
 
-def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: WorkerOptions) -> None:
-    """Record why, fail the trial, and enqueue its retry (bounded by max_retry) for any worker to take."""
-    trial.set_user_attr("fail_reason", reason)
+class _TrialStop(threading.Event):
+    """Set when the trial was taken away; also reads as set once the worker is stopped."""
+
+    def __init__(self, worker_stop: threading.Event) -> None:
+        super().__init__()
+        self._worker_stop = worker_stop
+
+    def is_set(self) -> bool:
+        return self._worker_stop.is_set() or super().is_set()
+
+
+def _taken_away(storage: BaseStorage, trial: optuna.Trial) -> bool:
+    return storage.get_trial(trial._trial_id).state.is_finished()
+
+
+def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: WorkerOptions) -> bool:
+    """Record why, fail the trial and enqueue its retry (bounded by max_retry) for any worker to take; False
+    when the trial was no longer this worker's to fail."""
+    storage = view.study._storage
     try:
-        write_trial_note(view.study, trial, reason, stage=view.stage.name)
-    except Exception:
-        log.exception("could not write the note of trial %d", trial.number)
-    view.study.tell(trial, state=TrialState.FAIL)
-    retry_callback(options.max_retry)(view.study, view.study._storage.get_trial(trial._trial_id))
+        trial.set_user_attr("fail_reason", reason)
+        try:
+            write_trial_note(view.study, trial, reason, stage=view.stage.name)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise
+        except Exception:
+            log.exception("could not write the note of trial %d", trial.number)
+        # The storage checks the transition: of this worker and one that found the trial stale, one wins.
+        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    retry_trial(view.study, storage.get_trial(trial._trial_id), reason, options.max_retry)
+    return True
 
 
 def _child(campaign: str, options: WorkerOptions, threads: int, share: int = 1) -> None:
@@ -165,11 +220,19 @@ def run_in_process(campaign: str, options: WorkerOptions) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    logging.basicConfig(level=options.log_level, format=f"%(asctime)s worker {os.getpid()} %(message)s",
-                        force=True)
+    worker_log.configure(options.log_level, options.log_queue)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("optuna.samplers._qmc").addFilter(_ConditionalSpaceNotice())
-    return work(campaign, options, stop)
+    if options.log_queue is None:
+        return work(campaign, options, stop)
+    try:  # under `hpsearch run`: the parent says why a worker ended, from its last error line
+        return work(campaign, options, stop)
+    except BAD_INPUT_ERRORS as e:
+        log.error("%s", e)
+        sys.exit(2)
+    except Exception as e:
+        log.error("%s: %s", type(e).__name__, redact_url(str(e)), exc_info=True)
+        sys.exit(1)
 
 
 class _ConditionalSpaceNotice(logging.Filter):
@@ -182,8 +245,6 @@ class _ConditionalSpaceNotice(logging.Filter):
 
 def device_slots(devices: str, per_device: int) -> list[str]:
     """`cpu`, `all` (every visible GPU, else the CPU) or `0,1` -> one device string per worker process."""
-    from hpsearch.search.errors import OptionError
-
     if devices == "cpu":
         return ["cpu"] * per_device  # no torch import: a CPU or synthetic worker stays small
     import torch
@@ -213,9 +274,12 @@ def start_processes(campaign: str, options: WorkerOptions, devices: list[str]) -
 
 
 def wait_processes(procs: list[Any], tick: Callable[[], None] | None = None, interval: float = 1.0) -> int:
-    """Wait for the workers, passing SIGTERM / SIGINT on; 0 when every one ended well."""
+    """Wait for the workers, passing SIGTERM / SIGINT on; 0 when every one ended well, 1 when one did not,
+    128 + the signal's number when a signal was passed on (143 for SIGTERM, 130 for SIGINT)."""
+    received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
         for p in procs:
             if p.is_alive() and p.pid is not None:
                 os.kill(p.pid, signal.SIGTERM)
@@ -230,4 +294,6 @@ def wait_processes(procs: list[Any], tick: Callable[[], None] | None = None, int
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    if received:
+        return 128 + received[0]
     return 0 if all(p.exitcode == 0 for p in procs) else 1

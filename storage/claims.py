@@ -11,6 +11,7 @@ Other backends (the journal file, a gRPC proxy client) answer None: the caller c
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
@@ -23,7 +24,7 @@ from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, heartbeat_record, postgre
 
 
 def claim_waiting(storage: BaseStorage, study_id: int, *, unique_key: str | None = None,
-                  retired_key: str = "retired") -> int | None:
+                  retired_key: str = "retired", first_key: str | None = None) -> int | None:
     """Move the lowest-numbered WAITING trial of the study to RUNNING; its id, or None if none is left.
 
     Also None when the backend is not PostgreSQL (see `postgres_backend`). Race-free: the row stays locked
@@ -33,25 +34,30 @@ def claim_waiting(storage: BaseStorage, study_id: int, *, unique_key: str | None
 
     `unique_key` names a trial system attribute of which one trial per value may run: a candidate with a
     lower-numbered twin (same value) that has not failed is retired instead (FAIL, with system attribute
-    `retired_key` = the twin's number), and the next candidate is tried.
+    `retired_key` = the twin's number), and the next candidate is tried. Trials that have the system
+    attribute `first_key` (a retry's `failed_trial`) are taken before the others.
     """
     rdb = postgres_backend(storage)
     if rdb is None:
         return None
     while True:
-        claimed = _claim_one(rdb, study_id, unique_key, retired_key)
+        claimed = _claim_one(rdb, study_id, unique_key, retired_key, first_key)
         if claimed is None or claimed[1]:
             return None if claimed is None else claimed[0]
 
 
 def _claim_one(rdb: RDBStorage, study_id: int, unique_key: str | None,
-               retired_key: str) -> tuple[int, bool] | None:
+               retired_key: str, first_key: str | None) -> tuple[int, bool] | None:
     """(trial id, True) when claimed, (trial id, False) when retired as a twin, None when none waits."""
-    trial_model = models.TrialModel
+    trial_model, attr = models.TrialModel, models.TrialSystemAttributeModel
+    order: list[Any] = [trial_model.number]
+    if first_key is not None:
+        marked = sqlalchemy.exists().where(attr.trial_id == trial_model.trial_id, attr.key == first_key)
+        order.insert(0, marked.desc())
     pick = (
         sqlalchemy.select(trial_model)
         .where(trial_model.study_id == study_id, trial_model.state == TrialState.WAITING)
-        .order_by(trial_model.number)
+        .order_by(*order)
         .limit(1)
         .with_for_update(skip_locked=True)
     )

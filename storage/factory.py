@@ -6,6 +6,7 @@ import logging
 import os
 import random
 import time
+import weakref
 from typing import Any
 
 import sqlalchemy.exc
@@ -108,7 +109,17 @@ def _open_journal(path: str) -> JournalStorage:
             f"cannot open journal file {path!r}: {exc.strerror}; check its permissions"
         ) from None
     logger.info("opened journal storage %s", path)
+    _JOURNAL_FILES[storage] = path
     return storage
+
+
+# The file behind each journal storage this process opened, for locks kept beside it (`enqueue.py`).
+_JOURNAL_FILES: weakref.WeakKeyDictionary[BaseStorage, str] = weakref.WeakKeyDictionary()
+
+
+def journal_file(storage: BaseStorage) -> str | None:
+    """The path of the journal file behind `storage` when `open_storage` opened it, else None."""
+    return _JOURNAL_FILES.get(storage)
 
 
 def _open_grpc(host: str, port: int) -> GrpcStorageProxy:

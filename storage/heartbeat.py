@@ -80,9 +80,12 @@ class Heartbeat:
     """`with Heartbeat(storage, trial_id, interval): ...` keeps a claimed trial alive while it runs."""
 
     def __init__(
-        self, storage: BaseStorage, trial_id: int, interval: float | None = None, *, first_beat: bool = True
+        self, storage: BaseStorage, trial_id: int, interval: float | None = None, *, first_beat: bool = True,
+        on_lost: Callable[[], object] | None = None,
     ) -> None:
-        """`first_beat=False` when the claim already recorded the first beat (`claims.claim_waiting`)."""
+        """`first_beat=False` when the claim already recorded the first beat (`claims.claim_waiting`).
+        `on_lost` is called when a beat finds the trial finished: failed as stale while this process was
+        paused or cut off, so the work on it can stop."""
         rdb = rdb_backend(storage)
         if interval is None:
             interval = (rdb.get_heartbeat_interval() if rdb else None) or DEFAULT_HEARTBEAT_INTERVAL
@@ -96,6 +99,7 @@ class Heartbeat:
         self._thread: threading.Thread | None = None
         self._secret_url = rdb.url if rdb else ""  # only to scrub it out of error messages
         self._first_beat = first_beat
+        self._on_lost = on_lost
 
     def __enter__(self) -> Heartbeat:
         # Beat before training starts, so a trial is never RUNNING for long without a heartbeat.
@@ -136,12 +140,17 @@ class Heartbeat:
         """Record one heartbeat; False once the trial is finished and beating is pointless."""
         rdb = self._rdb
         if rdb is not None:
-            return self._write(lambda: rdb.record_heartbeat(self._trial_id))
+            # The heartbeat table takes beats for finished trials too: ask whether the trial is still ours.
+            return self._write(lambda: rdb.record_heartbeat(self._trial_id)) and self._write(self._check_running)
         return self._write(
             lambda: self._storage.set_trial_system_attr(
                 self._trial_id, HEARTBEAT_ATTR, heartbeat_record(self._trial_id, native=False)
             )
         )
+
+    def _check_running(self) -> None:
+        if self._on_lost is not None and self._storage.get_trial(self._trial_id).state.is_finished():
+            raise UpdateFinishedTrialError(f"trial {self._trial_id} is finished")
 
     def _write(self, write: Callable[[], object]) -> bool:
         try:
@@ -149,6 +158,8 @@ class Heartbeat:
         except UpdateFinishedTrialError:
             # Finished by its owner, or failed as stale by another worker: nothing left to keep alive.
             logger.info("trial %d is finished; its heartbeat stops", self._trial_id)
+            if self._on_lost is not None and not self._stop.is_set():
+                self._on_lost()
             return False
         except _TRANSIENT_ERRORS as exc:
             # The storage is down or restarting: say so and try again on the next tick; a dead

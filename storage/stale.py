@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from datetime import datetime
 
-import optuna
 import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.storage.enqueue import add_trials_once, retry_template
 from hpsearch.storage.errors import StorageError
-from hpsearch.storage.experimental import using_experimental_optuna
 from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, rdb_backend
 
 logger = logging.getLogger(__name__)
 
 
 def fail_stale_trials(
-    storage: BaseStorage, study_name: str, *, grace_period: float, max_retry: int
+    storage: BaseStorage, study_name: str, *, grace_period: float, max_retry: int, unique_key: str | None = None
 ) -> list[int]:
     """Fail the RUNNING trials of `study_name` silent for over `grace_period` s; retry each up to `max_retry`.
 
-    Safe to call from many workers at once: each stale trial is failed, and retried, exactly once.
-    Returns the ids of the trials this call failed.
+    Safe to call from many workers at once: each stale trial is failed, and retried, exactly once. With
+    `unique_key` (a system attribute such as a slot), no retry is added where a trial with the same value
+    waits, runs or finished. Returns the ids of the trials this call failed.
     """
     try:
         study_id = storage.get_study_id_from_name(study_name)
@@ -42,23 +41,30 @@ def fail_stale_trials(
     failed = [t._trial_id for t in running if ages.get(t._trial_id, 0.0) > grace_period and _fail(storage, t)]
     if not failed:
         return []
-    with using_experimental_optuna():
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler())
     for trial_id in failed:
         # Re-read: the copy must carry every system attribute the trial had when it died.
-        trial = copy.deepcopy(storage.get_trial(trial_id))
-        retried = len(trial.system_attrs.get("retry_history", [])) < max_retry
+        trial = storage.get_trial(trial_id)
+        reason = f"its worker sent no heartbeat for {ages[trial_id]:.1f} s (grace period {grace_period:g} s)"
+        template = retry_template(trial, reason, max_retry)
+        if template is not None and unique_key is not None:
+            retried = add_trials_once(storage, study_id, [template], key=unique_key, blocked_by=_TAKEN) > 0
+        elif template is not None:
+            storage.create_new_trial(study_id, template_trial=template)
+            retried = True
+        else:
+            retried = False
         logger.warning(
-            "trial %d of %s had no heartbeat for %.1f s (grace %.1f s): failed it, %s",
+            "trial %d of %s: %s; failed it, %s",
             trial.number,
             study_name,
-            ages[trial_id],
-            grace_period,
-            "queued a retry" if retried else f"no retry left (max {max_retry})",
+            reason,
+            "queued its retry" if retried else "no retry queued" if template else f"no retry left (max {max_retry})",
         )
-        retry(study, trial)
     return failed
+
+
+# A slot with a trial in one of these states needs no retry.
+_TAKEN = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def heartbeat_ages(storage: BaseStorage, running: list[FrozenTrial]) -> dict[int, float]:

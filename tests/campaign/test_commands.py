@@ -71,6 +71,7 @@ def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["status", "syn", "--storage", journal, "--watch", "--interval", "0.1"]) == 0  # done: returns
     out = tmp_path / "export"
     assert main(["export", "syn", "--storage", journal, "--top", "2", "--out", str(out)]) == 0
+    assert "unfinished" not in capsys.readouterr().out and "UNFINISHED" not in (out / "rank-1.yaml").read_text()
     exported = yaml.safe_load((out / "rank-1.yaml").read_text())
     assert exported["result"]["stage"] == "final" and len(exported["result"]["values"]) == 2
     assert set(exported["provenance"]) >= {"hpsearch", "seeds"}

@@ -3,9 +3,9 @@
 import threading
 from pathlib import Path
 
-import optuna
 import pytest
 
+from hpsearch.search import campaign
 from hpsearch.search.campaign import init_campaign, load_plan, next_space, open_stage, rank, stage_view
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.worker import WorkerOptions, work
@@ -13,8 +13,8 @@ from hpsearch.storage import open_storage
 from tests.campaign.helpers import check_campaign, write_plan
 
 
-@pytest.mark.parametrize("dies_after", [0, 3])
-def test_an_opener_killed_halfway_blocks_nothing(dies_after: int, pg_url: str, tmp_path: Path,
+@pytest.mark.parametrize("dies", ["before the slots", "after the slots"])
+def test_an_opener_killed_halfway_blocks_nothing(dies: str, pg_url: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     storage = open_storage(pg_url)
     init_campaign(storage, load_plan_file(write_plan(tmp_path / "plan.yaml")))
@@ -22,19 +22,17 @@ def test_an_opener_killed_halfway_blocks_nothing(dies_after: int, pg_url: str, t
     options = WorkerOptions(storage=pg_url, max_trials=12)
     assert work("syn", options, threading.Event()) == 12  # the whole first stage
     coarse = stage_view(storage, plan, 0)
-    calls = {"n": 0}
-    real_add = optuna.Study.add_trial
+    real_enqueue = campaign.enqueue_slots
 
-    def dying_add(self: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if calls["n"] == dies_after:
-            raise SystemExit("killed while opening the next stage")
-        calls["n"] += 1
-        real_add(self, trial)
+    def dying_enqueue(*args: object) -> int:
+        if dies == "after the slots":
+            real_enqueue(*args)
+        raise SystemExit("killed while opening the next stage")
 
-    monkeypatch.setattr(optuna.Study, "add_trial", dying_add)
+    monkeypatch.setattr(campaign, "enqueue_slots", dying_enqueue)
     with pytest.raises(SystemExit):
         open_stage(storage, plan, 1, next_space(plan, 1, coarse), coarse.space, rank(coarse.trials))
-    monkeypatch.setattr(optuna.Study, "add_trial", real_add)
+    monkeypatch.setattr(campaign, "enqueue_slots", real_enqueue)
     assert stage_view(storage, plan, 1) is None  # created, not marked open
     threads = [threading.Thread(target=work, args=("syn", WorkerOptions(storage=pg_url), threading.Event()))
                for _ in range(3)]

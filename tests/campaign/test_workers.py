@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
 from hpsearch.storage import open_storage
+from tests.campaign.faults import duplicates
 from tests.campaign.helpers import PLAN, check_campaign, finished_count, start_workers, wait_all, write_plan
 
 pytestmark = pytest.mark.slow
@@ -51,6 +52,7 @@ def test_a_sigkilled_worker_is_recovered_and_the_budget_holds(backend: str, pg_u
     failed = [t for s in storage.get_all_studies() for t in storage.get_all_trials(s._study_id)
               if t.state == TrialState.FAIL]
     assert failed, "the killed trial should have been failed and retried"
+    assert duplicates(url) == []  # the retry and the orphan repair did not both queue the slot
 
 
 def test_postgresql_restart_mid_campaign(pg_url: str, pg_server, tmp_path: Path) -> None:
@@ -63,6 +65,10 @@ def test_postgresql_restart_mid_campaign(pg_url: str, pg_server, tmp_path: Path)
     pg_server.restart()
     assert wait_all(procs) == [0, 0, 0]
     check_campaign(pg_url)
+    for i in range(3):  # one line when the outage starts and one when it ends, no driver dumps
+        log = (tmp_path / f"worker-{i}.log").read_text()
+        assert "Traceback" not in log and "exceeding max length" not in log, log
+        assert log.count("reachable again") <= log.count("storage unreachable") <= 2, log
 
 
 def test_sigterm_hands_the_trial_back_and_exits_0(tmp_path: Path) -> None:
@@ -82,3 +88,4 @@ def test_sigterm_hands_the_trial_back_and_exits_0(tmp_path: Path) -> None:
     handed_back = [t for t in trials if t.state == TrialState.FAIL]
     assert handed_back and "SIGTERM" in handed_back[0].user_attrs["fail_reason"]
     assert [t for t in trials if t.state == TrialState.WAITING and t.system_attrs.get("failed_trial") is not None]
+    assert "handed back for a retry" in (tmp_path / "worker-0.log").read_text()

@@ -101,3 +101,13 @@ def test_other_storages_claim_the_optuna_way(tmp_path: Path) -> None:
     study.enqueue_trial({"lr": 0.1})
     assert claim_waiting(storage, study._study_id) is None
     assert study.trials[0].state == TrialState.WAITING
+
+
+def test_a_retry_is_claimed_before_the_waiting_slots(pg_url: str) -> None:
+    study, ids = _stage(pg_url, [0, 1, 2])
+    storage = open_storage(pg_url)
+    retry = storage.create_new_trial(study._study_id, optuna.trial.create_trial(state=TrialState.WAITING))
+    storage.set_trial_system_attr(retry, "failed_trial", 7)
+    first = "failed_trial"
+    assert claim_waiting(storage, study._study_id, unique_key=SLOT, retired_key=RETIRED, first_key=first) == retry
+    assert claim_waiting(storage, study._study_id, unique_key=SLOT, retired_key=RETIRED, first_key=first) == ids[0]

@@ -104,3 +104,14 @@ def test_heartbeat_rides_out_a_database_outage(
     assert "heartbeat of trial" in caplog.text and "retrying" in caplog.text
     assert pg_server.password not in caplog.text
     assert storage.get_trial(trial_id).state == TrialState.RUNNING
+
+
+def test_a_beat_that_finds_its_trial_taken_away_says_so(storage_url: str, claim_trials: ClaimTrials) -> None:
+    storage = open_storage(storage_url)
+    [trial_id] = claim_trials(storage, "stage", 1)
+    lost = threading.Event()
+    with Heartbeat(storage, trial_id, BEAT, on_lost=lost.set):
+        assert not lost.wait(3 * BEAT)  # alive and beating: nothing lost
+        other = open_storage(storage_url)  # another worker, which found the trial stale
+        assert other.set_trial_state_values(trial_id, TrialState.FAIL)
+        assert lost.wait(10), "the heartbeat never noticed that its trial was failed"

@@ -8,6 +8,7 @@ from hpsearch.search.cli import main
 
 
 def test_port_in_use_is_one_line_of_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "j.journal").touch()  # the dashboard serves an existing storage only
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -1,0 +1,44 @@
+"""What `hpsearch run` shows while its workers run, and what it says when it stops early."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hpsearch.search.status import StageStatus, campaign_status
+from hpsearch.search.worker import STORAGE_ERRORS
+
+
+class StageBars:
+    """A progress bar per stage, finished slots out of the budget, while `hpsearch run` waits.
+
+    A storage outage leaves the bars where they were until it ends, as the workers wait it out too.
+    """
+
+    def __init__(self, storage: Any, campaign: str, console: Console) -> None:
+        self._storage, self._campaign = storage, campaign
+        self._bars = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+                              TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console)
+        self._tasks: dict[str, Any] = {}
+        self.stages: list[StageStatus] | None = None  # the last status read, None before the first
+
+    def __enter__(self) -> StageBars:
+        self._bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.update()  # the final counts, then leave the bars on screen
+        self._bars.stop()
+
+    def update(self) -> None:
+        try:
+            self.stages = campaign_status(self._storage, self._campaign)
+        except STORAGE_ERRORS:
+            return
+        for s in self.stages:
+            if s.name not in self._tasks:
+                self._tasks[s.name] = self._bars.add_task(s.name, total=s.n_trials, best="")
+            best = f"best {s.best_value:.4f}" if s.best_value is not None else ""
+            self._bars.update(self._tasks[s.name], completed=s.finished, best=best)

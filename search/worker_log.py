@@ -1,0 +1,141 @@
+"""What a worker says while the storage is away, and where its lines go under `hpsearch run`.
+
+A database restart used to cost a worker a line per retry and per missed heartbeat, each with a driver
+dump; an outage is now one line when it starts and one when it ends. Under `hpsearch run` the workers'
+records travel to the parent through a queue, which writes them to a log file and shows the warnings
+above its progress bars instead of through them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.handlers
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from hpsearch.storage.heartbeat import describe_error
+from hpsearch.storage.urls import redact_url
+
+log = logging.getLogger("hpsearch.search.worker")
+
+
+class Outage:
+    """One line when the storage stops answering, one when it answers again; nothing in between."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    def failed(self, exc: BaseException | str) -> None:
+        """The storage failed an operation; says so unless an outage is already under way."""
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        reason = exc if isinstance(exc, str) else describe_error(exc)
+        log.warning("storage unreachable (%s); waiting for it", redact_url(reason))
+
+    def ok(self) -> None:
+        """An operation succeeded; ends the outage, if there was one, with its length."""
+        with self._lock:
+            since, self._since = self._since, None
+        if since is not None:
+            log.warning("storage reachable again after %.0f s", time.monotonic() - since)
+
+
+class HeartbeatOutage(logging.Filter):
+    """Folds the heartbeat thread's failure warnings into the worker's outage lines."""
+
+    def __init__(self, outage: Outage) -> None:
+        super().__init__()
+        self._outage = outage
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("heartbeat of trial") and " failed, retrying" in message:
+            self._outage.failed(message.split(": ", 1)[-1])
+            return False
+        return True
+
+
+class StorageTracebacks(logging.Filter):
+    """A storage error logged with its traceback by code that carries on (a note that could not be written)
+    becomes one INFO line, and part of the outage."""
+
+    def __init__(self, outage: Outage, errors: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self._outage, self._errors = outage, errors
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, self._errors):
+            self._outage.failed(exc)
+            record.msg, record.args = f"{record.getMessage()} ({redact_url(describe_error(exc))})", None
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+# Where the worker's own code logs storage errors with a traceback and carries on.
+_CARRY_ON_LOGGERS = ("hpsearch.search.trial_runner", "hpsearch.search.worker", "hpsearch.search.campaign")
+
+
+@contextlib.contextmanager
+def quiet_outages(outage: Outage, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """Fold heartbeat failures and storage tracebacks into `outage`'s two lines while the worker runs."""
+    installed = [(logging.getLogger("hpsearch.storage.heartbeat"), HeartbeatOutage(outage))]
+    installed += [(logging.getLogger(name), StorageTracebacks(outage, errors)) for name in _CARRY_ON_LOGGERS]
+    for logger, quiet in installed:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger, quiet in installed:
+            logger.removeFilter(quiet)
+
+
+def configure(level: int, queue: Any | None) -> None:
+    """The worker process's logging: stderr with time and pid, or the parent's queue under `hpsearch run`."""
+    if queue is None:
+        logging.basicConfig(level=level, format=f"%(asctime)s worker {os.getpid()} %(message)s", force=True)
+        return
+    handler = logging.handlers.QueueHandler(queue)
+    handler.setFormatter(logging.Formatter("%(message)s"))  # the parent adds the time and the worker
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+class LogRelay:
+    """The parent's end of the workers' queue: every line to `path`, warnings above the bars, and the last
+    error of each worker kept to say why it failed."""
+
+    def __init__(self, queue: Any, path: os.PathLike[str] | str, show: Any) -> None:
+        self._queue, self._show = queue, show
+        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.last_error: dict[int, str] = {}
+
+    def drain(self) -> None:
+        """Handle every record waiting in the queue; never blocks."""
+        import queue as queue_module
+
+        while True:
+            try:
+                record = self._queue.get_nowait()
+            except (queue_module.Empty, OSError, ValueError):
+                break
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+            message = record.getMessage()
+            self._file.write(f"{stamp} worker {record.process} {record.levelname} {message}\n")
+            first = message.splitlines()[0] if message else ""
+            if record.levelno >= logging.WARNING:
+                self._show(f"worker {record.process}: {first}")
+            if record.levelno >= logging.ERROR:
+                self.last_error[record.process] = first
+        self._file.flush()
+
+    def close(self) -> None:
+        self.drain()
+        self._file.close()

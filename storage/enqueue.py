@@ -1,0 +1,145 @@
+"""Enqueue trials keyed by a system attribute so that each key exists once, however many processes race.
+
+Opening a stage enqueues one WAITING trial per slot, and a failed slot gets one retry. When two processes
+do either at the same time (two workers noticing a finished stage together, a stale-trial retry racing an
+orphan repair), checking for a twin and adding the trial must be one step, or both add it. On PostgreSQL
+it is one transaction under the study's row lock (the lock Optuna's own trial creation takes, so numbers
+stay consecutive), which also makes a stage's 2,000 slots one commit instead of 2,000. On a journal file
+opened by `open_storage` it is an exclusive `flock` on a file beside the journal, which the kernel drops
+when its holder dies. Through a gRPC proxy client it is a check and then the adds (twins then retire
+when claimed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import errno
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.distributions import distribution_to_json
+from optuna.exceptions import StorageInternalError
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._rdb import models
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.storage.batch import transaction
+from hpsearch.storage.factory import journal_file
+from hpsearch.storage.heartbeat import postgres_backend
+
+LOCK_WAIT_S = 30.0  # a holder that keeps the lock this long is stopped (SIGSTOP) or hung: give up for now
+
+
+def add_trials_once(storage: BaseStorage, study_id: int, trials: Sequence[FrozenTrial], *, key: str,
+                    blocked_by: Sequence[TrialState] = tuple(TrialState)) -> int:
+    """Add each WAITING `trials[i]` unless the study has a trial in a `blocked_by` state with the same
+    system attribute `key`; atomic where the storage allows (see the module doc). Returns how many it added."""
+    rdb = postgres_backend(storage)
+    if rdb is not None:
+        return transaction(rdb, lambda s: _add_in_session(s, rdb, study_id, trials, key, blocked_by),
+                           "enqueue trials")
+    with _journal_lock(storage):
+        present = {t.system_attrs.get(key) for t in storage.get_all_trials(study_id, deepcopy=False)
+                   if t.state in blocked_by}
+        missing = [t for t in trials if t.system_attrs.get(key) not in present]
+        for template in missing:
+            storage.create_new_trial(study_id, template_trial=template)
+        return len(missing)
+
+
+def _add_in_session(session: sqlalchemy.orm.Session, rdb: RDBStorage, study_id: int, trials: Sequence[FrozenTrial],
+                    key: str, blocked_by: Sequence[TrialState]) -> int:
+    trial_model, attr = models.TrialModel, models.TrialSystemAttributeModel
+    # Serialises with every other enqueue and with Optuna's trial creation in this study.
+    if session.execute(sqlalchemy.select(models.StudyModel.study_id).where(models.StudyModel.study_id == study_id)
+                       .with_for_update()).scalar_one_or_none() is None:
+        raise KeyError(f"no study with id {study_id}")
+    present = set(session.execute(
+        sqlalchemy.select(attr.value_json).join(trial_model, attr.trial_id == trial_model.trial_id)
+        .where(trial_model.study_id == study_id, attr.key == key, trial_model.state.in_(list(blocked_by)))
+    ).scalars())
+    missing = [t for t in trials if _json(t.system_attrs.get(key)) not in present]
+    if not missing:
+        return 0
+    count = session.execute(sqlalchemy.select(sqlalchemy.func.count(trial_model.trial_id))
+                            .where(trial_model.study_id == study_id)).scalar_one()
+    table = trial_model.__table__
+    new = [{"study_id": study_id, "number": count + i, "state": TrialState.WAITING} for i in range(len(missing))]
+    # One multi-row INSERT ... RETURNING, in the order of `new`: the trial ids.
+    ids = session.execute(table.insert().returning(table.c.trial_id, sort_by_parameter_order=True), new).scalars()
+    # New rows, so plain INSERTs: SQLAlchemy sends each list as one multi-row statement.
+    system, user, params = [], [], []
+    for trial_id, template in zip(ids.all(), missing, strict=True):
+        system += _attr_rows(trial_id, template.system_attrs)
+        user += _attr_rows(trial_id, template.user_attrs)
+        for name, value in template.params.items():
+            dist = template.distributions[name]
+            params.append({"trial_id": trial_id, "param_name": name, "param_value": dist.to_internal_repr(value),
+                           "distribution_json": distribution_to_json(dist)})
+    for model, values in ((models.TrialSystemAttributeModel, system), (models.TrialUserAttributeModel, user),
+                          (models.TrialParamModel, params)):
+        if values:
+            session.execute(sqlalchemy.insert(model), values)
+    return len(missing)
+
+
+def _attr_rows(trial_id: int, attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"trial_id": trial_id, "key": key, "value_json": _json(value)} for key, value in attrs.items()]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)  # as Optuna stores attribute values
+
+
+@contextlib.contextmanager
+def _journal_lock(storage: BaseStorage) -> Iterator[None]:
+    """Hold the enqueue lock of the journal file behind `storage`; nothing for other backends."""
+    path = journal_file(storage)
+    if path is None:
+        yield
+        return
+    fd = os.open(f"{path}.enqueue.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    # Transient by the worker's rules: it waits and tries again, and so does a stopped holder.
+                    raise StorageInternalError(
+                        f"another process has held {path}.enqueue.lock for {LOCK_WAIT_S:.0f} s") from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def retry_template(trial: FrozenTrial, reason: str, max_retry: int) -> FrozenTrial | None:
+    """The WAITING copy of failed `trial` that Optuna's `RetryHeartbeatStaleTrialCallback` would add (same
+    params, system attributes and retry history), or None once `max_retry` retries are used up. Its user
+    attributes are not the failed trial's but where it came from: `retry_of` (number and reason)."""
+    from hpsearch.storage.experimental import using_experimental_optuna
+
+    source = copy.deepcopy(trial)
+    source.user_attrs = {"retry_of": {"trial": trial.number, "reason": reason}}
+    captured: list[FrozenTrial] = []
+
+    class _Capture:  # stands in for the study: the callback's only use of it is add_trial
+        def add_trial(self, template: FrozenTrial) -> None:
+            captured.append(template)
+
+    with using_experimental_optuna():
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    callback(_Capture(), source)  # type: ignore[arg-type]
+    return captured[0] if captured else None

@@ -1,0 +1,54 @@
+"""Helpers for fault tests: find a worker's running trial, count the twins a fault left behind."""
+
+from __future__ import annotations
+
+import time
+
+from optuna.trial import TrialState
+
+from hpsearch.search.campaign import DUPLICATE
+from hpsearch.storage import HEARTBEAT_ATTR, open_storage
+from tests.campaign.helpers import PLAN
+
+# The helpers' campaign with smaller stages: fault tests wait for grace periods, not for trials.
+SMALL_STAGES = [{**PLAN["stages"][0], "n_trials": 8}, {**PLAN["stages"][1], "n_trials": 5}, PLAN["stages"][2]]
+
+
+def all_trials(url: str) -> list:
+    storage = open_storage(url)
+    return [t for s in storage.get_all_studies() for t in storage.get_all_trials(s._study_id)]
+
+
+def running_trial_of(url: str, pid: int, timeout: float = 60) -> int:
+    """The number of a trial the worker process `pid` is running (by its heartbeat), once there is one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for t in all_trials(url):
+            beat = t.system_attrs.get(HEARTBEAT_ATTR)
+            if t.state == TrialState.RUNNING and isinstance(beat, dict) and beat.get("pid") == pid:
+                return t._trial_id
+        time.sleep(0.1)
+    raise AssertionError(f"worker {pid} never ran a trial")
+
+
+def wait_state(url: str, trial_id: int, states: tuple[TrialState, ...], timeout: float = 60) -> None:
+    storage = open_storage(url)
+    deadline = time.monotonic() + timeout
+    while storage.get_trial(trial_id).state not in states:
+        assert time.monotonic() < deadline, f"trial id {trial_id} never reached {states}"
+        time.sleep(0.1)
+
+
+def duplicates(url: str) -> list:
+    """Trials retired at claim time because their slot existed twice."""
+    return [t for t in all_trials(url) if DUPLICATE in t.system_attrs]
+
+
+def study_of(url: str, trial_id: int) -> list:
+    """Every trial of the study (stage) that holds `trial_id`."""
+    storage = open_storage(url)
+    for s in storage.get_all_studies():
+        trials = storage.get_all_trials(s._study_id)
+        if any(t._trial_id == trial_id for t in trials):
+            return trials
+    raise AssertionError(f"no trial with id {trial_id}")
