@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL, Checkpointer, TrainingCheckpoint
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import CifarSplits, load_test_split, make_splits, resolve_data_dir
 from hpsearch.objectives.errors import ConfigError
@@ -49,8 +50,13 @@ def train(
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
     evaluate_test: bool = False,
+    checkpoint: Checkpointer | None = None,
+    checkpoint_interval: float = DEFAULT_INTERVAL,
 ) -> TrainResult:
-    """Train, validating every epoch; stops on divergence or when `on_epoch` raises StopTraining."""
+    """Train, validating every epoch; stops on divergence or when `on_epoch` raises StopTraining.
+
+    With `checkpoint`, resumes from its state and saves as `objectives/checkpoint.py` describes.
+    """
     started = time.perf_counter()
     device = resolve_device(config.device)
     root = resolve_data_dir(data_dir)
@@ -72,15 +78,17 @@ def train(
     loss_fn = build_loss(splits.train.class_counts(splits.num_classes), config, device)
     autocast = _autocast(device, config.precision)
     result = TrainResult(config=config, device=str(device), num_params=sum(p.numel() for p in model.parameters()))
-    first_loss: torch.Tensor | None = None
+    # checkpoint: restore a saved state (replaying its epochs to on_epoch), or start afresh
+    ckpt = TrainingCheckpoint(checkpoint, config, checkpoint_interval, model=model, optimizer=optimizer,
+                              schedule=schedule, loader=train_loader, result=result)
+    resumed = ckpt.restore(on_epoch)
+    first_loss: torch.Tensor | None = resumed.first_loss
 
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
+    for epoch in range(resumed.next_epoch, config.epochs + 1):
         model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        for b, (x, y) in enumerate(train_loader):
+        loss_sum, correct, seen, seconds_before = ckpt.epoch_totals()  # zeros unless resumed mid-epoch
+        epoch_start = time.perf_counter() - seconds_before
+        for b, (x, y) in enumerate(train_loader, start=train_loader.next_batch):
             with autocast:
                 logits = model(x)
                 loss = loss_fn(logits, y)
@@ -95,7 +103,12 @@ def train(
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             if on_step is not None:
-                on_step(b, len(train_loader))
+                try:
+                    on_step(b, len(train_loader))
+                except BaseException:  # the caller stops the run: keep this batch's state, then stop
+                    ckpt.stopped(epoch - 1, first_loss, {"loss_sum": loss_sum, "correct": correct, "seen": seen,
+                                                         "seconds": time.perf_counter() - epoch_start})
+                    raise
         val = _evaluate(model, val_loader, splits.num_classes, autocast)
         # The one host sync of the epoch: training and validation statistics in a single transfer.
         stats = torch.cat([torch.stack([loss_sum / seen, correct.float() / seen, first_loss]), val]).tolist()
@@ -103,8 +116,14 @@ def train(
         schedule.after_epoch(val_acc)
         record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, val_bacc, schedule.lr,
                              time.perf_counter() - epoch_start)
-        if result.end_epoch(record, on_epoch, _divergence(train_loss, first, config.divergence_factor)):
+        try:
+            ended = result.end_epoch(record, on_epoch, _divergence(train_loss, first, config.divergence_factor))
+        except BaseException:  # the caller stops the run at this epoch's end: keep it, then stop
+            ckpt.stopped(epoch, first_loss)
+            raise
+        if ended:
             break
+        ckpt.epoch_end(epoch, first_loss)  # when the interval has passed, and after the last epoch
 
     if evaluate_test and result.status != "diverged":
         test_set = load_test_split(config, root)
