@@ -76,6 +76,8 @@ class FileCheckpoint:
 
     def load(self) -> dict[str, Any] | None:
         self.reason = None
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # left by a writer killed mid-write
+            stale.unlink(missing_ok=True)
         if not self.resume or not self.path.exists():
             return None
         import torch
