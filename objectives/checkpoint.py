@@ -86,7 +86,8 @@ class FileCheckpoint:
             # weights_only: a checkpoint is data, never code, even from a shared store.
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
-            detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            text = str(e).strip()
+            detail = text.splitlines()[0].split(". ")[0][:160] if text else type(e).__name__
             self.reason = f"checkpoint {self.path} cannot be read (truncated or corrupt: {detail})"
             return None
         if not isinstance(state, dict):
