@@ -253,14 +253,15 @@ class TrainingCheckpoint:
     def epoch_end(self, epoch: int, first_loss: Any) -> None:
         """Save after epoch `epoch` when the interval has passed, and always after the last epoch."""
         if self.hook is not None and self.clock.due(epoch == self.config.epochs):
-            save_quietly(self.hook, lambda: self._state(epoch, first_loss, None), self.clock)
+            save_quietly(self.hook, lambda: self.state(epoch, first_loss, None), self.clock)
 
     def stopped(self, epochs_done: int, first_loss: Any, partial: dict[str, Any] | None = None) -> None:
         """Save now: a callback stopped the run, at an epoch end or (with the running totals) mid-epoch."""
         if self.hook is not None:
-            save_quietly(self.hook, lambda: self._state(epochs_done, first_loss, partial), self.clock)
+            save_quietly(self.hook, lambda: self.state(epochs_done, first_loss, partial), self.clock)
 
-    def _state(self, epoch: int, first_loss: Any, partial: dict[str, Any] | None) -> dict[str, Any]:
+    def state(self, epoch: int, first_loss: Any, partial: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The state as saved after `epoch` epochs (with `partial`: stopped mid-way through the next)."""
         import torch
 
         cuda = self.device.type == "cuda"

@@ -201,3 +201,17 @@ def test_the_config_hash_ignores_only_where_the_run_executes() -> None:
     assert config_hash(base) == config_hash(base.replace(device="cpu"))
     assert config_hash(base) != config_hash(base.replace(lr=0.2))
     assert config_hash(base) != config_hash(base.replace(seed=1))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_a_cuda_run_resumes_within_floating_point_noise(cifar_dir: Path, tmp_path: Path) -> None:
+    config = TrainConfig(width=8, epochs=4, batch_size=32, val_fraction=0.25, device="cuda", lr=0.05,
+                         scheduler="cosine", warmup_epochs=0.5)
+    full = train(config, data_dir=cifar_dir)
+    with pytest.raises(Preempted):
+        train(config, data_dir=cifar_dir, on_epoch=stop_after_epoch(2), checkpoint=FileCheckpoint(tmp_path / "c.pt"))
+    resumed = train(config, data_dir=cifar_dir, checkpoint=FileCheckpoint(tmp_path / "c.pt"))
+    assert resumed.resumed_from_epoch == 2 and [r.lr for r in resumed.history] == [r.lr for r in full.history]
+    for a, b in zip(resumed.history, full.history, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=0.05)
