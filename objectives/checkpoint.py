@@ -21,7 +21,9 @@ The CIFAR state (`TrainingCheckpoint`) holds the model weights, the optimizer st
 (LambdaLR and ReduceLROnPlateau), the training loader's generator, the torch RNG states (CPU and the run's
 CUDA device), the epochs done with their history, the first loss (the divergence reference) and, when a
 callback stops the run mid-epoch, the epoch's order, next batch and running totals: a resume on the same
-kind of device continues at the next batch and is exact on the CPU (same thread count).
+kind of device continues at the next batch and is exact on the CPU (same thread count). The config hash
+covers every `TrainConfig` field but those in `EXECUTION_ONLY` (`device`: a retry may run elsewhere).
+A user's objective can build on `config_hash`, `usable_state`, `base_state`, `replay` and `SaveClock`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ EXECUTION_ONLY = frozenset({"device"})
 
 @runtime_checkable
 class Checkpointer(Protocol):
+    """Keeps one training state: `load()` the last one saved (or None), `save(state)` a new one whole."""
+
     def load(self) -> dict[str, Any] | None: ...
 
     def save(self, state: dict[str, Any]) -> None: ...
@@ -126,13 +130,17 @@ def usable_state(hook: Checkpointer | None, config: TrainConfig, kind: str,
     state = hook.load()
     if state is None:
         return None, getattr(hook, "reason", None)
-    if state.get("format") != FORMAT or state.get("kind") != kind or any(k not in state for k in required):
+    if (not isinstance(state, dict) or state.get("format") != FORMAT or state.get("kind") != kind
+            or any(k not in state for k in required)):
         return None, f"the checkpoint is not a {kind} training state of format {FORMAT}"
     if state.get("config_hash") != config_hash(config):
         return None, (f"the checkpoint is from another config (hash {state.get('config_hash')}, "
                       f"this run's is {config_hash(config)})")
-    if len(state.get("history", [])) != state.get("epoch"):
-        return None, "the checkpoint's history does not match its epoch count"
+    history = state.get("history")
+    fields = {f.name for f in dataclasses.fields(EpochRecord)}
+    if (not isinstance(history, list) or len(history) != state.get("epoch")
+            or any(not isinstance(r, dict) or set(r) != fields for r in history)):
+        return None, "the checkpoint's history does not match its epoch count or the epoch record's fields"
     return state, None
 
 
