@@ -7,7 +7,7 @@ on the same folder: `torch.save` straight to the final path (no temporary file, 
 leaves half a file there) and `torch.save` + fsync (durable, still not atomic). Ours: `FileCheckpoint.save`
 (temporary file beside it, fsync, `os.replace`, fsync of the folder). Reads: `torch.load` against
 `FileCheckpoint.load` (weights_only, plus the checks), then the restore into the model and optimizer.
-The overhead line assumes at most one save per `max(interval, epoch)` seconds, as `train` does.
+The overhead line assumes one save at the first epoch end after each interval, as `train` does.
 
 Usage:  python bench/checkpoint.py [--dir DIR] [--device cpu|cuda] [--reps 5] [--epoch-seconds 15]
 DIR defaults to runs/bench-checkpoint (local disk); each row is the median of --reps, page cache warm.
