@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,15 @@ from hpsearch.objectives.config import SCHEDULER_NAMES, TrainConfig
 from hpsearch.objectives.result import EpochRecord, StopTraining, TrainResult
 from hpsearch.objectives.schedules import LRSchedule
 from hpsearch.objectives.train import train
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Bit-exactness holds for a given thread count; one thread also keeps these runs quick on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 class Preempted(Exception):

@@ -1,10 +1,12 @@
 """`hpsearch train --out DIR` checkpoints into DIR; `--resume` carries an interrupted run on to the same result."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,15 @@ from hpsearch.objectives.checkpoint import FileCheckpoint
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import TrainResult
 from hpsearch.search.cli import main
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Bit-exactness holds for a given thread count; one thread also keeps these runs quick on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def histories(out: Path) -> list[list[dict[str, Any]]]:
@@ -111,7 +122,8 @@ def test_sigterm_stops_train_after_a_batch_and_resume_finishes_it_exactly(cifar_
     full, out = tmp_path / "full", tmp_path / "out"
     checkpoint = out / "checkpoint-seed0.pt"
     proc = subprocess.Popen([sys.executable, "-m", "hpsearch.search", *train_args(path, cifar_dir, out),
-                             "--checkpoint-interval", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--checkpoint-interval", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})  # the thread count of this process
     try:
         deadline = time.monotonic() + 240
         while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
