@@ -48,6 +48,9 @@ class DeviceLoader:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(seed)
+        self._order: torch.Tensor | None = None  # the permutation of the epoch under way
+        self._next_batch = 0
+        self._resume: tuple[torch.Tensor, int] | None = None
         self._mean = torch.tensor(MEAN, device=device)
         self._std = torch.tensor(STD, device=device)
         self.sample_weights = sample_weights(self.labels, sampling) if shuffle and sampling != "uniform" else None
@@ -57,10 +60,33 @@ class DeviceLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = self.epoch_order()
-        for b in range(len(self)):
+        if self._resume is not None:  # an epoch restored mid-way by load_state_dict
+            order, start = self._resume
+            self._resume = None
+        else:
+            order, start = self.epoch_order(), 0
+        self._order = order
+        for b in range(start, len(self)):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            yield self.transform(self.images[idx]), self.labels[idx]
+            batch = self.transform(self.images[idx]), self.labels[idx]
+            self._next_batch = b + 1
+            yield batch
+        self._order, self._next_batch = None, 0
+
+    @property
+    def next_batch(self) -> int:
+        """Index of the next batch of the epoch under way, or of a restored one (0 between epochs)."""
+        return self._resume[1] if self._resume is not None else self._next_batch
+
+    def state_dict(self) -> dict:
+        """The generator and, mid-epoch, the epoch's order and next batch: enough to resume exactly."""
+        return {"generator": self.generator.get_state(), "order": self._order, "next_batch": self._next_batch}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`; a mid-epoch state makes the next iteration finish that epoch."""
+        self.generator.set_state(state["generator"])
+        order = state["order"]
+        self._resume = (order.to(self.device), state["next_batch"]) if order is not None else None
 
     def epoch_order(self) -> torch.Tensor:
         """The sample indices of the next epoch, drawn on the device."""

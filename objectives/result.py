@@ -41,6 +41,8 @@ class TrainResult:
     seconds: float = 0.0
     device: str = "cpu"
     num_params: int = 0
+    resumed_from_epoch: int | None = None  # epochs restored from a checkpoint (None: the run started afresh)
+    checkpoint_ignored: str | None = None  # why a checkpoint that was there was not used
 
     @property
     def final_val_acc(self) -> float:

@@ -160,3 +160,16 @@ class LRSchedule:
     @property
     def lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self) -> dict:
+        """The step count and both torch schedulers' states; restore the optimizer's state beside it."""
+        lam = self._lambda.state_dict() if self._lambda is not None else None  # a tensor LR follows step_count
+        return {"step_count": self.step_count, "lambda": lam,
+                "plateau": self._plateau.state_dict() if self._plateau is not None else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = state["step_count"]
+        if self._lambda is not None and state["lambda"] is not None:
+            self._lambda.load_state_dict(state["lambda"])
+        if self._plateau is not None:
+            self._plateau.load_state_dict(state["plateau"])

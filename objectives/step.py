@@ -30,11 +30,18 @@ class TrainStep:
         self.first_loss: torch.Tensor | None = None
         self.seen = 0
 
-    def start_epoch(self) -> None:
+    def start_epoch(self, loss_sum: torch.Tensor | None = None, correct: torch.Tensor | None = None,
+                    seen: int = 0) -> None:
+        """Zero the epoch's sums, or set them to those of an epoch resumed mid-way (in place: a captured
+        graph reads and writes these very tensors)."""
         self.model.train()
-        self.loss_sum.zero_()
-        self.correct.zero_()
-        self.seen = 0
+        if loss_sum is None or correct is None:
+            self.loss_sum.zero_()
+            self.correct.zero_()
+        else:
+            self.loss_sum.copy_(loss_sum)
+            self.correct.copy_(correct)
+        self.seen = seen
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> None:
         with self.autocast:

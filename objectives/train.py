@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL, Checkpointer, TrainingCheckpoint
 from hpsearch.objectives.compiled import ModelKey, model_for, resolve_compile
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import CifarSplits, load_test_split, make_splits, resolve_data_dir
@@ -50,8 +51,13 @@ def train(
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
     evaluate_test: bool = False,
+    checkpoint: Checkpointer | None = None,
+    checkpoint_interval: float = DEFAULT_INTERVAL,
 ) -> TrainResult:
-    """Train, validating every epoch; stops on divergence or when `on_epoch` raises StopTraining."""
+    """Train, validating every epoch; stops on divergence or when `on_epoch` raises StopTraining.
+
+    With `checkpoint`, resumes from its state and saves as `objectives/checkpoint.py` describes.
+    """
     started = time.perf_counter()
     device = resolve_device(config.device)
     root = resolve_data_dir(data_dir)
@@ -76,22 +82,44 @@ def train(
     # Autocast's weight-cast cache would hold tensors from the capture; a graph needs the casts inside it.
     autocast = _autocast(device, config.precision, cache=mode != "cudagraphs")
     result = TrainResult(config=config, device=str(device), num_params=sum(p.numel() for p in model.parameters()))
+    # checkpoint: restore a saved state (replaying its epochs to on_epoch) before any graph is captured, since
+    # restoring replaces the optimizer's state tensors; the uncompiled module holds the weights.
+    ckpt = TrainingCheckpoint(checkpoint, config, checkpoint_interval, model=model, optimizer=optimizer,
+                              schedule=schedule, loader=train_loader, result=result)
+    resumed = ckpt.restore(on_epoch)
+    if mode == "cudagraphs":  # a restored optimizer holds the saved LR; a captured step needs it on the device
+        for group in optimizer.param_groups:
+            group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=device).clone()
     step: TrainStep | None = None
 
-    for epoch in range(1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        for b, (x, y) in enumerate(train_loader):
+    for epoch in range(resumed.next_epoch, config.epochs + 1):
+        loss_sum, correct, seen, seconds_before = ckpt.epoch_totals()  # zeros unless resumed mid-epoch
+        epoch_start = time.perf_counter() - seconds_before
+        begun = False  # this epoch's first batch has run
+        for b, (x, y) in enumerate(train_loader, start=train_loader.next_batch):
             if step is None:
                 step = (GraphStep(model, cached.forward, optimizer, loss_fn, autocast, device, (x, y))
                         if mode == "cudagraphs" and len(y) == config.batch_size
                         else TrainStep(model, cached.forward, optimizer, loss_fn, autocast, device))
-            if b == 0:
-                step.start_epoch()
+                step.first_loss = resumed.first_loss
+            if not begun:
+                step.start_epoch(loss_sum, correct, seen)
+                begun = True
             step(x, y)
             schedule.after_step()
             if on_step is not None:
-                on_step(b, len(train_loader))
-        assert step is not None and step.first_loss is not None  # drop_last never drops the only batch
+                try:
+                    on_step(b, len(train_loader))
+                except BaseException:  # the caller stops the run: keep this batch's state, then stop
+                    ckpt.stopped(epoch - 1, step.first_loss, {"loss_sum": step.loss_sum, "correct": step.correct,
+                                                              "seen": step.seen,
+                                                              "seconds": time.perf_counter() - epoch_start})
+                    raise
+        if not begun:  # resumed at the very end of an epoch: no batch of it is left to run
+            step = step or TrainStep(model, cached.forward, optimizer, loss_fn, autocast, device)
+            step.first_loss = step.first_loss if step.first_loss is not None else resumed.first_loss
+            step.start_epoch(loss_sum, correct, seen)
+        assert step.first_loss is not None  # drop_last never drops the only batch
         loss_sum, correct, first_loss, seen = step.loss_sum, step.correct, step.first_loss, step.seen
         val = _evaluate(cached.forward, model, val_loader, splits.num_classes, autocast, mode != "off")
         # The one host sync of the epoch: training and validation statistics in a single transfer.
@@ -100,8 +128,14 @@ def train(
         schedule.after_epoch(val_acc)
         record = EpochRecord(epoch, train_loss, train_acc, val_loss, val_acc, val_bacc, schedule.lr,
                              time.perf_counter() - epoch_start)
-        if result.end_epoch(record, on_epoch, _divergence(train_loss, first, config.divergence_factor)):
+        try:
+            ended = result.end_epoch(record, on_epoch, _divergence(train_loss, first, config.divergence_factor))
+        except BaseException:  # the caller stops the run at this epoch's end: keep it, then stop
+            ckpt.stopped(epoch, first_loss)
+            raise
+        if ended:
             break
+        ckpt.epoch_end(epoch, first_loss)  # when the interval has passed, and after the last epoch
 
     if evaluate_test and result.status != "diverged":
         test_set = load_test_split(config, root)

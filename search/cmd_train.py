@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+import signal
 import statistics
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hpsearch.objectives import provenance
+from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL, FileCheckpoint
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import ensure_data, load_test_split, make_splits
 from hpsearch.objectives.errors import ConfigError
@@ -55,10 +59,17 @@ def load_config(path: Path, device: str | None) -> tuple[TrainConfig, dict]:
               help="train this many seeds: seed, seed+1, ...")
 @click.option("--test", is_flag=True, help="also measure the held-out test set")
 @click.option("--out", type=PathType, default=Path("runs/train"), show_default=True, help="output folder")
+@click.option("--resume", is_flag=True, help="continue from the checkpoints in --out (checkpoint-seed<N>.pt)")
+@click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=DEFAULT_INTERVAL, show_default=True,
+              help="seconds between epoch-end checkpoints (the last epoch and a stop always write one)")
 def train_command(
-    config_path: Path, seeds: int, test: bool, out: Path, data_dir: Path | None, download: bool, device: str | None
+    config_path: Path, seeds: int, test: bool, out: Path, data_dir: Path | None, download: bool, device: str | None,
+    resume: bool, checkpoint_interval: float,
 ) -> None:
-    """Train one config (several seeds), writing config.yaml, metrics.json and curves.png."""
+    """Train one config (several seeds), writing config.yaml, metrics.json, curves.png and a checkpoint per seed.
+
+    SIGINT or SIGTERM finishes the current batch, writes the checkpoint and exits 130; --resume carries on.
+    """
     from hpsearch.objectives.plots import plot_curves
     from hpsearch.objectives.train import resolve_device  # torch: imported only by the commands that train
 
@@ -74,9 +85,14 @@ def train_command(
     out = _prepare_out(out)
     (out / "config.yaml").write_text(config.to_yaml())
     results = []
-    for i in range(seeds):
-        run_config = config.replace(seed=config.seed + i)
-        results.append(_train_with_progress(run_config, root, test, f"seed {run_config.seed}"))
+    with _stop_requests() as stop:
+        for i in range(seeds):
+            run_config = config.replace(seed=config.seed + i)
+            keeper = FileCheckpoint(out / f"checkpoint-seed{run_config.seed}.pt", resume=resume)
+            results.append(_train_with_progress(run_config, root, test, f"seed {run_config.seed}", keeper,
+                                                checkpoint_interval, stop))
+            if stop and i + 1 < seeds:
+                raise KeyboardInterrupt
     finals = [r.final_val_acc for r in results]
     metrics = {
         "command": "hpsearch " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else None,
@@ -129,7 +145,8 @@ def lr_find_command(
     click.echo(f"wrote {out / 'lr-find.png'}, {out / 'lr-find.yaml'}")
 
 
-def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str) -> TrainResult:
+def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str, checkpoint: FileCheckpoint,
+                         checkpoint_interval: float, stop: list[int]) -> TrainResult:
     from hpsearch.objectives.train import train
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -140,16 +157,39 @@ def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str
 
         def on_step(b: int, total: int) -> None:
             progress.update(batches, completed=b + 1, total=total)
+            if stop:
+                raise KeyboardInterrupt  # after this batch: train writes the checkpoint, then stops
 
         def on_epoch(r: EpochRecord) -> None:
             progress.update(epochs, advance=1, metrics=(
                 f"loss {r.train_loss:.3f}/{r.val_loss:.3f} acc {r.train_acc:.3f}/{r.val_acc:.3f} lr {r.lr:.2g}"))
 
-        result = train(config, data_dir=root, on_epoch=on_epoch, on_step=on_step, evaluate_test=test)
+        result = train(config, data_dir=root, on_epoch=on_epoch, on_step=on_step, evaluate_test=test,
+                       checkpoint=checkpoint, checkpoint_interval=checkpoint_interval)
         progress.remove_task(batches)
+    if result.resumed_from_epoch is not None:
+        console.print(f"{label}: resumed from epoch {result.resumed_from_epoch} ({checkpoint.path})")
     if result.status == "diverged":
         console.print(f"[red]{label}: {result.reason}[/red]")
     return result
+
+
+@contextmanager
+def _stop_requests() -> Iterator[list[int]]:
+    """SIGINT / SIGTERM append to the yielded list instead of killing the run; a second one stops at once."""
+    requests: list[int] = []
+
+    def request(signum: int, frame: object) -> None:
+        if requests:
+            raise KeyboardInterrupt
+        requests.append(signum)
+
+    previous = {s: signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requests
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _summary(values: list[float]) -> dict[str, float | list[float]]:

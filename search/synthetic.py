@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hpsearch.objectives import checkpoint as ckpt
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, TrainResult
 
@@ -57,8 +58,11 @@ def synthetic_train(
     on_epoch: EpochCallback | None = None,
     on_step: StepCallback | None = None,
     evaluate_test: bool = False,
+    checkpoint: ckpt.Checkpointer | None = None,
+    checkpoint_interval: float = ckpt.DEFAULT_INTERVAL,
 ) -> TrainResult:
-    """Same contract as `objectives.train.train`: a history per epoch, divergence, and a stoppable callback."""
+    """Same contract as `objectives.train.train`: a history per epoch, divergence, a stoppable callback and
+    checkpoints (the noise generator's state and the history)."""
     del data_dir, on_step
     started = time.perf_counter()
     sleep = float(os.environ.get("HPSEARCH_SYNTHETIC_SLEEP", "0") or 0)
@@ -67,7 +71,20 @@ def synthetic_train(
     tau = 1.0 + 3.0 * max(0.0, -math.log10(config.lr) - 1)  # small LRs converge slowly
     result = TrainResult(config=config, device="synthetic", num_params=0)
     blows_up = config.lr > divergence_lr(config)
-    for epoch in range(1, config.epochs + 1):
+    state, ignored = ckpt.usable_state(checkpoint, config, "synthetic", ("epoch", "history", "rng"))
+    ckpt.note_ignored(result, ignored)
+    start = 1
+    if state is not None:
+        rng.bit_generator.state = state["rng"]
+        start = config.epochs + 1 if ckpt.replay(state, result, on_epoch) else state["epoch"] + 1
+    clock = ckpt.SaveClock(checkpoint_interval)
+
+    def save(epoch: int) -> None:
+        if checkpoint is not None:
+            ckpt.save_quietly(checkpoint, lambda: {**ckpt.base_state(config, "synthetic", result, epoch),
+                                                   "rng": rng.bit_generator.state}, clock)
+
+    for epoch in range(start, config.epochs + 1):
         if sleep:
             time.sleep(sleep)
         progress = 1 - math.exp(-epoch / tau)
@@ -76,8 +93,15 @@ def synthetic_train(
         loss = float("nan") if blows_up else 2.3 * (1 - train_acc) + 0.05
         record = EpochRecord(epoch, loss, train_acc, 2.3 * (1 - val) + 0.1, val, val - 0.01, config.lr, 0.0)
         diverged = "the training loss is not finite (the learning rate is too large)" if blows_up else None
-        if result.end_epoch(record, on_epoch, diverged):
+        try:
+            ended = result.end_epoch(record, on_epoch, diverged)
+        except BaseException:  # the caller stops the run: keep this epoch, then stop
+            save(epoch)
+            raise
+        if ended:
             break
+        if clock.due(epoch == config.epochs):
+            save(epoch)
     if evaluate_test and result.status == "completed":
         result.test_acc = result.final_val_acc - 0.005
         result.test_bacc = result.test_acc - 0.01
