@@ -1,9 +1,9 @@
 """The one door to Optuna's and optuna-dashboard's private (leading-underscore) names.
 
 hpsearch uses the public API wherever it does the job. Where it reaches below it, it does so here and
-nowhere else (`tests/test_optuna_internals.py` checks both: that no other file of the packages touches a
-private name, and that each one below still exists and behaves as relied on, so an Optuna upgrade that
-changes one fails there, by name). Each entry says why no public route serves.
+nowhere else: `tests/test_private_names.py` fails when another file of the packages touches a private name,
+and `tests/storage/test_optuna_internals.py` checks that each one below still exists and behaves as relied
+on, so an Optuna upgrade that changes one fails there, by name. Each entry says why no public route serves.
 """
 
 from __future__ import annotations
