@@ -26,6 +26,7 @@ from hpsearch.search.notes import write_stage_note
 from hpsearch.search.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
+from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.claims import claim_waiting
 from hpsearch.storage.enqueue import add_trials_once, retry_template
 
@@ -56,7 +57,7 @@ class StageView:
     @functools.cached_property
     def trials(self) -> list[FrozenTrial]:
         trials = self.study.get_trials(deepcopy=False)
-        self.seen.update(t._trial_id for t in trials)
+        self.seen.update(internals.trial_id(t) for t in trials)
         return trials
 
     def refresh(self) -> None:
@@ -118,7 +119,7 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
         templates.append(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs))
     # One step, not one add per slot: two workers opening the stage at once would otherwise both add a
     # slot that neither saw, and the twins would retire as FAIL trials at claim time.
-    enqueue_slots(storage, study._study_id, templates)
+    enqueue_slots(storage, internals.study_id(study), templates)
     if not study.user_attrs.get("opened"):
         try:
             write_stage_note(study, stage, parent, space)
@@ -255,7 +256,7 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry:
     template = retry_template(trial, reason, max_retry)
     if template is None:
         return False
-    return add_trials_once(study._storage, study._study_id, [template], key=SLOT,
+    return add_trials_once(internals.study_storage(study), internals.study_id(study), [template], key=SLOT,
                            blocked_by=(*FINISHED, TrialState.WAITING, TrialState.RUNNING)) > 0
 
 
@@ -267,7 +268,7 @@ def claim(view: StageView) -> optuna.Trial | None:
     have moved to one for which the same decision is right (a rival that failed since has a retry with a
     higher number, which will retire itself against this trial).
     """
-    storage = view.study._storage
+    storage = internals.study_storage(view.study)
     waiting_trials = [t for t in view.trials if t.state == TrialState.WAITING]
     # A random order per worker: in slot order, every worker of a fleet would race for the same row
     # and all but one would spend a round trip losing it.
@@ -276,7 +277,7 @@ def claim(view: StageView) -> optuna.Trial | None:
     waiting_trials.sort(key=lambda t: RETRY_OF not in t.system_attrs)
     for waiting in waiting_trials:
         try:
-            if not storage.set_trial_state_values(waiting._trial_id, state=TrialState.RUNNING):
+            if not storage.set_trial_state_values(internals.trial_id(waiting), state=TrialState.RUNNING):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue
@@ -284,10 +285,10 @@ def claim(view: StageView) -> optuna.Trial | None:
         rivals = [t for t in view.trials if t.system_attrs.get(SLOT) == slot and t.number < waiting.number
                   and t.state != TrialState.FAIL]
         if rivals:
-            storage.set_trial_system_attr(waiting._trial_id, DUPLICATE, rivals[0].number)
-            storage.set_trial_state_values(waiting._trial_id, state=TrialState.FAIL)
+            storage.set_trial_system_attr(internals.trial_id(waiting), DUPLICATE, rivals[0].number)
+            storage.set_trial_state_values(internals.trial_id(waiting), state=TrialState.FAIL)
             continue
-        return optuna.Trial(view.study, waiting._trial_id)
+        return optuna.Trial(view.study, internals.trial_id(waiting))
     return None
 
 
@@ -295,8 +296,8 @@ def claim_queued(view: StageView) -> optuna.Trial | None:
     """`claim` without a snapshot, where the database has row locks to skip (PostgreSQL); None when it has
     none, or when no slot is waiting. A duplicate slot retires itself against its lowest live twin, as in
     `claim`, in the claim's own transaction."""
-    storage = view.study._storage
-    trial_id = claim_waiting(storage, view.study._study_id, unique_key=SLOT, retired_key=DUPLICATE,
+    storage = internals.study_storage(view.study)
+    trial_id = claim_waiting(storage, internals.study_id(view.study), unique_key=SLOT, retired_key=DUPLICATE,
                              first_key=RETRY_OF)
     if trial_id is None:
         return None

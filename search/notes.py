@@ -15,13 +15,13 @@ import optuna
 import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import FrozenTrial
-from optuna_dashboard._note import note_ver_key, split_body
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord
 from hpsearch.search.narrow import rule_to_data
 from hpsearch.search.plan import Stage
 from hpsearch.search.space import Space, space_to_data
+from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.batch import set_study_system_attrs
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
     lines += ["", "Every other key has its default; the full config is the trial's `config` attribute."]
     body = "\n".join(lines) + "\n"
     if first:
-        save_first_note(study, trial._trial_id, body)
+        save_first_note(study, internals.trial_id(trial), body)
     else:
         optuna_dashboard.save_note(_live(study, trial), body)
 
@@ -83,7 +83,8 @@ def save_first_note(study: optuna.Study, trial_id: int, body: str) -> None:
     `get_note`): the body in chunks, then the version (one transaction on PostgreSQL; elsewhere in this
     order, so a reader never sees a version without its body).
     """
-    set_study_system_attrs(study._storage, study._study_id, {**split_body(body, trial_id), note_ver_key(trial_id): 1})
+    attrs = {**internals.dashboard_note_chunks(body, trial_id), internals.dashboard_note_ver_key(trial_id): 1}
+    set_study_system_attrs(internals.study_storage(study), internals.study_id(study), attrs)
 
 
 def upload_curves(study: optuna.Study, trial: optuna.Trial | FrozenTrial, history: list[dict[str, Any]],
@@ -133,7 +134,7 @@ def _live(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> optuna.Tria
     """A handle on a stored trial that optuna-dashboard's API accepts (it takes live trials only)."""
     if isinstance(trial, optuna.Trial):
         return trial
-    return optuna.Trial(study, trial._trial_id)
+    return optuna.Trial(study, internals.trial_id(trial))
 
 
 def _state_name(trial: optuna.Trial | FrozenTrial) -> str:

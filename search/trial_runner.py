@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.study._tell import _tell_with_warning
 from optuna.trial import TrialState
 
 from hpsearch.objectives import provenance
@@ -25,6 +24,7 @@ from hpsearch.search.notes import annotate_trial, write_trial_note
 from hpsearch.search.objective import Objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import sample_params
+from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.batch import set_trial_user_attrs
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Interrupted(Exception):
 def trial_config(plan: Plan, view: StageView, trial: optuna.Trial, device: str, *, sample: bool = True) -> TrainConfig:
     """Base config, then the stage's fidelity, then the sampled params, then per-slot overrides (the seed)."""
     params = sample_params(trial, view.space) if sample else {}
-    overrides = trial._cached_frozen_trial.system_attrs.get(OVERRIDES, {})
+    overrides = internals.cached_frozen_trial(trial).system_attrs.get(OVERRIDES, {})
     return TrainConfig.from_dict({**plan.base, **view.stage.overrides, **params, **overrides, "device": device},
                                  where=f"trial {trial.number}")
 
@@ -51,7 +51,7 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     if view.stage.kind == "lr_range_test":
         return _run_range_test(plan, view, trial, objective, device, data_dir, worker)
     # A comparison on the base config has no params to sample: its slots carry everything in their overrides.
-    sample = view.stage.kind != "compare" or "fixed_params" in trial._cached_frozen_trial.system_attrs
+    sample = view.stage.kind != "compare" or "fixed_params" in internals.cached_frozen_trial(trial).system_attrs
     try:
         config = trial_config(plan, view, trial, device, sample=sample)
     except ConfigError as e:
@@ -118,13 +118,13 @@ def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None,
           state: TrialState | None = None) -> None:
     """`study.tell` without its last step, a read of the finished trial to return a copy that the worker
     would drop: the function that `Study.tell` and `Study.optimize` both call."""
-    _tell_with_warning(study=study, trial=trial, value_or_values=value, state=state)
+    internals.tell_without_readback(study, trial, value, state)
 
 
 def record(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
     """`trial.set_user_attr` for each item, in one database round trip where the storage allows it."""
-    set_trial_user_attrs(trial.storage, trial._trial_id, attrs)
-    trial._cached_frozen_trial.user_attrs.update(attrs)  # as Trial.set_user_attr keeps its copy in step
+    set_trial_user_attrs(trial.storage, internals.trial_id(trial), attrs)
+    internals.cached_frozen_trial(trial).user_attrs.update(attrs)  # as Trial.set_user_attr keeps its copy in step
 
 
 def _run_range_test(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, device: str,

@@ -43,6 +43,7 @@ from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import Interrupted, run_trial
 from hpsearch.search.worker_log import Outage, quiet_outages
 from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_url
+from hpsearch.storage import optuna_internals as internals
 
 log = logging.getLogger(__name__)
 STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
@@ -146,7 +147,7 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
     """
     where = f"trial {trial.number} of {view.stage.name}"
     trial_stop = _TrialStop(stop)  # a heartbeat that finds the trial taken away stops its training too
-    with Heartbeat(storage, trial._trial_id, options.heartbeat_interval, first_beat=first_beat,
+    with Heartbeat(storage, internals.trial_id(trial), options.heartbeat_interval, first_beat=first_beat,
                    on_lost=trial_stop.set):
         try:
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
@@ -180,13 +181,13 @@ class _TrialStop(threading.Event):
 
 
 def _taken_away(storage: BaseStorage, trial: optuna.Trial) -> bool:
-    return storage.get_trial(trial._trial_id).state.is_finished()
+    return storage.get_trial(internals.trial_id(trial)).state.is_finished()
 
 
 def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: WorkerOptions) -> bool:
     """Record why, fail the trial and enqueue its retry (bounded by max_retry) for any worker to take; False
     when the trial was no longer this worker's to fail."""
-    storage = view.study._storage
+    storage = internals.study_storage(view.study)
     try:
         trial.set_user_attr("fail_reason", reason)
         try:
@@ -196,11 +197,11 @@ def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: 
         except Exception:
             log.exception("could not write the note of trial %d", trial.number)
         # The storage checks the transition: of this worker and one that found the trial stale, one wins.
-        if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+        if not storage.set_trial_state_values(internals.trial_id(trial), state=TrialState.FAIL):
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    retry_trial(view.study, storage.get_trial(trial._trial_id), reason, options.max_retry)
+    retry_trial(view.study, storage.get_trial(internals.trial_id(trial)), reason, options.max_retry)
     return True
 
 
@@ -222,7 +223,7 @@ def run_in_process(campaign: str, options: WorkerOptions) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     worker_log.configure(options.log_level, options.log_queue)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("optuna.samplers._qmc").addFilter(_ConditionalSpaceNotice())
+    logging.getLogger(internals.QMC_LOGGER).addFilter(_ConditionalSpaceNotice())
     if options.log_queue is None:
         return work(campaign, options, stop)
     try:  # under `hpsearch run`: the parent says why a worker ended, from its last error line
@@ -240,7 +241,7 @@ class _ConditionalSpaceNotice(logging.Filter):
     Optuna samples the conditional params independently, which is what a coarse stage wants."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "does not include any conditions" not in record.getMessage()
+        return internals.QMC_CONDITIONAL_NOTICE not in record.getMessage()
 
 
 def device_slots(devices: str, per_device: int) -> list[str]:

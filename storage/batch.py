@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import sqlalchemy
 from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._rdb import models
 from sqlalchemy.dialects import postgresql
 
 from hpsearch.storage.heartbeat import postgres_backend
+from hpsearch.storage.optuna_internals import rdb_models as models
 
 T = TypeVar("T")
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._rdb import models
 from optuna.trial import TrialState
 from sqlalchemy.dialects import postgresql
 
 from hpsearch.storage.batch import transaction, upsert_attrs
 from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, heartbeat_record, postgres_backend
+from hpsearch.storage.optuna_internals import rdb_models as models
 
 
 def claim_waiting(storage: BaseStorage, study_id: int, *, unique_key: str | None = None,

@@ -27,12 +27,12 @@ import sqlalchemy
 from optuna.distributions import distribution_to_json
 from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.storage.batch import transaction
 from hpsearch.storage.factory import journal_file
 from hpsearch.storage.heartbeat import postgres_backend
+from hpsearch.storage.optuna_internals import rdb_models as models
 
 LOCK_WAIT_S = 30.0  # a holder that keeps the lock this long is stopped (SIGSTOP) or hung: give up for now
 

@@ -20,9 +20,10 @@ from typing import Any
 import grpc
 import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, RDBStorage, _CachedStorage
+from optuna.storages import BaseStorage, RDBStorage
 
 from hpsearch.storage.factory import DEFAULT_HEARTBEAT_INTERVAL
+from hpsearch.storage.optuna_internals import backend_of
 from hpsearch.storage.urls import scrub
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,7 @@ _JOIN_TIMEOUT = 5.0  # seconds; a beat stuck in a reconnect must not hold up the
 
 def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
     """The RDBStorage behind `storage` (also when Optuna wrapped it in its cache), else None."""
-    if isinstance(storage, _CachedStorage):
-        storage = storage._backend
+    storage = backend_of(storage)
     return storage if isinstance(storage, RDBStorage) else None
 
 

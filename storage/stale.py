@@ -9,12 +9,13 @@ from datetime import datetime
 import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.storage.enqueue import add_trials_once, retry_template
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, rdb_backend
+from hpsearch.storage.optuna_internals import rdb_models as models
+from hpsearch.storage.optuna_internals import trial_id as id_of
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def fail_stale_trials(
     if not running:
         return []
     ages = heartbeat_ages(storage, running)
-    failed = [t._trial_id for t in running if ages.get(t._trial_id, 0.0) > grace_period and _fail(storage, t)]
+    failed = [id_of(t) for t in running if ages.get(id_of(t), 0.0) > grace_period and _fail(storage, t)]
     if not failed:
         return []
     for trial_id in failed:
@@ -70,11 +71,11 @@ _TAKEN = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialStat
 def heartbeat_ages(storage: BaseStorage, running: list[FrozenTrial]) -> dict[int, float]:
     """Seconds since each RUNNING trial's last heartbeat (or its start, if it never beat)."""
     rdb = rdb_backend(storage)
-    table_ages = _heartbeat_table_ages(rdb, [t._trial_id for t in running]) if rdb else {}
+    table_ages = _heartbeat_table_ages(rdb, [id_of(t) for t in running]) if rdb else {}
     now, now_local = time.time(), datetime.now()
     ages: dict[int, float] = {}
     for trial in running:
-        trial_id = trial._trial_id
+        trial_id = id_of(trial)
         beat = trial.system_attrs.get(HEARTBEAT_ATTR)
         mine = isinstance(beat, dict) and beat.get("trial_id") == trial_id  # not one inherited by a retry
         if trial_id in table_ages:
@@ -108,6 +109,6 @@ def _fail(storage: BaseStorage, trial: FrozenTrial) -> bool:
     # The storage checks the transition itself (a row lock in PostgreSQL, log order in the
     # journal): of many workers failing the same trial, exactly one gets True and retries it.
     try:
-        return storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        return storage.set_trial_state_values(id_of(trial), TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False  # another worker failed it first, or its owner finished it just now
