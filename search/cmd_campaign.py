@@ -23,7 +23,7 @@ from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.status import campaign_status, is_done, status_table
 from hpsearch.search.worker import WorkerOptions, device_slots, run_in_process, start_processes, wait_processes
-from hpsearch.storage import open_storage, redact_url
+from hpsearch.storage import open_storage, redact_url, release_connections
 
 console = Console(stderr=True)
 PathType = click.Path(path_type=Path)
@@ -86,7 +86,9 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
 def worker_command(name: str, storage: str | None, devices: str, per_device: int, max_trials: int | None,
                    **kw: Any) -> int:
     """Pull trials of campaign NAME until it is done; SIGTERM hands the running trial back for a retry."""
-    plan = load_plan(open_storage(storage, create=False), name)  # fail fast, with exit 2, before any process starts
+    store = open_storage(storage, create=False)
+    plan = load_plan(store, name)  # fail fast, with exit 2, before any process starts
+    release_connections(store)  # the workers open their own: one PostgreSQL connection per worker process
     options = _options(storage, kw, plan.objective, max_trials)
     slots = device_slots(devices, per_device)
     if len(slots) == 1:  # one GPU per pod or array task: no child process to start and signal
@@ -111,6 +113,7 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     gpus = device_slots("all", 1)  # every GPU once, or ["cpu"]
     count = workers or (2 if gpus == ["cpu"] else len(gpus))
     devices = [gpus[i % len(gpus)] for i in range(count)]  # round robin over the GPUs
+    release_connections(store)  # N workers and this process hold at most N + 1 PostgreSQL connections
     procs = start_processes(plan.name, options, devices)
     with StageBars(store, plan.name) as bars:
         code = wait_processes(procs, tick=bars.update, interval=1.0)
@@ -148,6 +151,7 @@ class StageBars:
                 self._tasks[s.name] = self._bars.add_task(s.name, total=s.n_trials, best="")
             best = f"best {s.best_value:.4f}" if s.best_value is not None else ""
             self._bars.update(self._tasks[s.name], completed=s.finished, best=best)
+        release_connections(self._storage)  # held only while refreshing, not for the whole campaign
 
 
 @app.command("status")
