@@ -28,11 +28,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import optuna
@@ -46,9 +50,16 @@ from tests.pgcluster import PostgresServer, find_postgres_bindir  # noqa: E402
 
 
 def plain_worker(url: str, study_name: str, budget: int, reports: int) -> None:
-    """One plain-Optuna process: the documented distributed pattern."""
+    """One plain-Optuna process: the documented distributed pattern, on PostgreSQL or through a gRPC proxy."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=url, sampler=optuna.samplers.RandomSampler())
+    storage: str | optuna.storages.BaseStorage = url
+    if url.startswith("grpc://"):
+        host, port = url.removeprefix("grpc://").rsplit(":", 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+        storage.wait_server_ready(timeout=60)
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler())
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("pid", os.getpid())
@@ -100,24 +111,47 @@ def measure(url: str, study_name: str, budget: int, procs: list[subprocess.Popen
             "connections": peak[0], "overshoot": len(trials) - budget}
 
 
-def run_plain(server: PostgresServer, workers: int, budget: int, reports: int) -> dict[str, float]:
-    url = server.url_for(server.create_database(f"plain{workers}"))
+@contextmanager
+def storage_proxy(url: str) -> Iterator[str]:
+    """`hpsearch storage-proxy` for `url` in its own process; yields its grpc:// storage string."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proxy = subprocess.Popen([sys.executable, "-m", "hpsearch.search", "storage-proxy", "--storage", url,
+                              "--host", "127.0.0.1", "--port", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=60)
+
+
+def run_plain(server: PostgresServer, workers: int, budget: int, reports: int, proxy: bool) -> dict[str, float]:
+    url = server.url_for(server.create_database(f"plain{'proxy' if proxy else ''}{workers}"))
     optuna.create_study(study_name="bench", storage=url, direction="maximize")
-    procs = [subprocess.Popen([sys.executable, __file__, "--plain-worker", url, str(budget), str(reports)])
-             for _ in range(workers)]
-    return measure(url, "bench", budget, procs)
+    with storage_proxy(url) if proxy else nullcontext(url) as worker_url:
+        procs = [subprocess.Popen([sys.executable, __file__, "--plain-worker", worker_url, str(budget), str(reports)])
+                 for _ in range(workers)]
+        return measure(url, "bench", budget, procs)
 
 
-def run_hpsearch(server: PostgresServer, workers: int, budget: int, reports: int, tmp: Path) -> dict[str, float]:
-    url = server.url_for(server.create_database(f"hp{workers}"))
+def run_hpsearch(server: PostgresServer, workers: int, budget: int, reports: int, tmp: Path,
+                 proxy: bool) -> dict[str, float]:
+    url = server.url_for(server.create_database(f"hp{'proxy' if proxy else ''}{workers}"))
+    with storage_proxy(url) if proxy else nullcontext(url) as worker_url:
+        return _run_hpsearch(url, worker_url, workers, budget, reports, tmp)
+
+
+def _run_hpsearch(url: str, worker_url: str, workers: int, budget: int, reports: int, tmp: Path) -> dict[str, float]:
     plan = {"name": "bench", "objective": "synthetic", "base": {"lr": 0.05, "device": "cpu"},
             "space": {"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}},
             "stages": [{"name": "only", "n_trials": budget, "overrides": {"epochs": reports}, "sampler": "random"}]}
     (tmp / "plan.yaml").write_text(yaml.safe_dump(plan))
     hp = [sys.executable, "-m", "hpsearch.search"]
-    subprocess.run([*hp, "init", str(tmp / "plan.yaml"), "--storage", url], check=True, capture_output=True)
+    subprocess.run([*hp, "init", str(tmp / "plan.yaml"), "--storage", worker_url], check=True, capture_output=True)
     env = {**os.environ, "HPSEARCH_SYNTHETIC_SLEEP": "0"}
-    procs = [subprocess.Popen([*hp, "worker", "bench", "--storage", url, "--devices", "cpu", "--no-artifacts",
+    procs = [subprocess.Popen([*hp, "worker", "bench", "--storage", worker_url, "--devices", "cpu", "--no-artifacts",
                                "--heartbeat-interval", "5", "--grace-period", "30"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
     return measure(url, "bench.only", budget, procs)
@@ -128,7 +162,10 @@ def main() -> None:
     parser.add_argument("--workers", default="1,4,16,64")
     parser.add_argument("--trials", type=int, default=200, help="budget per run")
     parser.add_argument("--reports", type=int, default=5, help="intermediate values per trial")
+    parser.add_argument("--paths", default="direct,proxy",
+                        help="direct (every worker on PostgreSQL) and/or proxy (through one hpsearch storage-proxy)")
     args = parser.parse_args()
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     bindir = find_postgres_bindir()
     if bindir is None:
         raise SystemExit("PostgreSQL server binaries not found (initdb, pg_ctl); install postgresql")
@@ -138,21 +175,24 @@ def main() -> None:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for w in (int(x) for x in args.workers.split(",")):
-                plain = run_plain(server, w, args.trials, args.reports)
-                ours = run_hpsearch(server, w, args.trials, args.reports, Path(tmp))
-                rows.append((w, plain, ours))
+            for path in paths:
+                for w in (int(x) for x in args.workers.split(",")):
+                    plain = run_plain(server, w, args.trials, args.reports, path == "proxy")
+                    ours = run_hpsearch(server, w, args.trials, args.reports, Path(tmp), path == "proxy")
+                    rows.append((path, w, plain, ours))
+                    print(f"{path} W={w}: plain {plain['rate']:.1f}/s, hpsearch {ours['rate']:.1f}/s",
+                          file=sys.stderr, flush=True)
     finally:
         server.destroy()
     print(f"\nbudget {args.trials} trials, {args.reports} reports each, random sampler, zero-cost objective, "
           f"{os.cpu_count()} CPU cores, Optuna {optuna.__version__}")
-    print(f"{'W':>3} {'runner':<14} {'trials/s':>9} {'claim p50 ms':>13} {'claim p99 ms':>13} {'DB conns':>9} "
-          f"{'overshoot':>10} {'ours/plain':>11}")
-    for w, plain, ours in rows:
+    print(f"{'path':<7} {'W':>3} {'runner':<14} {'trials/s':>9} {'claim p50 ms':>13} {'claim p99 ms':>13} "
+          f"{'DB conns':>9} {'overshoot':>10} {'ours/plain':>11}")
+    for path, w, plain, ours in rows:
         for name, r in (("plain Optuna", plain), ("hpsearch", ours)):
             ratio = f"{ours['rate'] / plain['rate']:.2f}x" if name == "hpsearch" else ""
-            print(f"{w:>3} {name:<14} {r['rate']:>9.1f} {r['p50']:>13.1f} {r['p99']:>13.1f} {r['connections']:>9} "
-                  f"{r['overshoot']:>+10d} {ratio:>11}")
+            print(f"{path:<7} {w:>3} {name:<14} {r['rate']:>9.1f} {r['p50']:>13.1f} {r['p99']:>13.1f} "
+                  f"{r['connections']:>9} {r['overshoot']:>+10d} {ratio:>11}")
 
 
 if __name__ == "__main__":
