@@ -12,14 +12,20 @@ instead of connecting to PostgreSQL themselves; "DB conns" is then what the prox
 
 Usage:  python bench/coordination.py [--workers 1,4,16,64] [--trials 200] [--reports 5] [--paths direct,proxy]
 
-Results with the proxy path, one PostgreSQL connection per worker process (2-core CPU shared with four other
-jobs, load average 10 to 70 during the runs, so rates are noisy; PostgreSQL 15 on the same machine, Optuna 5.0.0,
-100 trials x 5 reports, n=1):
-  python bench/coordination.py --paths direct --workers 64 --trials 100
+Results with one PostgreSQL connection per worker process and the proxy path (2-core CPU, PostgreSQL 15 on the
+same machine, Optuna 5.0.0, 100 trials x 5 reports, n=1). The direct rows ran on a quiet machine; the proxy rows
+while four other jobs shared it (load average 10 to 70), so their rates are noisy:
+  python bench/coordination.py --paths direct --workers 1,4,16,64 --trials 100
   python bench/coordination.py --paths proxy --workers 1,4,16,64 --trials 100
   path    W  runner        trials/s  claim p50 ms  claim p99 ms  DB conns  overshoot  ours/plain
-  direct 64  plain Optuna       2.6       19,516        27,800       130        +61
-  direct 64  hpsearch           1.6        4,935        11,970        64         +0       0.60x
+  direct  1  plain Optuna      21.0         13.5          72.5         4         +0
+  direct  1  hpsearch          28.4          3.0           7.1         1         +0       1.36x
+  direct  4  plain Optuna      18.7           83           486        10         +3
+  direct  4  hpsearch          23.6           12            23         4         +0       1.26x
+  direct 16  plain Optuna       8.6          726         2,174        34        +15
+  direct 16  hpsearch          11.6           91           481        16         +0       1.34x
+  direct 64  plain Optuna       5.2        8,217        10,531       130        +62
+  direct 64  hpsearch           8.4        1,241         2,045        64         +0       1.62x
   proxy   1  plain Optuna       4.2           85           227         1         +0
   proxy   1  hpsearch           1.3          118         1,244         2         +0       0.31x
   proxy   4  plain Optuna       5.4          241           848         6         +2
@@ -28,9 +34,7 @@ jobs, load average 10 to 70 during the runs, so rates are noisy; PostgreSQL 15 o
   proxy  16  hpsearch           3.3          911         3,477        10         +0       0.58x
   proxy  64  plain Optuna       1.5        8,389        24,872        12        +30
   proxy  64  hpsearch           1.6       10,463        15,135        11         +0       1.02x
-(The direct W = 64 hpsearch run was lowered to nice 10 halfway, to let another benchmark run; its rate is low.
-An earlier direct run at W = 1, 4, 16 in the same session gave hpsearch 7.5, 4.0, 1.9 against plain 1.7, 3.2,
-1.8 trials/s.) Connections: direct, hpsearch holds one per worker process (64 at W = 64, against 130 for plain
+Connections: direct, hpsearch holds one per worker process (64 at W = 64, against 130 for plain
 Optuna with its default pool, about two per process); through the proxy, 10 to 12 (its pool of 10, and
 the benchmark's own).
 Through the proxy hpsearch is slower than plain Optuna: Optuna's gRPC client re-reads every unfinished trial of
