@@ -13,8 +13,8 @@ instead of connecting to PostgreSQL themselves; "DB conns" is then what the prox
 Usage:  python bench/coordination.py [--workers 1,4,16,64] [--trials 200] [--reports 5] [--paths direct,proxy]
 
 Results with one PostgreSQL connection per worker process and the proxy path (2-core CPU, PostgreSQL 15 on the
-same machine, Optuna 5.0.0, 100 trials x 5 reports, n=1). The direct rows ran on a quiet machine; the proxy rows
-while four other jobs shared it (load average 10 to 70), so their rates are noisy:
+same machine, Optuna 5.0.0, 100 trials x 5 reports, n=1, on a quiet machine; a first proxy run while four other
+jobs shared it, load average 10 to 70, gave 0.31x, 0.71x, 0.58x and 1.02x with the same connection counts):
   python bench/coordination.py --paths direct --workers 1,4,16,64 --trials 100
   python bench/coordination.py --paths proxy --workers 1,4,16,64 --trials 100
   path    W  runner        trials/s  claim p50 ms  claim p99 ms  DB conns  overshoot  ours/plain
@@ -26,14 +26,14 @@ while four other jobs shared it (load average 10 to 70), so their rates are nois
   direct 16  hpsearch          11.6           91           481        16         +0       1.34x
   direct 64  plain Optuna       5.2        8,217        10,531       130        +62
   direct 64  hpsearch           8.4        1,241         2,045        64         +0       1.62x
-  proxy   1  plain Optuna       4.2           85           227         1         +0
-  proxy   1  hpsearch           1.3          118         1,244         2         +0       0.31x
-  proxy   4  plain Optuna       5.4          241           848         6         +2
-  proxy   4  hpsearch           3.8          196         2,504         4         +0       0.71x
-  proxy  16  plain Optuna       5.8          919         1,704        12        +14
-  proxy  16  hpsearch           3.3          911         3,477        10         +0       0.58x
-  proxy  64  plain Optuna       1.5        8,389        24,872        12        +30
-  proxy  64  hpsearch           1.6       10,463        15,135        11         +0       1.02x
+  proxy   1  plain Optuna      20.4           16            30         1         +0
+  proxy   1  hpsearch          13.6           16            99         1         +0       0.67x
+  proxy   4  plain Optuna      19.2           64           266         6         +3
+  proxy   4  hpsearch          12.2           69           196         4         +0       0.64x
+  proxy  16  plain Optuna      16.7          316           549        12        +15
+  proxy  16  hpsearch          10.9          196           704        10         +0       0.65x
+  proxy  64  plain Optuna       8.2        1,852         3,037        12        +36
+  proxy  64  hpsearch           6.7        1,939         2,881        10         +0       0.81x
 Connections: direct, hpsearch holds one per worker process (64 at W = 64, against 130 for plain
 Optuna with its default pool, about two per process); through the proxy, 10 to 12 (its pool of 10, and
 the benchmark's own).
