@@ -7,9 +7,43 @@ then W `hpsearch worker` commands (heartbeats on, curve images off). One table: 
 trial's start and the last one's end, claim latency (a worker's gap between finishing one trial and starting
 the next) p50 / p99, the most connections the database saw, and the overshoot of the budget.
 
-Usage:  python bench/coordination.py [--workers 1,4,16,64] [--trials 200] [--reports 5]
+With `--paths proxy` both runners go through one `hpsearch storage-proxy` (Optuna's gRPC proxy, started per run)
+instead of connecting to PostgreSQL themselves; "DB conns" is then what the proxy holds.
 
-Results (2-core CPU, PostgreSQL 15 on the same machine, Optuna 5.0.0, 200 trials x 5 reports; two runs, n=1 each):
+Usage:  python bench/coordination.py [--workers 1,4,16,64] [--trials 200] [--reports 5] [--paths direct,proxy]
+
+Results with one PostgreSQL connection per worker process and the proxy path (2-core CPU, PostgreSQL 15 on the
+same machine, Optuna 5.0.0, 100 trials x 5 reports, n=1, on a quiet machine; a first proxy run while four other
+jobs shared it, load average 10 to 70, gave 0.31x, 0.71x, 0.58x and 1.02x with the same connection counts):
+  python bench/coordination.py --paths direct --workers 1,4,16,64 --trials 100
+  python bench/coordination.py --paths proxy --workers 1,4,16,64 --trials 100
+  path    W  runner        trials/s  claim p50 ms  claim p99 ms  DB conns  overshoot  ours/plain
+  direct  1  plain Optuna      21.0         13.5          72.5         4         +0
+  direct  1  hpsearch          28.4          3.0           7.1         1         +0       1.36x
+  direct  4  plain Optuna      18.7           83           486        10         +3
+  direct  4  hpsearch          23.6           12            23         4         +0       1.26x
+  direct 16  plain Optuna       8.6          726         2,174        34        +15
+  direct 16  hpsearch          11.6           91           481        16         +0       1.34x
+  direct 64  plain Optuna       5.2        8,217        10,531       130        +62
+  direct 64  hpsearch           8.4        1,241         2,045        64         +0       1.62x
+  proxy   1  plain Optuna      20.4           16            30         1         +0
+  proxy   1  hpsearch          13.6           16            99         1         +0       0.67x
+  proxy   4  plain Optuna      19.2           64           266         6         +3
+  proxy   4  hpsearch          12.2           69           196         4         +0       0.64x
+  proxy  16  plain Optuna      16.7          316           549        12        +15
+  proxy  16  hpsearch          10.9          196           704        10         +0       0.65x
+  proxy  64  plain Optuna       8.2        1,852         3,037        12        +36
+  proxy  64  hpsearch           6.7        1,939         2,881        10         +0       0.81x
+Connections: direct, hpsearch holds one per worker process (64 at W = 64, against 130 for plain
+Optuna with its default pool, about two per process); through the proxy, 10 to 12 (its pool of 10, and
+the benchmark's own).
+Through the proxy hpsearch is slower than plain Optuna: Optuna's gRPC client re-reads every unfinished trial of
+a study on each `get_all_trials`, and hpsearch's stages hold their whole budget as enqueued WAITING slots, so
+each look at a stage transfers every waiting slot; a trial also makes about 19 proxy calls (config, provenance,
+history, outcome, note, heartbeat) against about 12 for plain Optuna.
+
+Earlier results, before the proxy path (2-core CPU, PostgreSQL 15 on the same machine, Optuna 5.0.0,
+200 trials x 5 reports; two runs, n=1 each):
   W   plain trials/s  overshoot   hpsearch trials/s  overshoot  ours/plain (run 1, run 2)
   1     26.7, 20.9       +0          30.5, 23.0          +0        1.14x, 1.10x
   4     41.1, 37.3     +3, +2        47.0, 45.4          +0        1.14x, 1.22x
@@ -28,11 +62,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import optuna
@@ -46,9 +84,16 @@ from tests.pgcluster import PostgresServer, find_postgres_bindir  # noqa: E402
 
 
 def plain_worker(url: str, study_name: str, budget: int, reports: int) -> None:
-    """One plain-Optuna process: the documented distributed pattern."""
+    """One plain-Optuna process: the documented distributed pattern, on PostgreSQL or through a gRPC proxy."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=study_name, storage=url, sampler=optuna.samplers.RandomSampler())
+    storage: str | optuna.storages.BaseStorage = url
+    if url.startswith("grpc://"):
+        host, port = url.removeprefix("grpc://").rsplit(":", 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+        storage.wait_server_ready(timeout=60)
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler())
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("pid", os.getpid())
@@ -100,24 +145,52 @@ def measure(url: str, study_name: str, budget: int, procs: list[subprocess.Popen
             "connections": peak[0], "overshoot": len(trials) - budget}
 
 
-def run_plain(server: PostgresServer, workers: int, budget: int, reports: int) -> dict[str, float]:
-    url = server.url_for(server.create_database(f"plain{workers}"))
+@contextmanager
+def storage_proxy(url: str) -> Iterator[str]:
+    """`hpsearch storage-proxy` for `url` in its own process; yields its grpc:// storage string."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proxy = subprocess.Popen([sys.executable, "-m", "hpsearch.search", "storage-proxy", "--storage", url,
+                              "--host", "127.0.0.1", "--port", str(port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            client = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+        client.wait_server_ready(timeout=300)  # a loaded machine starts it slowly; workers would give up sooner
+        client.close()
+        yield f"grpc://127.0.0.1:{port}"
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=60)
+
+
+def run_plain(server: PostgresServer, workers: int, budget: int, reports: int, proxy: bool) -> dict[str, float]:
+    url = server.url_for(server.create_database(f"plain{'proxy' if proxy else ''}{workers}"))
     optuna.create_study(study_name="bench", storage=url, direction="maximize")
-    procs = [subprocess.Popen([sys.executable, __file__, "--plain-worker", url, str(budget), str(reports)])
-             for _ in range(workers)]
-    return measure(url, "bench", budget, procs)
+    with storage_proxy(url) if proxy else nullcontext(url) as worker_url:
+        procs = [subprocess.Popen([sys.executable, __file__, "--plain-worker", worker_url, str(budget), str(reports)])
+                 for _ in range(workers)]
+        return measure(url, "bench", budget, procs)
 
 
-def run_hpsearch(server: PostgresServer, workers: int, budget: int, reports: int, tmp: Path) -> dict[str, float]:
-    url = server.url_for(server.create_database(f"hp{workers}"))
+def run_hpsearch(server: PostgresServer, workers: int, budget: int, reports: int, tmp: Path,
+                 proxy: bool) -> dict[str, float]:
+    url = server.url_for(server.create_database(f"hp{'proxy' if proxy else ''}{workers}"))
+    with storage_proxy(url) if proxy else nullcontext(url) as worker_url:
+        return _run_hpsearch(url, worker_url, workers, budget, reports, tmp)
+
+
+def _run_hpsearch(url: str, worker_url: str, workers: int, budget: int, reports: int, tmp: Path) -> dict[str, float]:
     plan = {"name": "bench", "objective": "synthetic", "base": {"lr": 0.05, "device": "cpu"},
             "space": {"lr": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}},
             "stages": [{"name": "only", "n_trials": budget, "overrides": {"epochs": reports}, "sampler": "random"}]}
     (tmp / "plan.yaml").write_text(yaml.safe_dump(plan))
     hp = [sys.executable, "-m", "hpsearch.search"]
-    subprocess.run([*hp, "init", str(tmp / "plan.yaml"), "--storage", url], check=True, capture_output=True)
+    subprocess.run([*hp, "init", str(tmp / "plan.yaml"), "--storage", worker_url], check=True, capture_output=True)
     env = {**os.environ, "HPSEARCH_SYNTHETIC_SLEEP": "0"}
-    procs = [subprocess.Popen([*hp, "worker", "bench", "--storage", url, "--devices", "cpu", "--no-artifacts",
+    procs = [subprocess.Popen([*hp, "worker", "bench", "--storage", worker_url, "--devices", "cpu", "--no-artifacts",
                                "--heartbeat-interval", "5", "--grace-period", "30"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
     return measure(url, "bench.only", budget, procs)
@@ -128,7 +201,10 @@ def main() -> None:
     parser.add_argument("--workers", default="1,4,16,64")
     parser.add_argument("--trials", type=int, default=200, help="budget per run")
     parser.add_argument("--reports", type=int, default=5, help="intermediate values per trial")
+    parser.add_argument("--paths", default="direct,proxy",
+                        help="direct (every worker on PostgreSQL) and/or proxy (through one hpsearch storage-proxy)")
     args = parser.parse_args()
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     bindir = find_postgres_bindir()
     if bindir is None:
         raise SystemExit("PostgreSQL server binaries not found (initdb, pg_ctl); install postgresql")
@@ -138,21 +214,23 @@ def main() -> None:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for w in (int(x) for x in args.workers.split(",")):
-                plain = run_plain(server, w, args.trials, args.reports)
-                ours = run_hpsearch(server, w, args.trials, args.reports, Path(tmp))
-                rows.append((w, plain, ours))
+            for path in paths:
+                for w in (int(x) for x in args.workers.split(",")):
+                    plain = run_plain(server, w, args.trials, args.reports, path == "proxy")
+                    ours = run_hpsearch(server, w, args.trials, args.reports, Path(tmp), path == "proxy")
+                    rows.append((path, w, plain, ours))
+                    print(f"{path} W={w}: plain {plain}, hpsearch {ours}", file=sys.stderr, flush=True)
     finally:
         server.destroy()
     print(f"\nbudget {args.trials} trials, {args.reports} reports each, random sampler, zero-cost objective, "
           f"{os.cpu_count()} CPU cores, Optuna {optuna.__version__}")
-    print(f"{'W':>3} {'runner':<14} {'trials/s':>9} {'claim p50 ms':>13} {'claim p99 ms':>13} {'DB conns':>9} "
-          f"{'overshoot':>10} {'ours/plain':>11}")
-    for w, plain, ours in rows:
+    print(f"{'path':<7} {'W':>3} {'runner':<14} {'trials/s':>9} {'claim p50 ms':>13} {'claim p99 ms':>13} "
+          f"{'DB conns':>9} {'overshoot':>10} {'ours/plain':>11}")
+    for path, w, plain, ours in rows:
         for name, r in (("plain Optuna", plain), ("hpsearch", ours)):
             ratio = f"{ours['rate'] / plain['rate']:.2f}x" if name == "hpsearch" else ""
-            print(f"{w:>3} {name:<14} {r['rate']:>9.1f} {r['p50']:>13.1f} {r['p99']:>13.1f} {r['connections']:>9} "
-                  f"{r['overshoot']:>+10d} {ratio:>11}")
+            print(f"{path:<7} {w:>3} {name:<14} {r['rate']:>9.1f} {r['p50']:>13.1f} {r['p99']:>13.1f} "
+                  f"{r['connections']:>9} {r['overshoot']:>+10d} {ratio:>11}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from hpsearch.search.worker import (
     wait_processes,
 )
 from hpsearch.search.worker_log import LogRelay
-from hpsearch.storage import open_storage, redact_url
+from hpsearch.storage import open_storage, redact_url, release_connections
 
 console = Console(stderr=True)
 PathType = click.Path(path_type=Path)
@@ -100,7 +100,9 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
 def worker_command(name: str, storage: str | None, devices: str, per_device: int, max_trials: int | None,
                    **kw: Any) -> int:
     """Pull trials of campaign NAME until it is done; SIGTERM hands the running trial back for a retry."""
-    plan = load_plan(open_storage(storage, create=False), name)  # fail fast, with exit 2, before any process starts
+    store = open_storage(storage, create=False)
+    plan = load_plan(store, name)  # fail fast, with exit 2, before any process starts
+    release_connections(store)  # the workers open their own: one PostgreSQL connection per worker process
     options = _options(storage, kw, plan.objective, max_trials)
     slots = device_slots(devices, per_device)
     if len(slots) == 1:  # one GPU per pod or array task: no child process to start and signal
@@ -131,6 +133,7 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     gpus = device_slots("all", 1)  # every GPU once, or ["cpu"]
     count = workers or (2 if gpus == ["cpu"] else len(gpus))
     devices = [gpus[i % len(gpus)] for i in range(count)]  # round robin over the GPUs
+    release_connections(store)  # N workers and this process hold at most N + 1 PostgreSQL connections
     relay = LogRelay(queue, out / "workers.log",
                      lambda line: console.print(line, soft_wrap=True, markup=False, highlight=False))
     console.print(f"workers log to {out / 'workers.log'}")

@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hpsearch.search.status import StageStatus, campaign_status
 from hpsearch.search.worker import STORAGE_ERRORS
+from hpsearch.storage import release_connections
 
 
 class StageBars:
@@ -42,3 +43,4 @@ class StageBars:
                 self._tasks[s.name] = self._bars.add_task(s.name, total=s.n_trials, best="")
             best = f"best {s.best_value:.4f}" if s.best_value is not None else ""
             self._bars.update(self._tasks[s.name], completed=s.finished, best=best)
+        release_connections(self._storage)  # held only while refreshing, not for the whole campaign

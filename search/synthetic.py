@@ -9,6 +9,7 @@ epoch (`HPSEARCH_SYNTHETIC_SLEEP`, seconds) for coordination tests that need tri
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -42,6 +43,13 @@ def ceiling(c: TrainConfig) -> float:
     if c.weight_decay > 0.05:  # the model learns nothing
         acc = 0.1
     return float(min(0.97, max(0.1, acc)))
+
+
+def true_value(config: TrainConfig) -> float:
+    """What `config` is really worth: its noiseless converged accuracy at full fidelity (all the data, width 64),
+    or chance when its LR diverges. Benchmarks score a search's chosen config by it; no search ever sees it."""
+    full = dataclasses.replace(config, data_fraction=1.0, width=64)
+    return 0.1 if full.lr > divergence_lr(full) else ceiling(full)
 
 
 def divergence_lr(c: TrainConfig) -> float:

@@ -6,6 +6,7 @@ from hpsearch.storage.factory import (
     DEFAULT_HEARTBEAT_INTERVAL,
     default_grace_period,
     open_storage,
+    release_connections,
 )
 from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, Heartbeat, supports_native_heartbeat
 from hpsearch.storage.proxy import serve_storage_proxy
@@ -22,6 +23,7 @@ __all__ = [
     "fail_stale_trials",
     "open_storage",
     "redact_url",
+    "release_connections",
     "serve_storage_proxy",
     "supports_native_heartbeat",
 ]

@@ -17,7 +17,7 @@ from optuna.storages import (
     RetryHeartbeatStaleTrialCallback,
 )
 from optuna.storages.journal import JournalFileBackend, JournalStorage
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.experimental import using_experimental_optuna
@@ -27,12 +27,16 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = 30  # seconds
 CONNECT_TIMEOUT = 10  # seconds; long enough for a busy server, short enough for the CLI to fail fast
-# One kept connection per worker process: while a trial trains, its main loop holds none and the
-# heartbeat thread borrows the one; when both need it at once, overflow opens a second, closed again
-# on return. Kept small on purpose: PostgreSQL allows 100 connections by default and a fleet
-# multiplies this by its size (bench/coordination.py measures about 2.3 per worker at 64 workers).
+# One PostgreSQL connection per worker process, its heartbeat thread included: no overflow, so while
+# the main loop holds the connection (a claim, a report: milliseconds) the heartbeat waits its turn
+# instead of opening a second one. PostgreSQL allows 100 connections by default and a fleet multiplies
+# this by its size; the README gives the formula and bench/coordination.py measures it.
 POOL_SIZE = 1
-POOL_MAX_OVERFLOW = 1
+POOL_MAX_OVERFLOW = 0
+# How long a thread waits for the pooled connection before the operation fails as a storage error:
+# the heartbeat then retries on its next tick, the worker loop after its outage wait.
+POOL_TIMEOUT = 30  # seconds
+APPLICATION_NAME = "hpsearch"  # shown in pg_stat_activity, with the process id: who holds which connection
 _TABLE_CREATION_ATTEMPTS = 5
 # Workers starting together on a fresh database race to CREATE TABLE/TYPE: PostgreSQL lets one win
 # and the others hit unique_violation, duplicate_table or duplicate_object. The tables exist then.
@@ -70,7 +74,8 @@ def open_storage(
 ) -> BaseStorage:
     """Open the storage named by `url` (default `$HPSEARCH_STORAGE`, else `./hpsearch.journal`).
 
-    `pool_size` is the number of PostgreSQL connections kept open (one worker needs one).
+    `pool_size` is the most PostgreSQL connections it opens at once (one worker needs one), all kept
+    open between uses; `release_connections` closes them until the next use.
     `create=False` is for commands that only read a campaign: a journal file that is not there is
     then a mistyped path, reported, rather than a new empty campaign store.
     The heartbeat settings configure Optuna's own stale-trial handling in PostgreSQL (used by
@@ -165,7 +170,8 @@ def _open_rdb(
             "pool_pre_ping": True,  # a worker idles for a whole epoch; drop dead connections, not trials
             "pool_size": pool_size,
             "max_overflow": POOL_MAX_OVERFLOW,
-            "connect_args": {"connect_timeout": CONNECT_TIMEOUT},
+            "pool_timeout": POOL_TIMEOUT,
+            "connect_args": _connect_args(parsed),
         },
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
@@ -181,13 +187,40 @@ def _open_rdb(
     return storage
 
 
+def release_connections(storage: BaseStorage) -> None:
+    """Close the PostgreSQL connections `storage` keeps open; it reconnects on its next use. Other backends: no-op."""
+    # Not for the gRPC client: closing its channel would end it, and it holds no database connection.
+    from hpsearch.storage.heartbeat import rdb_backend  # it imports this module
+
+    rdb = rdb_backend(storage)
+    if rdb is not None:
+        rdb.engine.dispose()  # the engine stays usable: its next checkout connects again
+
+
+def _connect_args(parsed: URL) -> dict[str, Any]:
+    args: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT}
+    if "application_name" not in parsed.query:  # the URL's own name wins
+        # pg_stat_activity shows the server's process, not ours: the name says which process holds it.
+        args["application_name"] = f"{APPLICATION_NAME} {os.getpid()}"
+    return args
+
+
 def _create_rdb_storage(url: str, shown: str, **kwargs: Any) -> RDBStorage:
     # Creating the storage connects, creates Optuna's tables if missing and checks the schema
     # version: every connection problem surfaces here, at open time, not mid-trial.
     for attempt in range(1, _TABLE_CREATION_ATTEMPTS + 1):
         try:
+            # Tables and schema version first, on connections opened and closed as needed: Optuna's
+            # set-up reads the schema version on a second connection while its session holds the
+            # first, which a pool of one connection would wait on for ever. The worker's storage
+            # then skips both and never needs two connections at once.
+            setup = RDBStorage(url, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool,
+                                                   "connect_args": kwargs["engine_kwargs"]["connect_args"]},
+                               skip_compatibility_check=True)
+            _check_schema_version(setup, shown)
+            setup.engine.dispose()
             with using_experimental_optuna():  # `heartbeat_interval` is an experimental argument
-                return RDBStorage(url, **kwargs)
+                return RDBStorage(url, skip_table_creation=True, skip_compatibility_check=True, **kwargs)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             if getattr(getattr(exc, "orig", None), "pgcode", None) in _CREATION_RACE_CODES:
                 if attempt == _TABLE_CREATION_ATTEMPTS:
@@ -204,13 +237,18 @@ def _create_rdb_storage(url: str, shown: str, **kwargs: Any) -> RDBStorage:
             raise StorageError(
                 "the PostgreSQL driver psycopg2 is not installed; pip install psycopg2-binary"
             ) from None
-        except RuntimeError as exc:
-            # Optuna's schema-version check; its message may quote the URL.
-            raise StorageError(
-                f"storage {shown!r} holds tables from another Optuna version ({scrub(str(exc), url)});"
-                f" run `optuna storage upgrade --storage URL` once"
-            ) from None
     raise AssertionError("unreachable")
+
+
+def _check_schema_version(storage: RDBStorage, shown: str) -> None:
+    """Optuna's schema-version check, one connection at a time."""
+    current, head = storage.get_current_version(), storage.get_head_version()
+    if current == head:
+        return
+    fix = ("run `optuna storage upgrade --storage URL` once" if current in storage.get_all_versions()
+           else "upgrade optuna (pip install -U optuna) to the version that wrote them")
+    raise StorageError(f"storage {shown!r} holds tables from another Optuna version (schema {current},"
+                       f" this Optuna reads {head}); {fix}")
 
 
 def _reason(exc: sqlalchemy.exc.SQLAlchemyError, url: str) -> str:

@@ -23,7 +23,7 @@ PROXY_THREADS = 10  # concurrent requests served (Optuna's default), each holdin
 def serve_storage_proxy(url: str | None, host: str, port: int) -> None:
     """Serve the PostgreSQL storage `url` (None: `$HPSEARCH_STORAGE`) as `grpc://host:port` until stopped."""
     url = resolve_storage_string(url)
-    # One connection per server thread: the proxy exists to share one pool among many workers.
+    # One connection per server thread and no more: the proxy exists to share one pool among many workers.
     storage = open_storage(url, pool_size=PROXY_THREADS)
     if rdb_backend(storage) is None:
         raise StorageError(

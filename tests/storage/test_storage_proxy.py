@@ -91,3 +91,19 @@ def test_grpc_client_without_proxy_fails_at_open(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(factory, "CONNECT_TIMEOUT", 1)  # the default 10 s is for real networks
     with pytest.raises(StorageError, match=r"no storage proxy answers at grpc://127\.0\.0\.1:"):
         open_storage(f"grpc://127.0.0.1:{_free_port()}")
+
+
+@pytest.mark.slow
+def test_campaign_through_the_proxy_keeps_exact_budgets(pg_url: str, proxy_url: str, tmp_path: Path) -> None:
+    from hpsearch.search.cli import main
+    from hpsearch.storage.proxy import PROXY_THREADS
+    from tests.campaign.helpers import check_campaign, start_workers, wait_all, write_plan
+    from tests.storage.test_storage_connections import peak_connections
+
+    open_storage(proxy_url)  # waits for the proxy process to come up
+    assert main(["init", str(write_plan(tmp_path / "plan.yaml")), "--storage", proxy_url]) == 0
+    with peak_connections(pg_url) as peaks:
+        assert wait_all(start_workers(4, proxy_url, sleep=0.02, log_dir=tmp_path)) == [0] * 4
+    check_campaign(pg_url)  # every stage ran exactly its budget, as PostgreSQL holds it
+    # Only the proxy talks to PostgreSQL, on at most one connection per server thread.
+    assert len(peaks) == 1 and max(peaks.values()) <= PROXY_THREADS, peaks

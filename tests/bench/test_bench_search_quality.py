@@ -1,0 +1,40 @@
+"""bench/search_quality.py still runs end to end: one repetition of every search on a tiny version of the plan."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bench_module():  # bench/ is a folder of scripts, not a package
+    spec = importlib.util.spec_from_file_location("search_quality", ROOT / "bench" / "search_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_search_quality_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = yaml.safe_load((ROOT / "examples" / "cifar10-resnet18.yaml").read_text())
+    # The same stages, a few trials and epochs each: the code path, not the figures.
+    _, coarse, fine, final = example["stages"]
+    coarse.update(n_trials=4, overrides={**coarse["overrides"], "epochs": 3},
+                  pruner={"name": "median", "n_startup_trials": 2})
+    fine.update(n_trials=3, carry=1, overrides={**fine["overrides"], "epochs": 3},
+                pruner={"name": "median", "n_startup_trials": 2})
+    final.update(top=1, seeds=2, overrides={**final["overrides"], "epochs": 3})
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(example))
+    bench = _bench_module()
+    bench.main(["--reps", "1", "--example", str(tiny), "--dense-points", "8"])
+    table = capsys.readouterr().out
+    for name in ("coarse-to-fine", *bench.BASELINES):
+        row = next(line for line in table.splitlines() if line.startswith(name))
+        assert len(row.split()) >= 8, row
+    assert "best known true value 0.9500" in table  # the synthetic optimum, found by the dense optimisation
