@@ -9,13 +9,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hpsearch.search.status import StageStatus, campaign_status
 from hpsearch.search.worker import STORAGE_ERRORS
-from hpsearch.storage import release_connections
 
 
 class StageBars:
     """A progress bar per stage, finished slots out of the budget, while `hpsearch run` waits.
 
-    A storage outage leaves the bars where they were until it ends, as the workers wait it out too.
+    A storage outage leaves the bars where they were until it ends, as the workers wait it out too. The
+    bars keep one PostgreSQL connection for the whole run (the "+ 1" of N workers + 1): closing it after each
+    refresh would start a server process every second, and a reconnect can overlap the closing connection.
     """
 
     def __init__(self, storage: Any, campaign: str, console: Console) -> None:
@@ -43,4 +44,3 @@ class StageBars:
                 self._tasks[s.name] = self._bars.add_task(s.name, total=s.n_trials, best="")
             best = f"best {s.best_value:.4f}" if s.best_value is not None else ""
             self._bars.update(self._tasks[s.name], completed=s.finished, best=best)
-        release_connections(self._storage)  # held only while refreshing, not for the whole campaign
