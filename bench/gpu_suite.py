@@ -6,8 +6,8 @@ with its error, and the next part still runs. Rows are printed as they are measu
 CUDA events around synchronised regions; packing counts trials finished in a wall-clock window.
 
 Usage (a CUDA machine; about 6 minutes, never more than 8):
-    python bench/gpu_suite.py --data-dir DIR --out gpu_suite.json
-    python bench/gpu_suite.py --smoke --data-dir DIR --out smoke.json   # CPU, tiny model: the code paths only
+    python bench/gpu_suite.py --data-dir DIR --out runs/gpu_suite.json
+    python bench/gpu_suite.py --smoke --data-dir DIR --out runs/smoke.json   # CPU, tiny model: the code paths only
 
 Baselines and units: dense bf16 peak 990 TFLOP/s (H100 / H200 SXM); a trained image of ResNet-18 at width 64
 costs 3.33 GFLOP (forward + backward).
@@ -70,7 +70,7 @@ def run_part(name: str, budget: float, args: argparse.Namespace, rows_file: Path
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("HPSEARCH_DATA_DIR"))
-    parser.add_argument("--out", type=Path, default=Path("gpu_suite.json"))
+    parser.add_argument("--out", type=Path, default=Path("runs/gpu_suite.json"))
     parser.add_argument("--smoke", action="store_true", help="CPU, tiny model and data: checks the code paths")
     parser.add_argument("--only", default=None, help="comma-separated parts to run (default: all)")
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)  # child mode
