@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.textfile import MAX_TEXT_BYTES, read_small_text
 
 OPTIMIZER_NAMES = ("sgd", "adamw", "nadam")
 SCHEDULER_NAMES = ("constant", "step", "cosine", "plateau", "onecycle", "cyclic")
@@ -24,7 +25,7 @@ COMPILE_MODES = ("auto", "off", "on", "cudagraphs")
 # Schedule knobs that may be given in epochs or as a fraction of the run (of `epochs`), never both.
 FRACTION_KNOBS = {"warmup_fraction": "warmup_epochs", "step_fraction": "step_epochs",
                   "cycle_fraction": "cycle_epochs", "plateau_patience_fraction": "plateau_patience"}
-MAX_CONFIG_BYTES = 1_000_000  # a config (or an export of one) is a page of YAML
+MAX_CONFIG_BYTES = MAX_TEXT_BYTES  # a config (or an export of one) is a page of YAML
 
 
 @dataclass(frozen=True)
@@ -126,20 +127,7 @@ class TrainConfig:
     def from_yaml_file(cls, path: str | Path) -> TrainConfig:
         """Read a YAML file: either a TrainConfig mapping or an export with a `config:` section."""
         path = Path(path)
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(MAX_CONFIG_BYTES + 1)  # not /dev/zero or a checkpoint read to the end
-        except FileNotFoundError:
-            raise ConfigError(f"config file {str(path)!r} does not exist; pass an existing YAML file") from None
-        except OSError as e:
-            raise ConfigError(f"cannot read config file {str(path)!r}: {e.strerror}") from None
-        if len(raw) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {str(path)!r} is over 1 MB; pass a config YAML file")
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {raw[e.start]:#04x} at offset "
-                              f"{e.start}); save it as UTF-8") from None
+        text = read_small_text(path, "config file", ConfigError, MAX_CONFIG_BYTES)
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:

@@ -15,6 +15,7 @@ from optuna.distributions import FloatDistribution
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.textfile import MAX_TEXT_BYTES, read_small_text
 from hpsearch.search.narrow import NarrowRule, parse_narrow_rule, rule_to_data
 from hpsearch.search.samplers import pruner_spec, sampler_spec
 from hpsearch.search.space import PlanError, Space, parse_space, space_to_data
@@ -26,7 +27,7 @@ KNOWN_OBJECTIVES = ("cifar10-resnet18", "synthetic")
 STAGE_KINDS = ("search", "lr_range_test", "final", "compare")
 COMPARE_ON = ("best", "base")  # compare stages: the config their variants change
 MAX_STAGE_TRIALS = 10_000  # a stage's slots are enqueued when it opens; more is a typo, not a budget
-MAX_PLAN_BYTES = 1_000_000  # a plan is a page of YAML; refuse /dev/zero or a wrong file at once
+MAX_PLAN_BYTES = MAX_TEXT_BYTES  # a plan is a page of YAML; refuse /dev/zero or a wrong file at once
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # safe inside the study name "<campaign>.<stage>"
 _OBJECTIVE_REF = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 _PLAN_KEYS = ("name", "objective", "seed", "base", "space", "stages")
@@ -127,20 +128,7 @@ class Plan:
 def load_plan(path: str | Path) -> Plan:
     """Read and validate a plan YAML file."""
     where = str(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_PLAN_BYTES + 1)
-    except FileNotFoundError:
-        raise PlanError(f"plan file {where!r} does not exist; pass an existing YAML file") from None
-    except OSError as e:
-        raise PlanError(f"cannot read plan file {where!r}: {e.strerror}; check the path") from None
-    if len(raw) > MAX_PLAN_BYTES:
-        raise PlanError(f"plan file {where!r} is over {MAX_PLAN_BYTES // 1_000_000} MB; pass a plan YAML file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise PlanError(f"plan file {where!r} is not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); "
-                        "save it as UTF-8") from None
+    text = read_small_text(path, "plan file", PlanError, MAX_PLAN_BYTES)
     try:
         data = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as e:
