@@ -2,7 +2,6 @@
 
 import copy
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,7 @@ from hpsearch.objectives.result import EpochRecord, StopTraining, TrainResult
 from hpsearch.objectives.schedules import LRSchedule
 from hpsearch.objectives.train import train
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Bit-exactness holds for a given thread count; one thread also keeps these runs quick on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # bit-exactness holds for a given thread count
 
 
 class Preempted(Exception):

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +18,7 @@ from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import TrainResult
 from hpsearch.search.cli import main
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Bit-exactness holds for a given thread count; one thread also keeps these runs quick on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # bit-exactness holds for a given thread count
 
 
 def histories(out: Path) -> list[list[dict[str, Any]]]:
