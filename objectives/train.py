@@ -13,17 +13,19 @@ from torch import nn
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL, Checkpointer, TrainingCheckpoint
 from hpsearch.objectives.compiled import ModelKey, model_for, resolve_compile
 from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.data import CifarSplits, load_test_split, make_splits, resolve_data_dir
+from hpsearch.objectives.data import NUM_CLASSES, CifarSplits, load_test_split, make_splits, resolve_data_dir
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.losses import build_loss
+from hpsearch.objectives.model import CifarResNet18
 from hpsearch.objectives.optim import build_optimizer
 from hpsearch.objectives.result import EpochCallback, EpochRecord, StepCallback, StopTraining, TrainResult
 from hpsearch.objectives.schedules import LRSchedule
 from hpsearch.objectives.step import GraphStep, TrainStep
 
 # The result types live in a torch-free module; they are part of this module's API too.
-__all__ = ["EpochCallback", "EpochRecord", "StepCallback", "StopTraining", "TrainResult", "resolve_device", "train"]
+__all__ = ["EpochCallback", "EpochRecord", "StepCallback", "StopTraining", "TrainResult", "evaluate_weights",
+           "resolve_device", "train"]
 
 EVAL_BATCH = 1024
 
@@ -144,6 +146,23 @@ def train(
                                                          autocast, mode != "off").tolist()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def evaluate_weights(config: TrainConfig, weights: dict[str, Any], *, data_dir: str | Path | None = None,
+                     test: bool = False) -> dict[str, float]:
+    """Loss, accuracy and balanced accuracy of trained `weights` (a `state_dict` of `CifarResNet18`, such as
+    `hpsearch export --weights` writes) on `config`'s validation split, or on the test set with `test`."""
+    device = resolve_device(config.device)
+    root = resolve_data_dir(data_dir)
+    split = load_test_split(config, root) if test else make_splits(config, root).val
+    num_classes = len(config.classes) if config.classes is not None else NUM_CLASSES
+    model = CifarResNet18(num_classes, config.width)
+    model.load_state_dict(weights)
+    model = model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
+    loader = DeviceLoader(split, EVAL_BATCH, device, channels_last=config.channels_last)
+    autocast = _autocast(device, config.precision)
+    loss, acc, bacc = _evaluate(model, model, loader, num_classes, autocast, pad=False).tolist()
+    return {"loss": loss, "acc": acc, "bacc": bacc}
 
 
 def _divergence(mean_loss: float, first_loss: float, factor: float) -> str | None:

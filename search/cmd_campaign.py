@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import click
+from optuna.artifacts.exceptions import ArtifactNotFound
 from rich.console import Console
 from rich.live import Live
 
+from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.data import ensure_data
 from hpsearch.search.app import app
 from hpsearch.search.campaign import init_campaign, load_plan
+from hpsearch.search.checkpoints import open_store
 from hpsearch.search.dashboard import artifact_dir
-from hpsearch.search.export import best_configs, progress_line, unfinished, write_export
+from hpsearch.search.errors import OptionError
+from hpsearch.search.export import best_configs, progress_line, unfinished, write_export, write_weights
 from hpsearch.search.objective import get_objective
 from hpsearch.search.outputs import writable_dir
 from hpsearch.search.plan import Plan
@@ -46,7 +50,18 @@ def storage_option(f: Any) -> Any:
                              "[env HPSEARCH_STORAGE; default ./hpsearch.journal]")(f)
 
 
+def checkpoint_place(f: Any) -> Any:
+    return click.option("--checkpoints", type=PathType, envvar="HPSEARCH_CHECKPOINT_DIR", default=None,
+                        help="where trials checkpoint, a folder every worker shares [env HPSEARCH_CHECKPOINT_DIR; "
+                             "default: the artifact store]")(f)
+
+
 def worker_options(f: Any) -> Any:
+    f = click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=DEFAULT_INTERVAL,
+                     show_default=True, help="seconds between a trial's epoch-end checkpoints (a stop always "
+                                             "writes one)")(f)
+    f = click.option("--no-checkpoints", is_flag=True, help="no trial checkpoints: a retried trial starts over")(f)
+    f = checkpoint_place(f)
     f = click.option("--max-retry", type=click.IntRange(min=0), default=3, show_default=True,
                      help="retries of a trial whose worker died or was stopped")(f)
     f = click.option("--grace-period", type=click.IntRange(min=2), default=GRACE_PERIOD_S, show_default=True,
@@ -69,9 +84,18 @@ def _options(storage: str | None, kw: dict[str, Any], plan_objective: str, max_t
     if kw["grace_period"] <= kw["heartbeat_interval"]:
         raise click.BadParameter("--grace-period must exceed --heartbeat-interval", param_hint="--grace-period")
     artifacts = None if kw["no_artifacts"] else writable_dir(artifact_dir(kw["artifacts"]), "--artifacts")
+    checkpoints = None if kw["no_checkpoints"] else checkpoint_dir(kw["checkpoints"], kw["artifacts"])
     return WorkerOptions(storage=storage, max_trials=max_trials, data_dir=data_dir,
                          heartbeat_interval=kw["heartbeat_interval"], grace_period=kw["grace_period"],
-                         max_retry=kw["max_retry"], artifacts=artifacts)
+                         max_retry=kw["max_retry"], artifacts=artifacts, checkpoints=checkpoints,
+                         checkpoint_interval=kw["checkpoint_interval"])
+
+
+def checkpoint_dir(given: Path | None, artifacts: Path | None) -> Path:
+    """--checkpoints (or $HPSEARCH_CHECKPOINT_DIR), else the artifact store's folder; checked writable."""
+    if given is not None:
+        return writable_dir(given, "--checkpoints")
+    return writable_dir(artifact_dir(artifacts), "--artifacts")
 
 
 @app.command("init")
@@ -191,15 +215,33 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
 @click.option("--out", type=PathType, default=None, help="output folder [runs/NAME/export]")
-def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None) -> None:
+@click.option("--weights", is_flag=True, help="also the final stage's trained weights, every seed: rank-N.seed-S.pt")
+@click.option("--artifacts", type=PathType, default=None,
+              help="the workers' artifact store [env HPSEARCH_ARTIFACTS_DIR; ./artifacts]")
+@checkpoint_place
+def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None, weights: bool,
+                   artifacts: Path | None, checkpoints: Path | None) -> None:
     """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads."""
     store = open_storage(storage, create=False)
     best = best_configs(store, name, top)
     note = unfinished(store, name)
-    paths = write_export(best, name, writable_dir(out or Path("runs") / name / "export"), fmt,
-                         summary_to_dict(campaign_summary(store, name)), unfinished=note)
+    folder = writable_dir(out or Path("runs") / name / "export")
+    paths = write_export(best, name, folder, fmt, summary_to_dict(campaign_summary(store, name)), unfinished=note)
     if note:
         click.echo(f"campaign {name} is unfinished ({note}): these are the best configs so far")
+    if weights:
+        place = checkpoints or artifact_dir(artifacts)
+        if not place.is_dir():
+            raise OptionError(f"no folder {str(place)!r} to take the weights from; pass --checkpoints (or "
+                              "--artifacts) with the folder the workers kept checkpoints in")
+        try:
+            paths += write_weights(store, name, best, folder, open_store(place))
+        except ArtifactNotFound:
+            raise OptionError(f"the weights are not in {str(place)!r}; pass --checkpoints (or --artifacts) with "
+                              "the folder the workers kept checkpoints in") from None
+        if not any(p.suffix == ".pt" for p in paths):
+            raise OptionError(f"campaign {name} kept no weights: only a completed final stage with checkpoints "
+                              "on keeps them (workers without --no-checkpoints)")
     for p in paths:
         click.echo(str(p))
 

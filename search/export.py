@@ -13,6 +13,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
+from hpsearch.search.checkpoints import weights_artifacts
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import PlanError
 
@@ -135,4 +136,25 @@ def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str,
                            f"{cost['epoch_equivalents']:.4g} epoch-equivalents (full-data epochs at width 64)\n")
             path.write_text(header + yaml.safe_dump(doc, sort_keys=False))
         paths.append(path)
+    return paths
+
+
+def write_weights(storage: BaseStorage, campaign: str, entries: list[Ranked], out: Path, store: Any) -> list[Path]:
+    """Each entry's kept final-stage weights (every seed) beside its config: `rank-N.seed-S.pt`, a state_dict
+    for `objectives.model.CifarResNet18`. Entries with none kept (not from a final stage) are skipped."""
+    from optuna.artifacts import download_artifact
+
+    plan = load_plan(storage, campaign)
+    paths = []
+    for e in entries:
+        index = next((i for i, s in enumerate(plan.stages) if s.name == e.stage), None)
+        view = stage_view(storage, plan, index) if index is not None and plan.stages[index].kind == "final" else None
+        if view is None:
+            continue
+        for t in sorted((t for t in view.trials if t.number in e.trials), key=lambda t: t.number):
+            for artifact_id, _ in weights_artifacts(storage, t)[-1:]:
+                path = out / f"rank-{e.rank}.seed-{t.user_attrs['config']['seed']}.pt"
+                path.unlink(missing_ok=True)  # a new export replaces the files of the last one
+                download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
+                paths.append(path)
     return paths

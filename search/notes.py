@@ -56,6 +56,7 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
     status = outcome.get("status") or _state_name(trial)
     lines.append(f"**Outcome:** {status}" + (f" — {reason}" if reason else ""))
     lines.append("")
+    lines += _resume_lines(attrs)
     where = f"**Host:** `{worker.get('host', '?')}` · **device:** `{worker.get('device', '?')}`"
     if "seconds" in outcome:
         where += f" · **time:** {outcome['seconds']:.1f} s"
@@ -73,6 +74,17 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
         save_first_note(study, internals.trial_id(trial), body)
     else:
         optuna_dashboard.save_note(_live(study, trial), body)
+
+
+def _resume_lines(attrs: Mapping[str, Any]) -> list[str]:
+    """"resumed from epoch k after <reason>", or why a checkpoint was not used."""
+    lines = []
+    if "resumed_from_epoch" in attrs:
+        why = attrs.get("retry_of", {}).get("reason", "an interruption")
+        lines += [f"**Resumed** from epoch {attrs['resumed_from_epoch']} after {why}", ""]
+    if "checkpoint_ignored" in attrs:
+        lines += [f"**Checkpoint not used:** {attrs['checkpoint_ignored']}; trained from scratch", ""]
+    return lines
 
 
 def save_first_note(study: optuna.Study, trial_id: int, body: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class Objective:
     train: TrainFn
     lr_range: RangeFn
     needs_data: bool = True
+    checkpoints: bool = True  # `train` takes `checkpoint=` and `checkpoint_interval=` (objectives/checkpoint.py)
 
 
 def _cifar_train(config: TrainConfig, **kwargs: object) -> TrainResult:
@@ -59,4 +61,8 @@ def get_objective(spec: str) -> Objective:
         fn = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as e:
         raise PlanError(f"objective {spec!r} cannot be imported ({e}); check the module path") from None
-    return Objective(fn, _cifar_lr_range)
+    try:
+        takes = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin or an object without a signature: call it without the hook
+        takes = {}
+    return Objective(fn, _cifar_lr_range, checkpoints="checkpoint" in takes)

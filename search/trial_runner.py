@@ -15,10 +15,12 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.objectives import provenance
+from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, StopTraining
 from hpsearch.search.campaign import OVERRIDES, StageView
+from hpsearch.search.checkpoints import TrialCheckpoint
 from hpsearch.search.cost import recorded, trial_cost
 from hpsearch.search.notes import annotate_trial, write_trial_note
 from hpsearch.search.objective import Objective
@@ -44,8 +46,14 @@ def trial_config(plan: Plan, view: StageView, trial: optuna.Trial, device: str, 
 
 
 def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, *, device: str,
-              data_dir: Path | None, stop: threading.Event, artifacts: Path | None = None) -> TrialState:
-    """Train one claimed trial and tell the study how it ended; returns the state it was told."""
+              data_dir: Path | None, stop: threading.Event, artifacts: Path | None = None,
+              checkpoints: Any = None, checkpoint_interval: float = DEFAULT_INTERVAL) -> TrialState:
+    """Train one claimed trial and tell the study how it ended; returns the state it was told.
+
+    With `checkpoints` (an Optuna artifact store) the objective checkpoints the trial there, and a retry resumes
+    from its predecessor's latest checkpoint; a finished trial's checkpoint is removed, the final stage's
+    trained weights are kept as an artifact of the trial.
+    """
     study = view.study
     worker = {"host": socket.gethostname(), "device": device, "pid": os.getpid()}
     if view.stage.kind == "lr_range_test":
@@ -79,16 +87,34 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
         if stop.is_set():
             raise Interrupted
 
+    hook, hooked = None, {}
+    if checkpoints is not None and objective.checkpoints:
+        hook = TrialCheckpoint(checkpoints, trial, final_epoch=config.epochs, keep_weights=view.stage.kind == "final")
+        hooked = {"checkpoint": hook, "checkpoint_interval": checkpoint_interval}
     started = time.monotonic()
-    result = objective.train(config, data_dir=data_dir, on_epoch=on_epoch, on_step=on_step)
+    # An exception (a stop, a crash) leaves the checkpoint in place for the retry.
+    result = objective.train(config, data_dir=data_dir, on_epoch=on_epoch, on_step=on_step, **hooked)
     # Wall time on the device, data loading and compilation included: what the trial kept others from using.
     cost = trial_cost(config.to_dict(), len(result.history), time.monotonic() - started)
     ending = {"history": [dataclasses.asdict(r) for r in result.history],
               "outcome": {"status": result.status, "seconds": round(result.seconds, 3)}, "cost": recorded(cost)}
     if result.status != "completed":
         ending["pruned_reason"] = result.reason
+    if result.resumed_from_epoch is not None:
+        ending["resumed_from_epoch"] = result.resumed_from_epoch
+    if result.checkpoint_ignored is not None:
+        ending["checkpoint_ignored"] = result.checkpoint_ignored
     record(trial, ending)
+    if hook is not None and result.status == "completed":
+        _keep_weights(hook, trial, config.seed)
     _annotate(view, trial, result.reason, artifacts)  # before tell: a finished trial takes no artifact
+    state = _finish(study, trial, result)
+    if hook is not None:
+        hook.discard()  # told: nothing resumes it (until then a retry after a storage outage would)
+    return state
+
+
+def _finish(study: optuna.Study, trial: optuna.Trial, result: Any) -> TrialState:
     if result.status == "completed":
         _tell(study, trial, result.final_val_acc)
         return TrialState.COMPLETE
@@ -98,6 +124,14 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
             trial.report(last.val_acc, last.epoch)
     _tell(study, trial, state=TrialState.PRUNED)
     return TrialState.PRUNED
+
+
+def _keep_weights(hook: TrialCheckpoint, trial: optuna.Trial, seed: int) -> None:
+    """The final stage's trained weights as an artifact of the trial; a failure loses them, not the trial."""
+    try:
+        hook.keep_weights_artifact(seed)
+    except Exception:
+        log.exception("could not keep the weights of trial %d", trial.number)
 
 
 def _annotate(view: StageView, trial: optuna.Trial, reason: str | None, artifacts: Path | None) -> None:

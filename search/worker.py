@@ -20,6 +20,7 @@ import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.search import worker_log
 from hpsearch.search.campaign import (
     SLOT,
@@ -36,6 +37,7 @@ from hpsearch.search.campaign import (
     stage_view,
     study_name,
 )
+from hpsearch.search.checkpoints import discard_checkpoint, open_store
 from hpsearch.search.errors import BAD_INPUT_ERRORS, OptionError
 from hpsearch.search.notes import write_trial_note
 from hpsearch.search.objective import Objective, get_objective
@@ -44,6 +46,7 @@ from hpsearch.search.trial_runner import Interrupted, run_trial
 from hpsearch.search.worker_log import Outage, quiet_outages
 from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_url
 from hpsearch.storage import optuna_internals as internals
+from hpsearch.storage.experimental import using_experimental_optuna
 
 log = logging.getLogger(__name__)
 STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
@@ -67,6 +70,8 @@ class WorkerOptions:
     max_retry: int = 3
     poll: float = 0.5  # seconds between looks at the storage while the last trials of a stage run
     artifacts: Path | None = None  # the artifact store shared with the dashboard
+    checkpoints: Path | None = None  # where trials checkpoint (an artifact store's folder); None: no checkpoints
+    checkpoint_interval: float = DEFAULT_INTERVAL  # seconds between a trial's epoch-end checkpoints
     log_level: int = logging.INFO
     log_queue: Any = None  # under `hpsearch run`: the parent's queue for this worker's log records
 
@@ -151,7 +156,9 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
                    on_lost=trial_stop.set):
         try:
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
-                              stop=trial_stop, artifacts=options.artifacts)
+                              stop=trial_stop, artifacts=options.artifacts,
+                              checkpoints=None if options.checkpoints is None else open_store(options.checkpoints),
+                              checkpoint_interval=options.checkpoint_interval)
             log.info("%s: %s", where, state.name)
             return
         except Interrupted:
@@ -201,7 +208,12 @@ def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: 
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    retry_trial(view.study, storage.get_trial(internals.trial_id(trial)), reason, options.max_retry)
+    failed = storage.get_trial(internals.trial_id(trial))
+    retried = retry_trial(view.study, failed, reason, options.max_retry)
+    with using_experimental_optuna():
+        used_up = len(optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(failed)) >= options.max_retry
+    if not retried and used_up and options.checkpoints is not None:
+        discard_checkpoint(open_store(options.checkpoints), failed)  # no retry will resume it
     return True
 
 
