@@ -64,8 +64,8 @@ def _finished_campaign(tmp_path: Path) -> str:
     return journal
 
 
-def test_an_unwritable_out_or_artifacts_is_refused_before_any_work(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unwritable_out_artifacts_or_checkpoints_is_refused_before_any_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder\n")
     bad = str(blocker / "out")  # a folder inside a file: no user, root included, can write there
@@ -81,10 +81,12 @@ def test_an_unwritable_out_or_artifacts_is_refused_before_any_work(tmp_path: Pat
         "lr-find": ["lr-find", "--config", str(config), "--data-dir", cifar, "--out", bad],
         "run": ["run", str(write_plan(tmp_path / "other.yaml", name="other")), "--storage", journal, "--out", bad],
         "worker": ["worker", "syn", "--storage", journal, "--devices", "cpu", "--artifacts", bad],
+        "checkpoints": ["worker", "syn", "--storage", journal, "--devices", "cpu", "--checkpoints", bad],
     }
+    option = {"worker": "--artifacts", "checkpoints": "--checkpoints"}
     for name, argv in commands.items():
         assert main(argv) == 2, name
-        _one_line(capsys, "--artifacts" if name == "worker" else "--out", "not a writable folder")
+        _one_line(capsys, option.get(name, "--out"), "not a writable folder")
     assert Path(journal).stat().st_size == size  # `run` found out before it created its campaign
 
 
