@@ -21,7 +21,7 @@ from hpsearch.search.checkpoints import open_store
 from hpsearch.search.dashboard import artifact_dir
 from hpsearch.search.errors import OptionError
 from hpsearch.search.export import best_configs, progress_line, unfinished, write_export, write_weights
-from hpsearch.search.objective import get_objective
+from hpsearch.search.objective import objective_for
 from hpsearch.search.outputs import writable_dir
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
@@ -77,9 +77,9 @@ def worker_options(f: Any) -> Any:
                         help="folder holding cifar-10-batches-py/ [default: $HPSEARCH_DATA_DIR]")(f)
 
 
-def _options(storage: str | None, kw: dict[str, Any], plan_objective: str, max_trials: int | None) -> WorkerOptions:
+def _options(storage: str | None, kw: dict[str, Any], plan: Plan, max_trials: int | None) -> WorkerOptions:
     data_dir = None
-    if get_objective(plan_objective).needs_data:
+    if objective_for(plan).needs_data:  # an objective that reads no CIFAR-10 needs no folder of it
         data_dir = ensure_data(kw["data_dir"], kw["download"])
     if kw["grace_period"] <= kw["heartbeat_interval"]:
         raise click.BadParameter("--grace-period must exceed --heartbeat-interval", param_hint="--grace-period")
@@ -107,7 +107,7 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
     plan = load_plan_file(plan_path)
     if name is not None:
         plan = Plan.from_dict({**plan.to_dict(), "name": name}, where="--name")
-    get_objective(plan.objective)  # a typo here would stop every worker later; say it now, with exit 2
+    objective_for(plan)  # a typo here would stop every worker later; say it now, with exit 2
     created = init_campaign(open_storage(storage), plan)
     click.echo(f"campaign {plan.name!r} {'created' if created else 'already exists (same plan)'} "
                f"in {redact_url(storage or 'hpsearch.journal')}")
@@ -127,7 +127,7 @@ def worker_command(name: str, storage: str | None, devices: str, per_device: int
     store = open_storage(storage, create=False)
     plan = load_plan(store, name)  # fail fast, with exit 2, before any process starts
     release_connections(store)  # the workers open their own: one PostgreSQL connection per worker process
-    options = _options(storage, kw, plan.objective, max_trials)
+    options = _options(storage, kw, plan, max_trials)
     slots = device_slots(devices, per_device)
     if len(slots) == 1:  # one GPU per pod or array task: no child process to start and signal
         run_in_process(name, replace(options, device=slots[0]))
@@ -151,7 +151,7 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     plan = load_plan_file(plan_path)
     out = writable_dir(out or Path("runs") / plan.name)  # before any work: a bad --out costs nothing
     queue = multiprocessing.get_context("spawn").Queue()
-    options = replace(_options(storage, kw, plan.objective, None), log_queue=queue)  # checks the objective
+    options = replace(_options(storage, kw, plan, None), log_queue=queue)  # checks the objective
     store = open_storage(storage)
     init_campaign(store, plan)
     gpus = device_slots("all", 1)  # every GPU once, or ["cpu"]

@@ -15,6 +15,7 @@ from optuna.distributions import FloatDistribution
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.objective import OBJECTIVES
 from hpsearch.objectives.textfile import MAX_TEXT_BYTES, read_small_text
 from hpsearch.search.narrow import NarrowRule, parse_narrow_rule, rule_to_data
 from hpsearch.search.samplers import pruner_spec, sampler_spec
@@ -22,8 +23,6 @@ from hpsearch.search.space import PlanError, Space, parse_space, space_to_data
 
 __all__ = ["Plan", "PlanError", "Stage", "load_plan", "plan_fingerprint"]
 
-# Must match the objective registry in hpsearch.objectives, which we cannot import here (torch).
-KNOWN_OBJECTIVES = ("cifar10-resnet18", "synthetic")
 STAGE_KINDS = ("search", "lr_range_test", "final", "compare")
 COMPARE_ON = ("best", "base")  # compare stages: the config their variants change
 MAX_STAGE_TRIALS = 10_000  # a stage's slots are enqueued when it opens; more is a typo, not a budget
@@ -101,10 +100,10 @@ class Plan:
                 raise PlanError(f"{where}: missing {key!r}; a plan needs name, objective, space and stages")
         name = _safe_name(data["name"], f"{where}: name")
         objective = data["objective"]
-        if objective not in KNOWN_OBJECTIVES and not (
+        if objective not in OBJECTIVES and not (
             isinstance(objective, str) and _OBJECTIVE_REF.fullmatch(objective)
         ):
-            raise PlanError(f"{where}: objective: {objective!r} is neither one of {list(KNOWN_OBJECTIVES)} "
+            raise PlanError(f"{where}: objective: {objective!r} is neither one of {list(OBJECTIVES)} "
                             "nor a 'module:function' reference; use one of those forms")
         seed = _integer(data.get("seed", 0), f"{where}: seed", low=0)
         base = _config(data.get("base") or {}, f"{where}: base").to_dict()

@@ -18,12 +18,12 @@ from hpsearch.objectives import provenance
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.objective import Objective
 from hpsearch.objectives.result import EpochRecord, StopTraining
 from hpsearch.search.campaign import OVERRIDES, StageView
 from hpsearch.search.checkpoints import TrialCheckpoint
 from hpsearch.search.cost import recorded, trial_cost
 from hpsearch.search.notes import annotate_trial, write_trial_note
-from hpsearch.search.objective import Objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import sample_params
 from hpsearch.storage import optuna_internals as internals
@@ -165,6 +165,7 @@ def _run_range_test(plan: Plan, view: StageView, trial: optuna.Trial, objective:
                     data_dir: Path | None, worker: dict[str, Any]) -> TrialState:
     config = trial_config(plan, view, trial, device, sample=False)  # the range test searches nothing
     record(trial, {"worker": worker, "config": config.to_dict()})
+    assert objective.lr_range is not None  # `objective_for` refused the plan otherwise
     low, high = objective.lr_range(config, data_dir)
     trial.set_user_attr("lr_range", [low, high])
     # A complete trial needs a value; the range's top is one, but a learning rate, not an accuracy: status,

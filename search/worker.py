@@ -21,6 +21,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
+from hpsearch.objectives.objective import Objective
 from hpsearch.search import worker_log
 from hpsearch.search.campaign import (
     SLOT,
@@ -40,7 +41,7 @@ from hpsearch.search.campaign import (
 from hpsearch.search.checkpoints import discard_checkpoint, open_store
 from hpsearch.search.errors import BAD_INPUT_ERRORS, OptionError
 from hpsearch.search.notes import write_trial_note
-from hpsearch.search.objective import Objective, get_objective
+from hpsearch.search.objective import objective_for
 from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import Interrupted, run_trial
 from hpsearch.search.worker_log import Outage, quiet_outages
@@ -81,7 +82,7 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
     storage = open_storage(options.storage, heartbeat_interval=options.heartbeat_interval,
                            grace_period=options.grace_period, max_retry=options.max_retry)
     plan = load_plan(storage, campaign)
-    objective = get_objective(plan.objective)
+    objective = objective_for(plan)
     seed = random.SystemRandom().randrange(2**31)  # samplers other than QMC need one seed per worker
     ran, cursor, outage = 0, _Cursor(), Outage()
     with quiet_outages(outage, STORAGE_ERRORS[:2]):

@@ -6,7 +6,7 @@ from typing import Any
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import TrainResult
-from hpsearch.search.synthetic import synthetic_train
+from hpsearch.objectives.synthetic import synthetic_train
 
 
 def train(config: TrainConfig, **kwargs: Any) -> TrainResult:

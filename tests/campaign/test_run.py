@@ -90,7 +90,7 @@ def test_run_says_which_worker_failed_and_why(tmp_path: Path) -> None:
         "import multiprocessing\n"
         "if multiprocessing.parent_process() is not None:\n"
         "    raise RuntimeError('libcuda.so.1 not found on this node')\n"
-        "from hpsearch.search.synthetic import synthetic_train as train\n")
+        "from hpsearch.objectives.synthetic import synthetic_train as train\n")
     plan = write_plan(tmp_path / "plan.yaml", objective="parentonly:train")
     env = {**worker_env(0.0), "PYTHONPATH": str(tmp_path)}
     proc = subprocess.run(

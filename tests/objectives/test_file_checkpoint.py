@@ -13,7 +13,7 @@ import torch
 from hpsearch.objectives.checkpoint import FileCheckpoint
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord
-from hpsearch.search.synthetic import synthetic_train
+from hpsearch.objectives.synthetic import synthetic_train
 
 
 def test_a_state_round_trips_with_its_tensors(tmp_path: Path) -> None:

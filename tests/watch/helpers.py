@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 from optuna.storages import BaseStorage
 
+from hpsearch.objectives.objective import get_objective
 from hpsearch.search.campaign import claim, init_campaign, next_space, open_stage, rank, stage_complete, stage_view
-from hpsearch.search.objective import get_objective
 from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import run_trial
 from tests.campaign.helpers import PLAN as CAMPAIGN_PLAN
