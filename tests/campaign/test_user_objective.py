@@ -3,6 +3,9 @@ what it needs (the CIFAR-10 folder, a range test for an lr_range_test stage) and
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,11 +44,18 @@ def _worker(journal: str) -> list[str]:
     return ["worker", "syn", "--storage", journal, "--devices", "cpu", "--no-artifacts", "--no-checkpoints"]
 
 
+def _run_worker(journal: str, module_dir: Path) -> int:
+    """A real worker process (its logging set up as in production), the user's module on its path."""
+    env = {**os.environ, "PYTHONPATH": str(module_dir)}
+    return subprocess.run([sys.executable, "-m", "hpsearch.search", *_worker(journal)], env=env,
+                          timeout=240).returncode
+
+
 def test_a_plain_function_objective_runs_without_cifar_on_disk(user_module: str, tmp_path: Path) -> None:
     journal = str(tmp_path / "c.journal")
     plan = write_plan(tmp_path / "plan.yaml", objective=f"{user_module}:plain", stages=SMALL)
     assert main(["init", str(plan), "--storage", journal]) == 0
-    assert main(_worker(journal)) == 0
+    assert _run_worker(journal, tmp_path) == 0
     assert [t for t in all_trials(journal) if t.state == TrialState.COMPLETE]
 
 
@@ -77,6 +87,6 @@ def test_an_lr_range_test_stage_needs_the_objectives_own_range_test(
         assert err.count("\n") == 1 and words in err and "Traceback" not in err, err
         assert not journal.exists() or journal.stat().st_size == 0
     else:
-        assert main(_worker(str(journal))) == 0
+        assert _run_worker(str(journal), tmp_path) == 0
         ranged = [t for t in all_trials(str(journal)) if "lr_range" in t.user_attrs]
         assert ranged and ranged[0].user_attrs["lr_range"] == [1e-3, 1.0]
