@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.narrow import narrow, set_lr_range
 from hpsearch.search.notes import write_stage_note
-from hpsearch.search.plan import Plan, Stage, plan_fingerprint
+from hpsearch.search.plan import Plan, Stage, StageKind, plan_fingerprint
 from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
 from hpsearch.storage import optuna_internals as internals
@@ -104,7 +104,7 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
     study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage, direction="maximize",
                                 load_if_exists=True)
     attrs = {"plan": plan.to_dict(), "fingerprint": plan_fingerprint(plan), "stage_index": index,
-             "stage": stage.name, "kind": stage.kind, "n_trials": stage.n_trials,
+             "stage": stage.name, "kind": stage.kind.value, "n_trials": stage.n_trials,
              "space": space_to_json(space), "parent_space": space_to_json(parent) if parent else None}
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
@@ -131,12 +131,12 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
 def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tuple[dict, dict]]:
     """(fixed params, config overrides) per slot: carried configs first, then free slots for the sampler."""
     stage = plan.stages[index]
-    if stage.kind == "final":
+    if stage.kind == StageKind.FINAL:
         top = ranked[: stage.top]
-        return [(dict(t.params), {"seed": int(plan.base.get("seed", 0)) + s}) for t in top for s in range(stage.seeds)]
-    if stage.kind == "compare":  # slot = variant * seeds + seed; the variant's changes win over the params
+        return [(dict(t.params), {"seed": plan.base.seed + s}) for t in top for s in range(stage.seeds)]
+    if stage.kind == StageKind.COMPARE:  # slot = variant * seeds + seed; the variant's changes win over the params
         fixed = best_params(plan, index, ranked) if stage.compare_on == "best" else {}
-        seed = int(plan.base.get("seed", 0))
+        seed = plan.base.seed
         return [(dict(fixed), {**changes, "seed": seed + s})
                 for _, changes in stage.variants for s in range(stage.seeds)]
     carried = [(dict(t.params), {}) for t in ranked[: stage.carry]] if index > 0 else []
@@ -147,7 +147,7 @@ def best_params(plan: Plan, index: int, ranked: list[FrozenTrial]) -> dict[str, 
     """The params of the best config before stage `index`: a final stage's best mean over its seeds, else the
     best trial; empty (the base config) when nothing finished."""
     previous = plan.stages[index - 1] if index > 0 else None
-    if previous is not None and previous.kind == "final":
+    if previous is not None and previous.kind == StageKind.FINAL:
         groups: dict[int, list[FrozenTrial]] = {}
         for t in ranked:
             if t.state == TrialState.COMPLETE and SLOT in t.system_attrs:
@@ -171,13 +171,13 @@ def rank(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 def next_space(plan: Plan, index: int, previous: StageView) -> Space:
     """The space of stage `index`, a pure function of the previous stage's trials."""
     stage = plan.stages[index]
-    if previous.stage.kind == "lr_range_test":
+    if previous.stage.kind == StageKind.LR_RANGE_TEST:
         found = [t for t in previous.trials if t.state == TrialState.COMPLETE and "lr_range" in t.user_attrs]
         if not found:
             return previous.space
         low, high = found[0].user_attrs["lr_range"]
         return set_lr_range(previous.space, low, high, previous.stage.margin)
-    if stage.kind == "search" and stage.narrow is not None:
+    if stage.kind == StageKind.SEARCH and stage.narrow is not None:
         # keep: the carried configs must fit the new space, or Optuna could not suggest them again
         return narrow(previous.space, [t.params for t in rank(previous.trials)], stage.narrow, keep=stage.carry)
     return previous.space

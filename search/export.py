@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
 from hpsearch.search.checkpoints import weights_artifacts
-from hpsearch.search.plan import Plan
+from hpsearch.search.plan import Plan, StageKind
 from hpsearch.search.space import PlanError
 
 
@@ -44,11 +44,11 @@ def best_configs(storage: BaseStorage, campaign: str, top: int) -> list[Ranked]:
         view = stage_view(storage, plan, index)
         if view is None or not any(t.state == TrialState.COMPLETE for t in view.trials):
             continue
-        if view.stage.kind == "lr_range_test":
+        if view.stage.kind == StageKind.LR_RANGE_TEST:
             break
-        if view.stage.kind == "compare":  # a check of the result, not the result: look further back
+        if view.stage.kind == StageKind.COMPARE:  # a check of the result, not the result: look further back
             continue
-        if view.stage.kind == "final":
+        if view.stage.kind == StageKind.FINAL:
             groups: dict[int, list[FrozenTrial]] = {}
             for t in view.trials:
                 if t.state == TrialState.COMPLETE:
@@ -70,7 +70,7 @@ def _compared(storage: BaseStorage, plan: Plan) -> list[Ranked]:
     """One entry per variant of every comparison stage, over its completed seeds."""
     entries = []
     for index, stage in enumerate(plan.stages):
-        view = stage_view(storage, plan, index) if stage.kind == "compare" else None
+        view = stage_view(storage, plan, index) if stage.kind == StageKind.COMPARE else None
         if view is None:
             continue
         groups: dict[int, list[FrozenTrial]] = {}
@@ -147,8 +147,8 @@ def write_weights(storage: BaseStorage, campaign: str, entries: list[Ranked], ou
     plan = load_plan(storage, campaign)
     paths = []
     for e in entries:
-        index = next((i for i, s in enumerate(plan.stages) if s.name == e.stage), None)
-        view = stage_view(storage, plan, index) if index is not None and plan.stages[index].kind == "final" else None
+        index = next((i for i, s in enumerate(plan.stages) if s.name == e.stage and s.kind == StageKind.FINAL), None)
+        view = stage_view(storage, plan, index) if index is not None else None
         if view is None:
             continue
         for t in sorted((t for t in view.trials if t.number in e.trials), key=lambda t: t.number):

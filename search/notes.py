@@ -19,7 +19,7 @@ from optuna.trial import FrozenTrial
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord
 from hpsearch.search.narrow import rule_to_data
-from hpsearch.search.plan import Stage
+from hpsearch.search.plan import Stage, StageKind
 from hpsearch.search.space import Space, space_to_data
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.batch import set_study_system_attrs
@@ -121,13 +121,13 @@ def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | No
     lines = [f"## Stage {stage.name} ({stage.kind})", ""]
     facts: list[tuple[str, str]] = [("budget", f"{stage.n_trials} trials")]
     facts.append(("fidelity overrides", _fmt(stage.overrides) if stage.overrides else "none (the base config)"))
-    if stage.kind == "search":
+    if stage.kind == StageKind.SEARCH:
         facts += [("sampler", _fmt(stage.sampler)), ("pruner", _fmt(stage.pruner)),
                   ("narrowing rule", _fmt(rule_to_data(stage.narrow)) if stage.narrow else "none (parent's space)"),
                   ("carry", f"{stage.carry} best config(s) of the previous stage")]
-    elif stage.kind == "final":
+    elif stage.kind == StageKind.FINAL:
         facts.append(("final", f"top {stage.top} config(s) x {stage.seeds} seed(s), ranked by their mean"))
-    elif stage.kind == "compare":
+    elif stage.kind == StageKind.COMPARE:
         facts.append(("compare", f"{len(stage.variants)} variant(s) of the {stage.compare_on} config x "
                                  f"{stage.seeds} seed(s); each tested against the first (Welch's t-test)"))
         facts += [(f"variant {name}", _fmt(changes) if changes else "as is") for name, changes in stage.variants]

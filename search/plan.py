@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,18 @@ from hpsearch.search.space import PlanError, Space, parse_space, space_to_data
 
 __all__ = ["Plan", "PlanError", "Stage", "load_plan", "plan_fingerprint"]
 
-STAGE_KINDS = ("search", "lr_range_test", "final", "compare")
+
+
+class StageKind(StrEnum):
+    """What a stage does. Plans, the storage and the exports hold the value; code compares the members."""
+
+    SEARCH = "search"  # samples the space (narrowed from the stage before), pruned by its pruner
+    LR_RANGE_TEST = "lr_range_test"  # first only: one LR range test that sets the space's LR bounds
+    FINAL = "final"  # last (or before compare stages): the best configs of a search stage over seeds
+    COMPARE = "compare"  # named variants of the best or base config over seeds, with intervals
+
+
+STAGE_KINDS = tuple(k.value for k in StageKind)
 COMPARE_ON = ("best", "base")  # compare stages: the config their variants change
 MAX_STAGE_TRIALS = 10_000  # a stage's slots are enqueued when it opens; more is a typo, not a budget
 MAX_PLAN_BYTES = MAX_TEXT_BYTES  # a plan is a page of YAML; refuse /dev/zero or a wrong file at once
@@ -43,7 +55,7 @@ class Stage:
     """One stage of a campaign; one Optuna study with exactly `n_trials` trials."""
 
     name: str
-    kind: str = "search"  # search | lr_range_test (first only) | final (last, or before compare stages) | compare
+    kind: StageKind = StageKind.SEARCH
     n_trials: int = 1  # final: top * seeds; compare: variants * seeds; lr_range_test: 1
     overrides: dict[str, Any] = field(default_factory=dict)  # fidelity: TrainConfig keys not in the space
     sampler: dict[str, Any] = field(default_factory=lambda: {"name": "random"})
@@ -58,6 +70,9 @@ class Stage:
     variants: tuple[tuple[str, dict[str, Any]], ...] = ()
     compare_on: str = "base"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", StageKind(self.kind))  # a kind given by its value is the member
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -65,7 +80,7 @@ class Plan:
 
     name: str
     objective: str
-    base: dict[str, Any]
+    base: TrainConfig
     space: Space
     stages: tuple[Stage, ...]
     seed: int = 0
@@ -77,13 +92,14 @@ class Plan:
                 return s
         raise KeyError(name)
 
-    def config_for(self, stage: Stage, params: Mapping[str, Any]) -> TrainConfig:
-        """The TrainConfig of one trial: base, then the stage's fidelity, then the sampled params."""
-        return TrainConfig.from_dict({**self.base, **stage.overrides, **params}, where=f"stage {stage.name}")
+    def config_for(self, stage: Stage, params: Mapping[str, Any], where: str | None = None) -> TrainConfig:
+        """The TrainConfig of one trial: base, then the stage's fidelity, then `params` (sampled, per slot)."""
+        return TrainConfig.from_dict({**self.base.to_dict(), **stage.overrides, **params},
+                                     where=where or f"stage {stage.name}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON in the plan-file form; `from_dict` reads it back to an equal Plan."""
-        return {"name": self.name, "objective": self.objective, "seed": self.seed, "base": dict(self.base),
+        return {"name": self.name, "objective": self.objective, "seed": self.seed, "base": self.base.to_dict(),
                 "space": space_to_data(self.space), "stages": [_stage_to_data(s) for s in self.stages]}
 
     @classmethod
@@ -106,19 +122,20 @@ class Plan:
             raise PlanError(f"{where}: objective: {objective!r} is neither one of {list(OBJECTIVES)} "
                             "nor a 'module:function' reference; use one of those forms")
         seed = _integer(data.get("seed", 0), f"{where}: seed", low=0)
-        base = _config(data.get("base") or {}, f"{where}: base").to_dict()
+        base = _config(data.get("base") or {}, f"{where}: base")
         space = parse_space(data["space"], f"{where}: space") if data.get("space") or not compare_only else Space(())
         if not isinstance(raw, list) or not raw:
             raise PlanError(f"{where}: stages: expected a non-empty list of stages, got {raw!r}")
         stages: list[Stage] = []
         for i, item in enumerate(raw):
             only_compare_after = all(isinstance(r, dict) and r.get("kind") == "compare" for r in raw[i + 1:])
-            stage = _parse_stage(item, f"{where}: stages[{i}]", base, space, stages, last=only_compare_after)
+            stage = _parse_stage(item, f"{where}: stages[{i}]", base.to_dict(), space, stages,
+                                 last=only_compare_after)
             if any(s.name == stage.name for s in stages):
                 raise PlanError(f"{where}: stages[{i}].name: {stage.name!r} is used twice; "
                                 "give every stage its own name")
             stages.append(stage)
-        if not any(s.kind in ("search", "compare") for s in stages):
+        if not any(s.kind in (StageKind.SEARCH, StageKind.COMPARE) for s in stages):
             raise PlanError(f"{where}: stages: no search stage; add one with kind: search and n_trials "
                             "(or a compare stage)")
         return cls(name, objective, base, space, tuple(stages), seed)
@@ -168,9 +185,10 @@ _PlanLoader.add_implicit_resolver(
 def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before: list[Stage],
                  *, last: bool) -> Stage:
     _mapping(data, at, "a stage mapping with at least name and n_trials")
-    kind = data.get("kind", "search")
-    if kind not in STAGE_KINDS:
-        raise PlanError(f"{at}.kind: unknown stage kind {kind!r}; choose from {list(STAGE_KINDS)}")
+    raw_kind = data.get("kind", "search")
+    if raw_kind not in STAGE_KINDS:
+        raise PlanError(f"{at}.kind: unknown stage kind {raw_kind!r}; choose from {list(STAGE_KINDS)}")
+    kind = StageKind(raw_kind)
     for key in data:
         if key not in _STAGE_KEYS[kind]:
             used_by = [k for k, keys in _STAGE_KEYS.items() if key in keys]
@@ -182,8 +200,8 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
     name = _safe_name(data["name"], f"{at}.name")
     overrides = _overrides(data.get("overrides") or {}, f"{at}.overrides", base, space)
     prev = before[-1] if before else None
-    after_search = prev is not None and prev.kind == "search"
-    if kind == "lr_range_test":
+    after_search = prev is not None and prev.kind == StageKind.SEARCH
+    if kind == StageKind.LR_RANGE_TEST:
         if before:
             raise PlanError(f"{at}.kind: an lr_range_test stage must be the first stage; move it to the top")
         lr = space["lr"].distribution if "lr" in space else None
@@ -192,7 +210,7 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
                             "lr: {type: float, log: true, ...}; add it")
         margin = _number(data.get("margin", 0.0), f"{at}.margin")
         return Stage(name, kind, 1, overrides, margin=margin)
-    if kind == "final":
+    if kind == StageKind.FINAL:
         if not last:
             raise PlanError(f"{at}.kind: a final stage must be the last stage (only compare stages may follow it); "
                             "move it to the end")
@@ -208,7 +226,7 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
             raise PlanError(f"{at}: top x seeds = {top * seeds} trials, over the {MAX_STAGE_TRIALS} a stage may "
                             "hold; lower them")
         return Stage(name, kind, top * seeds, overrides, top=top, seeds=seeds)
-    if kind == "compare":
+    if kind == StageKind.COMPARE:
         return _parse_compare(data, at, name, overrides, base, before)
     if "n_trials" not in data:
         raise PlanError(f"{at}: missing 'n_trials'; give the stage's trial budget, e.g. n_trials: 32")
@@ -217,7 +235,7 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
         raise PlanError(f"{at}.n_trials: {n_trials} is over the {MAX_STAGE_TRIALS} trials a stage may hold; "
                         "lower it, or split the budget over stages")
     # Coarse stages want even coverage, later ones a model of what worked (docs/practice.md).
-    first_search = not any(s.kind == "search" for s in before)
+    first_search = not any(s.kind == StageKind.SEARCH for s in before)
     sampler = sampler_spec(data.get("sampler", "random" if first_search else "tpe"), f"{at}.sampler")
     pruner = pruner_spec(data.get("pruner", "none"), f"{at}.pruner")
     rule = None
@@ -235,7 +253,7 @@ def _parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before:
 
 def _parse_compare(data: dict[str, Any], at: str, name: str, overrides: dict[str, Any], base: dict[str, Any],
                    before: list[Stage]) -> Stage:
-    has_best = any(s.kind in ("search", "final") for s in before)
+    has_best = any(s.kind in (StageKind.SEARCH, StageKind.FINAL) for s in before)
     on = data.get("config", "best" if has_best else "base")
     if on not in COMPARE_ON:
         raise PlanError(f"{at}.config: must be best (the best config so far) or base (the plan's base config), "
@@ -243,12 +261,13 @@ def _parse_compare(data: dict[str, Any], at: str, name: str, overrides: dict[str
     if on == "best" and not has_best:
         raise PlanError(f"{at}.config: there is no best config yet (no search or final stage before this one); "
                         "use config: base, or put a search stage first")
-    if on == "best" and before[-1].kind == "compare" and before[-1].compare_on == "base":
+    if on == "best" and before[-1].kind == StageKind.COMPARE and before[-1].compare_on == "base":
         raise PlanError(f"{at}.config: best takes the config of the stage before, which compares on the base "
                         "config; use config: base, or move this stage right after the search or final stage")
     seeds = _integer(data.get("seeds", 3), f"{at}.seeds", low=2)  # an interval needs two values
     variants = _variants(data.get("variants"), f"{at}.variants", {**base, **overrides})
-    return Stage(name, "compare", len(variants) * seeds, overrides, seeds=seeds, variants=variants, compare_on=on)
+    return Stage(name, StageKind.COMPARE, len(variants) * seeds, overrides, seeds=seeds, variants=variants,
+                 compare_on=on)
 
 
 def _variants(data: Any, at: str, config: dict[str, Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
@@ -280,7 +299,7 @@ def _variants(data: Any, at: str, config: dict[str, Any]) -> tuple[tuple[str, di
 
 
 def _stage_to_data(s: Stage) -> dict[str, Any]:
-    everything = {"name": s.name, "kind": s.kind, "n_trials": s.n_trials, "overrides": dict(s.overrides),
+    everything = {"name": s.name, "kind": s.kind.value, "n_trials": s.n_trials, "overrides": dict(s.overrides),
                   "sampler": dict(s.sampler), "pruner": dict(s.pruner), "carry": s.carry, "top": s.top,
                   "seeds": s.seeds, "margin": s.margin, "config": s.compare_on,
                   "variants": [{"name": n, "overrides": dict(o)} for n, o in s.variants],

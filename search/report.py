@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from hpsearch.search import report_plots as plots
 from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
 from hpsearch.search.cost import Cost
+from hpsearch.search.plan import StageKind
 from hpsearch.search.space import space_from_json
 from hpsearch.search.summary import StageSummary, stage_summary
 
@@ -62,7 +63,7 @@ def render_report(storage: BaseStorage, campaign: str, command: str, runs: Path 
             continue
         summaries.append(stage_summary(view))
         parts.append(_stage_section(view))
-        if stage.kind == "compare":
+        if stage.kind == StageKind.COMPARE:
             parts.append(_compare_section(summaries[-1]))
         parts.append("</section>")
     parts.insert(intro, _cost_section(summaries))  # right after the introduction: what the campaign cost
@@ -81,7 +82,7 @@ def _stage_section(view: Any) -> str:
     parent = space_from_json(attrs["parent_space"]) if attrs.get("parent_space") else None
     counts = Counter(t.state.name.lower() for t in trials)
     # An LR range test's value is the top of the range it found, a learning rate: not ranked as an accuracy.
-    ranked = rank(trials) if view.stage.kind != "lr_range_test" else []
+    ranked = rank(trials) if view.stage.kind != StageKind.LR_RANGE_TEST else []
     out = [f"<p>{view.stage.n_trials} trial(s) budgeted; "
            + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
            + (f". Best validation accuracy <b>{ranked[0].value:.4f}</b> (trial {ranked[0].number})" if ranked else "")
@@ -99,14 +100,14 @@ def _stage_section(view: Any) -> str:
     if categorical:
         out.append(_table(("categorical param", "choices"),
                           [(p.name, ", ".join(map(str, p.distribution.choices))) for p in categorical]))
-    if view.stage.kind in ("lr_range_test", "compare"):  # nothing was searched: no history or importances
+    if view.stage.kind in (StageKind.LR_RANGE_TEST, StageKind.COMPARE):  # nothing searched: no history, importances
         return "\n".join(out)
     out.append(_figure("Optimization history", plots.optimization_history(view.study)))
     figure, note = plots.param_importances(view.study)
     out.append(_figure("Parameter importances", figure, note))
     out.append(_figure("Learning rate against momentum", plots.lr_momentum(trials)))
     out.append(_figure("Best trials: train and validation curves", plots.best_curves(trials)))
-    if view.stage.kind == "final":
+    if view.stage.kind == StageKind.FINAL:
         out.append(_figure("Spread over seeds", plots.seed_spread(_seed_groups(view, trials))))
     return "\n".join(out)
 

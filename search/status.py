@@ -15,6 +15,7 @@ from rich.table import Table
 
 from hpsearch.search.campaign import DUPLICATE, SLOT, StageView, load_plan, rank, stage_view
 from hpsearch.search.cost import Cost, total
+from hpsearch.search.plan import StageKind
 from hpsearch.search.space import Space, space_to_data
 from hpsearch.search.summary import StageSummary
 
@@ -49,12 +50,12 @@ def campaign_status(storage: BaseStorage, campaign: str) -> list[StageStatus]:
             continue
         counts = dict(Counter(t.state.name for t in view.trials if DUPLICATE not in t.system_attrs))
         space = space_to_data(view.space)
-        if stage.kind == "lr_range_test":
+        if stage.kind == StageKind.LR_RANGE_TEST:
             # Its trial's value is the top of the range it found, a learning rate: never show it as an accuracy.
             found = next((t.user_attrs["lr_range"] for t in view.trials if "lr_range" in t.user_attrs), None)
             out.append(StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space,
                                    lr_range=tuple(found) if found else None))
-        elif stage.kind == "final":
+        elif stage.kind == StageKind.FINAL:
             out.append(_final_status(view, counts, space))
         else:
             best = rank(view.trials)
@@ -120,7 +121,7 @@ def _details(s: StageStatus) -> str:
     if not s.opened:
         return "not open yet"
     lines = []
-    if s.kind == "lr_range_test":
+    if s.kind == StageKind.LR_RANGE_TEST:
         found = f"{s.lr_range[0]:.3g} to {s.lr_range[1]:.3g}" if s.lr_range else "not yet"
         lines.append(f"LR range test: found {found}")
     elif s.best_params:
@@ -179,7 +180,7 @@ def compare_tables(summaries: list[StageSummary]) -> list[Table]:
     """Per comparison stage: each variant's mean, 95% interval, and its difference to the first (Welch)."""
     tables = []
     for s in summaries:
-        if s.kind != "compare" or not s.opened:
+        if s.kind != StageKind.COMPARE or not s.opened:
             continue
         table = Table(title=f"compare {s.name} (variants of the {s.compare_on} config)")
         for col in ("variant", "n", "mean", "95% interval", "vs first", "p", "signif."):

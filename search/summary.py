@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.search.campaign import DUPLICATE, SLOT, StageView, load_plan, stage_view
 from hpsearch.search.comparison import VariantResult, compare_variants
 from hpsearch.search.cost import Cost, stored_cost, total
+from hpsearch.search.plan import StageKind
 
 COSTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # running trials count once they end
 
@@ -53,7 +54,7 @@ def stage_summary(view: StageView) -> StageSummary:
             key = t.state.name.lower()
             costs[key] = costs.get(key, Cost()) + trial_cost_of(t)
     stage = view.stage
-    if stage.kind != "compare":
+    if stage.kind != StageKind.COMPARE:
         return StageSummary(stage.name, stage.kind, True, costs)
     groups = variant_values(trials, [name for name, _ in stage.variants], stage.seeds)
     return StageSummary(stage.name, stage.kind, True, costs, compare_variants(groups),
@@ -84,14 +85,14 @@ def summary_to_dict(stages: list[StageSummary]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "cost": {"unit": "epoch-equivalent = one full-data epoch at width 64", **total(
             s.cost for s in stages).to_dict()},
-        "stages": {s.name: {"kind": s.kind, "cost": s.cost.to_dict(),
+        "stages": {s.name: {"kind": str(s.kind), "cost": s.cost.to_dict(),
                             "cost_by_state": {k: c.to_dict() for k, c in sorted(s.costs.items())}}
                    for s in stages if s.opened},
     }
     comparisons = {s.name: {"config": s.compare_on, "test": "Welch's t-test against the first variant, alpha 0.05",
                             "variants": [{**r.to_dict(), "overrides": s.variants.get(r.name, {})}
                                          for r in s.comparison]}
-                   for s in stages if s.kind == "compare" and s.opened}
+                   for s in stages if s.kind == StageKind.COMPARE and s.opened}
     if comparisons:
         out["comparisons"] = comparisons
     return out

@@ -24,7 +24,7 @@ from hpsearch.search.campaign import OVERRIDES, StageView
 from hpsearch.search.checkpoints import TrialCheckpoint
 from hpsearch.search.cost import recorded, trial_cost
 from hpsearch.search.notes import annotate_trial, write_trial_note
-from hpsearch.search.plan import Plan
+from hpsearch.search.plan import Plan, StageKind
 from hpsearch.search.space import sample_params
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.batch import set_trial_user_attrs
@@ -41,8 +41,7 @@ def trial_config(plan: Plan, view: StageView, trial: optuna.Trial, device: str, 
     """Base config, then the stage's fidelity, then the sampled params, then per-slot overrides (the seed)."""
     params = sample_params(trial, view.space) if sample else {}
     overrides = internals.cached_frozen_trial(trial).system_attrs.get(OVERRIDES, {})
-    return TrainConfig.from_dict({**plan.base, **view.stage.overrides, **params, **overrides, "device": device},
-                                 where=f"trial {trial.number}")
+    return plan.config_for(view.stage, {**params, **overrides, "device": device}, where=f"trial {trial.number}")
 
 
 def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, *, device: str,
@@ -56,10 +55,10 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     """
     study = view.study
     worker = {"host": socket.gethostname(), "device": device, "pid": os.getpid()}
-    if view.stage.kind == "lr_range_test":
+    if view.stage.kind == StageKind.LR_RANGE_TEST:
         return _run_range_test(plan, view, trial, objective, device, data_dir, worker)
     # A comparison on the base config has no params to sample: its slots carry everything in their overrides.
-    sample = view.stage.kind != "compare" or "fixed_params" in internals.cached_frozen_trial(trial).system_attrs
+    sample = view.stage.kind != StageKind.COMPARE or "fixed_params" in internals.cached_frozen_trial(trial).system_attrs
     try:
         config = trial_config(plan, view, trial, device, sample=sample)
     except ConfigError as e:
@@ -89,7 +88,8 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
 
     hook, hooked = None, {}
     if checkpoints is not None and objective.checkpoints:
-        hook = TrialCheckpoint(checkpoints, trial, final_epoch=config.epochs, keep_weights=view.stage.kind == "final")
+        hook = TrialCheckpoint(checkpoints, trial, final_epoch=config.epochs,
+                               keep_weights=view.stage.kind == StageKind.FINAL)
         hooked = {"checkpoint": hook, "checkpoint_interval": checkpoint_interval}
     started = time.monotonic()
     # An exception (a stop, a crash) leaves the checkpoint in place for the retry.

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Spelt in pieces so that this file does not match itself.
 DANGLING = ("PRACTICE" + ".md", "../" + "shared")
 # What the project generates: curve images and other artifacts, journals, run and export folders, data.
-GENERATED = re.compile(r"^(artifacts|runs|out|data)/|\.journal(\.lock)?$|^(?!docs/).*\.png$")
+GENERATED = re.compile(r"^(artifacts|runs|out|data)/|\.journal(\.lock)?$|^(?!docs/).*\.png$|\.pt$")
 
 
 def tracked_files() -> list[str]:
@@ -33,7 +33,8 @@ def test_no_generated_file_is_tracked() -> None:
 
 def test_the_pattern_catches_what_the_project_generates() -> None:
     for name in ("artifacts/watch.coarse/3/curves.png", "hpsearch.journal", "x/c.journal.lock", "runs/a/metrics.json",
-                 "out/rank-1.yaml", "data/cifar-10-batches-py/data_batch_1", "bench/curves.png"):
+                 "out/rank-1.yaml", "data/cifar-10-batches-py/data_batch_1", "bench/curves.png",
+                 "export/rank-1.seed-0.pt", "checkpoint-seed0.pt"):
         assert GENERATED.search(name), name
     for name in ("docs/trial-path.png", "examples/demo.yaml", "search/report_plots.py", "tests/watch/test_report.py"):
         assert not GENERATED.search(name), name

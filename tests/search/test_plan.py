@@ -54,7 +54,7 @@ def test_valid_plan_defaults() -> None:
     assert coarse.pruner == {"name": "median"} and fine.pruner == {"name": "none"}
     assert fine.narrow == NarrowRule(top_k=3, margin=0.25, min_width=0.1) and coarse.narrow is None
     assert (final.n_trials, final.top, final.seeds) == (4, 2, 2)
-    assert plan.base["width"] == 8 and plan.base["epochs"] == 30  # every TrainConfig key is recorded
+    assert plan.base.width == 8 and plan.base.epochs == 30  # every TrainConfig key is recorded
     assert plan.stage("fine") is fine
 
 

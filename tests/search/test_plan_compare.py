@@ -97,5 +97,5 @@ def test_practice_check_compares_what_practitioners_report() -> None:
     assert variants["cosine-floor"]["floor"]["min_lr_ratio"] > variants["cosine-floor"]["no-floor"]["min_lr_ratio"]
     for stage in p.stages:  # every variant is a valid TrainConfig small enough for a CPU
         for _, changes in stage.variants:
-            config = TrainConfig.from_dict({**p.base, **stage.overrides, **changes})
+            config = TrainConfig.from_dict({**p.base.to_dict(), **stage.overrides, **changes})
             assert config.width <= 16 and config.data_fraction <= 0.05
