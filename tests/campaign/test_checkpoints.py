@@ -27,6 +27,7 @@ from tests.campaign.faults import SMALL_STAGES, all_trials, duplicates, running_
 from tests.campaign.helpers import PLAN, check_campaign, start_workers, wait_all, write_plan
 from tests.campaign.test_workers import STEADY_SPACE
 from tests.cifar_files import write_cifar
+from tests.storage.test_storage_proxy import proxy_url  # noqa: F401  (the fixture, for the proxy backend)
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +38,10 @@ STAGES = [{**SMALL_STAGES[0], "n_trials": 6, "overrides": {"epochs": EPOCHS},
           *({**s, "overrides": {"epochs": 2}} for s in SMALL_STAGES[1:])]
 
 
-def _url(backend: str, pg_url: str, tmp_path: Path) -> str:
+def _url(backend: str, pg_url: str, tmp_path: Path, request: pytest.FixtureRequest | None = None) -> str:
+    if backend == "proxy":
+        assert request is not None
+        return request.getfixturevalue("proxy_url")
     return pg_url if backend == "postgresql" else str(tmp_path / "c.journal")
 
 
@@ -73,9 +77,10 @@ def _whole_curve(trial) -> None:
     assert [r["epoch"] for r in trial.user_attrs["history"]] == list(range(1, EPOCHS + 1))
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "journal"])
-def test_a_killed_workers_trial_resumes_from_its_checkpoint(backend: str, pg_url: str, tmp_path: Path) -> None:
-    url = _url(backend, pg_url, tmp_path)
+@pytest.mark.parametrize("backend", ["postgresql", "journal", "proxy"])
+def test_a_killed_workers_trial_resumes_from_its_checkpoint(backend: str, pg_url: str, tmp_path: Path,
+                                                             request: pytest.FixtureRequest) -> None:
+    url = _url(backend, pg_url, tmp_path, request)
     procs = _start(url, tmp_path, 2, "--checkpoint-interval", "0")
     victim = procs[0]
     trial_id = running_trial_of(url, victim.pid)
