@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -109,7 +110,7 @@ class TrainConfig:
             raise ConfigError(
                 f"{where}: unknown key {unknown[0]!r}; valid keys are {', '.join(sorted(known))}"
             )
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         values = {name: _coerce(name, value, hints[name], where) for name, value in data.items()}
         try:
             return cls(**values)
@@ -236,3 +237,9 @@ def _valid_device(device: str) -> bool:
         return True
     head, _, index = device.partition(":")
     return head == "cuda" and index.isdigit()
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The fields' resolved types: resolving them costs far more than building a config from a dict."""
+    return typing.get_type_hints(cls)
