@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.search.narrow import narrow, set_lr_range
 from hpsearch.search.notes import write_stage_note
 from hpsearch.search.plan import Plan, Stage, StageKind, plan_fingerprint
+from hpsearch.search.record import TrialRecord, found_lr_range
 from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
 from hpsearch.storage import optuna_internals as internals
@@ -172,11 +173,10 @@ def next_space(plan: Plan, index: int, previous: StageView) -> Space:
     """The space of stage `index`, a pure function of the previous stage's trials."""
     stage = plan.stages[index]
     if previous.stage.kind == StageKind.LR_RANGE_TEST:
-        found = [t for t in previous.trials if t.state == TrialState.COMPLETE and "lr_range" in t.user_attrs]
-        if not found:
+        found = found_lr_range(previous.trials)
+        if found is None:
             return previous.space
-        low, high = found[0].user_attrs["lr_range"]
-        return set_lr_range(previous.space, low, high, previous.stage.margin)
+        return set_lr_range(previous.space, *found, previous.stage.margin)
     if stage.kind == StageKind.SEARCH and stage.narrow is not None:
         # keep: the carried configs must fit the new space, or Optuna could not suggest them again
         return narrow(previous.space, [t.params for t in rank(previous.trials)], stage.narrow, keep=stage.carry)
@@ -240,7 +240,7 @@ def repair_orphans(view: StageView, max_retry: int) -> int:
         last = max(trials, key=lambda t: t.number)
         age = time.time() - last.datetime_complete.timestamp() if last.datetime_complete else REPAIR_AFTER_S
         if last.state == TrialState.FAIL and age >= REPAIR_AFTER_S:
-            reason = last.user_attrs.get("fail_reason", "it failed and its retry was never queued")
+            reason = TrialRecord.of(last).fail_reason or "it failed and its retry was never queued"
             repaired += retry_trial(view.study, last, reason, max_retry)
     return repaired
 

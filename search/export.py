@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
 from hpsearch.search.checkpoints import weights_artifacts
 from hpsearch.search.plan import Plan, StageKind
+from hpsearch.search.record import TrialRecord
 from hpsearch.search.space import PlanError
 
 
@@ -83,10 +84,11 @@ def _compared(storage: BaseStorage, plan: Plan) -> list[Ranked]:
 
 def _entry(stage: str, trials: list[FrozenTrial]) -> Ranked:
     trials = sorted(trials, key=lambda t: t.number)
-    config = dict(trials[0].user_attrs["config"])
-    config["device"] = "auto"  # the device of the machine that reproduces it
-    provenance = dict(trials[0].user_attrs.get("provenance", {}))
-    provenance["seeds"] = [t.user_attrs["config"]["seed"] for t in trials]
+    records = [TrialRecord.of(t) for t in trials]
+    first = records[0].config
+    assert first is not None  # a completed trial recorded the config it trained
+    config = {**first.to_dict(), "device": "auto"}  # the device of the machine that reproduces it
+    provenance = {**records[0].provenance, "seeds": [r.config.seed for r in records if r.config is not None]}
     return Ranked(0, config, [t.value for t in trials], [t.number for t in trials], stage, provenance)
 
 
@@ -153,7 +155,8 @@ def write_weights(storage: BaseStorage, campaign: str, entries: list[Ranked], ou
             continue
         for t in sorted((t for t in view.trials if t.number in e.trials), key=lambda t: t.number):
             for artifact_id, _ in weights_artifacts(storage, t)[-1:]:
-                path = out / f"rank-{e.rank}.seed-{t.user_attrs['config']['seed']}.pt"
+                seed = TrialRecord.of(t).config.seed  # type: ignore[union-attr]  # a completed trial has one
+                path = out / f"rank-{e.rank}.seed-{seed}.pt"
                 path.unlink(missing_ok=True)  # a new export replaces the files of the last one
                 download_artifact(artifact_store=store, file_path=str(path), artifact_id=artifact_id)
                 paths.append(path)

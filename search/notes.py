@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord
 from hpsearch.search.narrow import rule_to_data
 from hpsearch.search.plan import Stage, StageKind
+from hpsearch.search.record import TrialRecord
 from hpsearch.search.space import Space, space_to_data
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.batch import set_study_system_attrs
@@ -31,35 +32,35 @@ FIDELITY_KEYS = ("epochs", "data_fraction", "width", "batch_size", "seed")  # sh
 CURVES_NAME = "curves-trial-{number}.png"
 
 
-def annotate_trial(study: optuna.Study, trial: optuna.Trial, history: list[dict[str, Any]], reason: str | None,
+def annotate_trial(study: optuna.Study, trial: optuna.Trial, record: TrialRecord, reason: str | None,
                    artifact_dir: Path, *, stage: str | None = None, first: bool = False) -> None:
     """Curves artifact and note of a trial that is still running: a finished trial takes no new artifact."""
-    if history:
-        upload_curves(study, trial, history, artifact_dir)
-    write_trial_note(study, trial, reason, stage=stage, first=first)
+    if record.history:
+        upload_curves(study, trial, record.history, artifact_dir)
+    write_trial_note(study, trial, reason, record=record, stage=stage, first=first)
 
 
 def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, reason: str | None, *,
-                     stage: str | None = None, first: bool = False) -> None:
+                     record: TrialRecord | None = None, stage: str | None = None, first: bool = False) -> None:
     """A markdown note on the trial: searched params, fidelity, the rest of the config, host, time, outcome.
 
-    `stage` names the stage (read from the study when not given). `first` says that the trial has no note
-    yet and that this process alone writes it, as for the worker that claimed it: the note is then written
-    without optuna-dashboard's read of every note in the study, a cost that grows with the stage.
+    `record` is the trial's record (read from the trial when not given). `stage` names the stage (read from the
+    study when not given). `first` says that the trial has no note yet and that this process alone writes it,
+    as for the worker that claimed it: the note is then written without optuna-dashboard's read of every note
+    in the study, a cost that grows with the stage.
     """
-    attrs = trial.user_attrs
-    config: dict[str, Any] = dict(attrs.get("config", {}))
+    rec = record if record is not None else TrialRecord.of(trial)
+    config: dict[str, Any] = rec.config.to_dict() if rec.config is not None else {}
     searched = list(trial.params)
-    worker, outcome = attrs.get("worker", {}), attrs.get("outcome", {})
     stage = stage or study.user_attrs.get("stage", study.study_name)
     lines = [f"## Trial {trial.number} of stage {stage}", ""]
-    status = outcome.get("status") or _state_name(trial)
+    status = rec.status or _state_name(trial)
     lines.append(f"**Outcome:** {status}" + (f" — {reason}" if reason else ""))
     lines.append("")
-    lines += _resume_lines(attrs)
-    where = f"**Host:** `{worker.get('host', '?')}` · **device:** `{worker.get('device', '?')}`"
-    if "seconds" in outcome:
-        where += f" · **time:** {outcome['seconds']:.1f} s"
+    lines += _resume_lines(rec)
+    where = f"**Host:** `{rec.worker.get('host', '?')}` · **device:** `{rec.worker.get('device', '?')}`"
+    if rec.seconds is not None:
+        where += f" · **time:** {rec.seconds:.1f} s"
     lines += [where, ""]
     rows = [(k, trial.params.get(k, config.get(k)), "searched") for k in searched]
     rows += [(k, config[k], "fidelity") for k in FIDELITY_KEYS if k in config and k not in searched]
@@ -76,14 +77,14 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
         optuna_dashboard.save_note(_live(study, trial), body)
 
 
-def _resume_lines(attrs: Mapping[str, Any]) -> list[str]:
+def _resume_lines(rec: TrialRecord) -> list[str]:
     """"resumed from epoch k after <reason>", or why a checkpoint was not used."""
     lines = []
-    if "resumed_from_epoch" in attrs:
-        why = attrs.get("retry_of", {}).get("reason", "an interruption")
-        lines += [f"**Resumed** from epoch {attrs['resumed_from_epoch']} after {why}", ""]
-    if "checkpoint_ignored" in attrs:
-        lines += [f"**Checkpoint not used:** {attrs['checkpoint_ignored']}; trained from scratch", ""]
+    if rec.resumed_from_epoch is not None:
+        why = (rec.retry_of or {}).get("reason", "an interruption")
+        lines += [f"**Resumed** from epoch {rec.resumed_from_epoch} after {why}", ""]
+    if rec.checkpoint_ignored is not None:
+        lines += [f"**Checkpoint not used:** {rec.checkpoint_ignored}; trained from scratch", ""]
     return lines
 
 
@@ -99,18 +100,17 @@ def save_first_note(study: optuna.Study, trial_id: int, body: str) -> None:
     set_study_system_attrs(internals.study_storage(study), internals.study_id(study), attrs)
 
 
-def upload_curves(study: optuna.Study, trial: optuna.Trial | FrozenTrial, history: list[dict[str, Any]],
+def upload_curves(study: optuna.Study, trial: optuna.Trial | FrozenTrial, history: Sequence[EpochRecord],
                   artifact_dir: Path) -> str:
     """Train and validation curves as a PNG, uploaded as an artifact of the trial; returns the artifact id."""
     if not history:
         raise ValueError(f"trial {trial.number} has no epochs yet; nothing to plot")
     from hpsearch.objectives.plots import plot_curves  # matplotlib only where curves are drawn
 
-    records = [EpochRecord(**r) for r in history]
     Path(artifact_dir).mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(artifact_dir))
     with tempfile.TemporaryDirectory() as tmp:
-        path = plot_curves([records], Path(tmp) / CURVES_NAME.format(number=trial.number),
+        path = plot_curves([list(history)], Path(tmp) / CURVES_NAME.format(number=trial.number),
                            title=f"{study.study_name} trial {trial.number}")
         return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=_live(study, trial),
                                mimetype="image/png")

@@ -20,6 +20,7 @@ from hpsearch.search import report_plots as plots
 from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
 from hpsearch.search.cost import Cost
 from hpsearch.search.plan import StageKind
+from hpsearch.search.record import found_lr_range
 from hpsearch.search.space import space_from_json
 from hpsearch.search.summary import StageSummary, stage_summary
 
@@ -91,7 +92,7 @@ def _stage_section(view: Any) -> str:
         out.append(_table(("trial", "value", *ranked[0].params),
                           [(t.number, f"{t.value:.4f}", *(_fmt(t.params.get(k)) for k in ranked[0].params))
                            for t in ranked[:5]]))
-    lr_range = next((t.user_attrs["lr_range"] for t in trials if "lr_range" in t.user_attrs), None)
+    lr_range = found_lr_range(trials)
     if lr_range:
         out.append(f"<p>LR range test: useful learning rates {lr_range[0]:.3g} to {lr_range[1]:.3g}.</p>")
     out.append(_figure("Search space: parent's intervals against this stage's", plots.space_intervals(parent,

@@ -20,6 +20,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.search.record import TrialRecord
 from hpsearch.search.space import Space
 
 log = logging.getLogger(__name__)
@@ -131,16 +132,16 @@ def lr_momentum(trials: Sequence[FrozenTrial]) -> bytes | None:
 
 def best_curves(trials: Sequence[FrozenTrial], k: int = 3) -> bytes | None:
     """Train (dashed) and validation (solid) loss and accuracy of the k best completed trials, together."""
-    best = sorted((t for t in _complete(trials) if t.user_attrs.get("history")), key=lambda t: (-t.value, t.number))
+    recorded = [(t, TrialRecord.of(t).history) for t in _complete(trials)]
+    best = sorted(((t, h) for t, h in recorded if h), key=lambda th: (-th[0].value, th[0].number))
     if not best:
         return None
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    for i, t in enumerate(best[:k]):
-        history: list[dict[str, Any]] = t.user_attrs["history"]
-        epochs = [r["epoch"] for r in history]
+    for i, (t, history) in enumerate(best[:k]):
+        epochs = [r.epoch for r in history]
         for ax, key in ((ax_loss, "loss"), (ax_acc, "acc")):
-            ax.plot(epochs, [r[f"train_{key}"] for r in history], "--", color=f"C{i}")
-            ax.plot(epochs, [r[f"val_{key}"] for r in history], "-o", color=f"C{i}",
+            ax.plot(epochs, [getattr(r, f"train_{key}") for r in history], "--", color=f"C{i}")
+            ax.plot(epochs, [getattr(r, f"val_{key}") for r in history], "-o", color=f"C{i}",
                     label=f"trial {t.number} ({t.value:.3f})")
     # Log scale: one exploding run (a too-large LR) would otherwise flatten every other curve.
     ax_loss.set(xlabel="epoch", ylabel="loss (log)", title="loss (dashed: train, solid: validation)", yscale="log")

@@ -16,6 +16,7 @@ from rich.table import Table
 from hpsearch.search.campaign import DUPLICATE, SLOT, StageView, load_plan, rank, stage_view
 from hpsearch.search.cost import Cost, total
 from hpsearch.search.plan import StageKind
+from hpsearch.search.record import found_lr_range
 from hpsearch.search.space import Space, space_to_data
 from hpsearch.search.summary import StageSummary
 
@@ -52,9 +53,8 @@ def campaign_status(storage: BaseStorage, campaign: str) -> list[StageStatus]:
         space = space_to_data(view.space)
         if stage.kind == StageKind.LR_RANGE_TEST:
             # Its trial's value is the top of the range it found, a learning rate: never show it as an accuracy.
-            found = next((t.user_attrs["lr_range"] for t in view.trials if "lr_range" in t.user_attrs), None)
             out.append(StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space,
-                                   lr_range=tuple(found) if found else None))
+                                   lr_range=found_lr_range(view.trials)))
         elif stage.kind == StageKind.FINAL:
             out.append(_final_status(view, counts, space))
         else:

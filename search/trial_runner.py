@@ -25,6 +25,7 @@ from hpsearch.search.checkpoints import TrialCheckpoint
 from hpsearch.search.cost import recorded, trial_cost
 from hpsearch.search.notes import annotate_trial, write_trial_note
 from hpsearch.search.plan import Plan, StageKind
+from hpsearch.search.record import TrialRecord
 from hpsearch.search.space import sample_params
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.batch import set_trial_user_attrs
@@ -54,28 +55,30 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     trained weights are kept as an artifact of the trial.
     """
     study = view.study
-    worker = {"host": socket.gethostname(), "device": device, "pid": os.getpid()}
+    rec = TrialRecord.of(internals.cached_frozen_trial(trial))  # a retry starts with `retry_of`
+    rec.worker = {"host": socket.gethostname(), "device": device, "pid": os.getpid()}
     if view.stage.kind == StageKind.LR_RANGE_TEST:
-        return _run_range_test(plan, view, trial, objective, device, data_dir, worker)
+        return _run_range_test(plan, view, trial, objective, device, data_dir, rec)
     # A comparison on the base config has no params to sample: its slots carry everything in their overrides.
     sample = view.stage.kind != StageKind.COMPARE or "fixed_params" in internals.cached_frozen_trial(trial).system_attrs
     try:
         config = trial_config(plan, view, trial, device, sample=sample)
     except ConfigError as e:
         # A combination the space allows but TrainConfig rejects: a retry would fail the same way.
-        record(trial, {"worker": worker, "fail_reason": str(e)})
+        rec.fail_reason = str(e)
+        record(trial, rec.attrs("worker", "fail_reason"))
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
-    record(trial, {"worker": worker, "config": config.to_dict(),
-                   "provenance": provenance.collect(data_dir, [config.seed])})
-    history: list[dict[str, Any]] = []
+    rec.config, rec.provenance = config, provenance.collect(data_dir, [config.seed])
+    record(trial, rec.attrs("worker", "config", "provenance"))
+    live: list[dict[str, Any]] = []  # the history so far, in its stored form
     pruner_name = type(study.pruner).__name__
 
     def on_epoch(record: EpochRecord) -> None:
-        history.append(dataclasses.asdict(record))
+        live.append(dataclasses.asdict(record))
         trial.report(record.val_acc, record.epoch)
         if record.seconds >= LIVE_HISTORY_MIN_S:  # live curves where an epoch is worth a write
-            trial.set_user_attr("history", history)
+            trial.set_user_attr("history", live)
         if stop.is_set():
             raise Interrupted
         if trial.should_prune():
@@ -96,18 +99,15 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     result = objective.train(config, data_dir=data_dir, on_epoch=on_epoch, on_step=on_step, **hooked)
     # Wall time on the device, data loading and compilation included: what the trial kept others from using.
     cost = trial_cost(config.to_dict(), len(result.history), time.monotonic() - started)
-    ending = {"history": [dataclasses.asdict(r) for r in result.history],
-              "outcome": {"status": result.status, "seconds": round(result.seconds, 3)}, "cost": recorded(cost)}
-    if result.status != "completed":
-        ending["pruned_reason"] = result.reason
-    if result.resumed_from_epoch is not None:
-        ending["resumed_from_epoch"] = result.resumed_from_epoch
-    if result.checkpoint_ignored is not None:
-        ending["checkpoint_ignored"] = result.checkpoint_ignored
-    record(trial, ending)
+    rec.history, rec.status, rec.seconds = list(result.history), result.status, round(result.seconds, 3)
+    rec.cost = recorded(cost)
+    rec.pruned_reason = result.reason if result.status != "completed" else None
+    rec.resumed_from_epoch, rec.checkpoint_ignored = result.resumed_from_epoch, result.checkpoint_ignored
+    record(trial, rec.attrs("history", "status", "seconds", "cost", "pruned_reason", "resumed_from_epoch",
+                            "checkpoint_ignored"))
     if hook is not None and result.status == "completed":
         _keep_weights(hook, trial, config.seed)
-    _annotate(view, trial, result.reason, artifacts)  # before tell: a finished trial takes no artifact
+    _annotate(view, trial, rec, result.reason, artifacts)  # before tell: a finished trial takes no artifact
     state = _finish(study, trial, result)
     if hook is not None:
         hook.discard()  # told: nothing resumes it (until then a retry after a storage outage would)
@@ -134,16 +134,16 @@ def _keep_weights(hook: TrialCheckpoint, trial: optuna.Trial, seed: int) -> None
         log.exception("could not keep the weights of trial %d", trial.number)
 
 
-def _annotate(view: StageView, trial: optuna.Trial, reason: str | None, artifacts: Path | None) -> None:
+def _annotate(view: StageView, trial: optuna.Trial, rec: TrialRecord, reason: str | None,
+              artifacts: Path | None) -> None:
     """The dashboard note, and the curves artifact when there is an artifact store; never fails the trial."""
     # first: this worker claimed the trial, so no note of it exists yet and no other worker writes one
     study, stage = view.study, view.stage.name
     try:
         if artifacts is None:
-            write_trial_note(study, trial, reason, stage=stage, first=True)
+            write_trial_note(study, trial, reason, record=rec, stage=stage, first=True)
         else:
-            annotate_trial(study, trial, trial.user_attrs.get("history", []), reason, artifacts, stage=stage,
-                           first=True)
+            annotate_trial(study, trial, rec, reason, artifacts, stage=stage, first=True)
     except Exception:
         log.exception("could not write the note or curves of trial %d", trial.number)
 
@@ -162,13 +162,13 @@ def record(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
 
 
 def _run_range_test(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, device: str,
-                    data_dir: Path | None, worker: dict[str, Any]) -> TrialState:
-    config = trial_config(plan, view, trial, device, sample=False)  # the range test searches nothing
-    record(trial, {"worker": worker, "config": config.to_dict()})
+                    data_dir: Path | None, rec: TrialRecord) -> TrialState:
+    rec.config = trial_config(plan, view, trial, device, sample=False)  # the range test searches nothing
+    record(trial, rec.attrs("worker", "config"))
     assert objective.lr_range is not None  # `objective_for` refused the plan otherwise
-    low, high = objective.lr_range(config, data_dir)
-    trial.set_user_attr("lr_range", [low, high])
+    rec.lr_range = objective.lr_range(rec.config, data_dir)
+    record(trial, rec.attrs("lr_range"))
     # A complete trial needs a value; the range's top is one, but a learning rate, not an accuracy: status,
     # report and export read `lr_range` for this stage and never rank or show the value as an accuracy.
-    view.study.tell(trial, high)
+    view.study.tell(trial, rec.lr_range[1])
     return TrialState.COMPLETE

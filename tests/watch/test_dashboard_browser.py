@@ -21,6 +21,7 @@ from playwright.sync_api import expect, sync_playwright
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.train import train
 from hpsearch.search.notes import annotate_trial
+from hpsearch.search.record import TrialRecord
 from tests.cifar_files import write_cifar
 from tests.watch.helpers import PLAN, run_campaign
 
@@ -54,7 +55,7 @@ def _real_trial(study: optuna.Study, data_dir: Path, artifacts: Path) -> optuna.
     history = [dataclasses.asdict(r) for r in result.history]
     trial.set_user_attr("history", history)
     trial.set_user_attr("outcome", {"seconds": round(result.seconds, 3), "status": result.status})
-    annotate_trial(study, trial, history, None, artifacts)
+    annotate_trial(study, trial, TrialRecord.of(trial), None, artifacts)
     study.tell(trial, result.final_val_acc)
     return study._storage.get_trial(trial._trial_id)
 

@@ -6,8 +6,10 @@ import pytest
 from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 from optuna.trial import TrialState
 
+from hpsearch.objectives.result import EpochRecord
 from hpsearch.search.notes import annotate_trial, upload_curves, write_stage_note, write_trial_note
 from hpsearch.search.plan import Plan
+from hpsearch.search.record import TrialRecord
 from hpsearch.search.space import space_from_json
 from tests.watch.conftest import Campaign
 from tests.watch.helpers import PLAN, journal
@@ -57,9 +59,11 @@ def test_notes_accept_a_live_trial_and_rewrite_in_place(tmp_path: Path) -> None:
     trial = study.ask()
     trial.set_user_attr("config", {"lr": 0.1, "epochs": 2})
     write_trial_note(study, trial, None)
-    history = [{"epoch": e, "train_loss": 2.0 - e, "train_acc": 0.2 * e, "val_loss": 2.1 - e, "val_acc": 0.2 * e,
-                "val_bacc": 0.2 * e, "lr": 0.1, "seconds": 0.1} for e in (1, 2)]
-    annotate_trial(study, trial, history, "diverged: loss is nan at epoch 1", tmp_path / "a")
+    history = [EpochRecord(epoch=e, train_loss=2.0 - e, train_acc=0.2 * e, val_loss=2.1 - e, val_acc=0.2 * e,
+                           val_bacc=0.2 * e, lr=0.1, seconds=0.1) for e in (1, 2)]
+    record = TrialRecord.of(trial)
+    record.history = history
+    annotate_trial(study, trial, record, "diverged: loss is nan at epoch 1", tmp_path / "a")
     assert "diverged: loss is nan at epoch 1" in optuna_dashboard.get_note(trial)
     (meta,) = get_all_artifact_meta(trial, storage=storage)
     FileSystemArtifactStore(str(tmp_path / "a")).open_reader(meta.artifact_id).close()
