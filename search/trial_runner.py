@@ -79,7 +79,7 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
         trial.report(record.val_acc, record.epoch)
         if record.seconds >= LIVE_HISTORY_MIN_S:  # live curves where an epoch is worth a write
             trial.set_user_attr("history", live)
-        if stop.is_set():
+        if stop.is_set() and record.epoch < config.epochs:  # after the last epoch: finish, nothing is left
             raise Interrupted
         if trial.should_prune():
             raise StopTraining(f"pruned by {pruner_name} at epoch {record.epoch}: "
