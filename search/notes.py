@@ -122,7 +122,7 @@ def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | No
     facts: list[tuple[str, str]] = [("budget", f"{stage.n_trials} trials")]
     facts.append(("fidelity overrides", _fmt(stage.overrides) if stage.overrides else "none (the base config)"))
     if stage.kind == StageKind.SEARCH:
-        facts += [("sampler", _fmt(stage.sampler)), ("pruner", _fmt(stage.pruner)),
+        facts += [("sampler", _fmt(stage.sampler.to_data())), ("pruner", _fmt(stage.pruner.to_data())),
                   ("narrowing rule", _fmt(rule_to_data(stage.narrow)) if stage.narrow else "none (parent's space)"),
                   ("carry", f"{stage.carry} best config(s) of the previous stage")]
     elif stage.kind == StageKind.FINAL:

@@ -7,7 +7,8 @@ import inspect
 import types
 import typing
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import optuna
@@ -17,6 +18,19 @@ from optuna.samplers import BaseSampler
 
 from hpsearch.objectives.registry import registrar
 from hpsearch.search.space import PlanError
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A sampler or pruner as a plan names it, checked once against its registry: the name and its options."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_data(self) -> dict[str, Any]:
+        """The plan-file form: `{name: ..., option: value, ...}`."""
+        return {"name": self.name, **self.options}
+
 
 SamplerFactory = Callable[..., BaseSampler]  # (seed, **options)
 PrunerFactory = Callable[..., BasePruner]  # (**options)
@@ -107,15 +121,19 @@ def _hyperband(*, min_resource: int = 1, max_resource: int | Literal["auto"] = "
     return optuna.pruners.HyperbandPruner(min_resource, max_resource, reduction_factor, bootstrap_count)
 
 
-def sampler_spec(value: Any, where: str = "sampler") -> dict[str, Any]:
-    """Normalize a sampler spec (a name or {name, options}) and run Optuna's own argument checks."""
+def sampler_spec(value: Any, where: str = "sampler") -> Spec:
+    """Parse a sampler spec (a name or {name, options}, or a Spec) and run Optuna's own argument checks."""
+    if isinstance(value, Spec):
+        return value
     spec = _spec(value, SAMPLERS, "sampler", where)
     _build_sampler(spec, 0, where)
-    return spec
+    return _typed(spec)
 
 
-def pruner_spec(value: Any, where: str = "pruner") -> dict[str, Any]:
-    """Normalize a pruner spec; `patient: N` wraps it in Optuna's PatientPruner (N epochs without gain)."""
+def pruner_spec(value: Any, where: str = "pruner") -> Spec:
+    """Parse a pruner spec; `patient: N` wraps it in Optuna's PatientPruner (N epochs without gain)."""
+    if isinstance(value, Spec):
+        return value
     spec = dict(value) if isinstance(value, dict) else value
     patient = spec.pop("patient", None) if isinstance(spec, dict) else None
     out = _spec(spec, PRUNERS, "pruner", where)
@@ -125,21 +143,25 @@ def pruner_spec(value: Any, where: str = "pruner") -> dict[str, Any]:
                             f"got {patient!r}")
         out["patient"] = patient
     _build_pruner(out, where)
-    return out
+    return _typed(out)
 
 
-def make_sampler(spec: Any, seed: int | None, where: str = "sampler") -> BaseSampler:
+def make_sampler(spec: Spec | str | dict[str, Any], seed: int | None, where: str = "sampler") -> BaseSampler:
     """Build a sampler; `qmc` wants the same seed on every worker, the others one seed per worker."""
-    spec = _spec(spec, SAMPLERS, "sampler", where)
-    if spec["name"] in _NEEDS_SCIPY and importlib.util.find_spec("scipy") is None:
-        raise PlanError(f"{where}: sampler {spec['name']!r} needs scipy, which is not installed; "
+    data = spec.to_data() if isinstance(spec, Spec) else _spec(spec, SAMPLERS, "sampler", where)
+    if data["name"] in _NEEDS_SCIPY and importlib.util.find_spec("scipy") is None:
+        raise PlanError(f"{where}: sampler {data['name']!r} needs scipy, which is not installed; "
                         "pip install scipy, or use sampler: random (coarse) or tpe (fine)")
-    return _build_sampler(spec, seed, where)
+    return _build_sampler(data, seed, where)
 
 
-def make_pruner(spec: Any, where: str = "pruner") -> BasePruner:
+def make_pruner(spec: Spec | str | dict[str, Any], where: str = "pruner") -> BasePruner:
     """Build a pruner from its spec, wrapped in PatientPruner when the spec has `patient`."""
-    return _build_pruner(pruner_spec(spec, where), where)
+    return _build_pruner(pruner_spec(spec, where).to_data(), where)
+
+
+def _typed(data: dict[str, Any]) -> Spec:
+    return Spec(data["name"], {k: v for k, v in data.items() if k != "name"})
 
 
 def _build_sampler(spec: dict[str, Any], seed: int | None, where: str) -> BaseSampler:
@@ -157,9 +179,9 @@ def _build_pruner(spec: dict[str, Any], where: str) -> BasePruner:
     return _build(lambda: optuna.pruners.PatientPruner(wrapped, spec["patient"]), where)
 
 
-def shares_seed(spec: Any) -> bool:
+def shares_seed(spec: Spec | str | dict[str, Any]) -> bool:
     """Whether all workers of a stage must build this sampler with one seed (else: a seed per worker)."""
-    return sampler_spec(spec)["name"] in _SHARED_SEED
+    return sampler_spec(spec).name in _SHARED_SEED
 
 
 def _build(build: Callable[[], Any], where: str) -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 from optuna.distributions import FloatDistribution
 
 from hpsearch.search.narrow import NarrowRule, parse_narrow_rule, rule_to_data
-from hpsearch.search.samplers import pruner_spec, sampler_spec
+from hpsearch.search.samplers import Spec, pruner_spec, sampler_spec
 from hpsearch.search.space import PlanError, Space
 from hpsearch.search.validate import integer, mapping, number, safe_name, train_config
 
@@ -44,8 +44,8 @@ class Stage:
     kind: StageKind = StageKind.SEARCH
     n_trials: int = 1  # final: top * seeds; compare: variants * seeds; lr_range_test: 1
     overrides: dict[str, Any] = field(default_factory=dict)  # fidelity: TrainConfig keys not in the space
-    sampler: dict[str, Any] = field(default_factory=lambda: {"name": "random"})
-    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "none"})
+    sampler: Spec = field(default_factory=lambda: Spec("random"))  # search: how its params are sampled
+    pruner: Spec = field(default_factory=lambda: Spec("none"))  # search: when a trial falling behind stops
     narrow: NarrowRule | None = None  # how this stage's space comes from the previous stage's best trials
     carry: int = 0  # best configs of the previous stage re-measured here
     top: int = 0  # final: configs re-trained
@@ -180,7 +180,7 @@ def _variants(data: Any, at: str, config: dict[str, Any]) -> tuple[tuple[str, di
 def stage_to_data(s: Stage) -> dict[str, Any]:
     """The stage in the plan-file form, only the keys its kind uses: `parse_stage` reads it back equal."""
     everything = {"name": s.name, "kind": s.kind.value, "n_trials": s.n_trials, "overrides": dict(s.overrides),
-                  "sampler": dict(s.sampler), "pruner": dict(s.pruner), "carry": s.carry, "top": s.top,
+                  "sampler": s.sampler.to_data(), "pruner": s.pruner.to_data(), "carry": s.carry, "top": s.top,
                   "seeds": s.seeds, "margin": s.margin, "config": s.compare_on,
                   "variants": [{"name": n, "overrides": dict(o)} for n, o in s.variants],
                   "narrow": rule_to_data(s.narrow) if s.narrow is not None else None}

@@ -14,7 +14,7 @@ import yaml
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.narrow import NarrowRule
 from hpsearch.search.plan import Plan, PlanError, Stage, load_plan, plan_fingerprint
-from hpsearch.search.samplers import make_pruner, make_sampler
+from hpsearch.search.samplers import Spec, make_pruner, make_sampler
 from hpsearch.search.space import space_from_json, space_to_json
 
 EXAMPLES_DIR = Path(__file__).parents[2] / "examples"
@@ -48,10 +48,8 @@ def edit(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
 def test_valid_plan_defaults() -> None:
     plan = Plan.from_dict(PLAN)
     coarse, fine, final = plan.stages
-    assert coarse.sampler == {"name": "random"} and fine.sampler == {
-        "name": "tpe"
-    }  # coarse covers, fine models
-    assert coarse.pruner == {"name": "median"} and fine.pruner == {"name": "none"}
+    assert coarse.sampler == Spec("random") and fine.sampler == Spec("tpe")  # coarse covers, fine models
+    assert coarse.pruner == Spec("median") and fine.pruner == Spec("none")
     assert fine.narrow == NarrowRule(top_k=3, margin=0.25, min_width=0.1) and coarse.narrow is None
     assert (final.n_trials, final.top, final.seeds) == (4, 2, 2)
     assert plan.base.width == 8 and plan.base.epochs == 30  # every TrainConfig key is recorded

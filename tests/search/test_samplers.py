@@ -52,7 +52,7 @@ def test_scipy_samplers_build_or_say_what_is_missing(name: str) -> None:
         with pytest.raises(PlanError, match=f"sampler '{name}' needs scipy"):
             make_sampler(name, seed=0)
     # A plan may name them either way: the check happens where the sampler is built.
-    assert sampler_spec(name) == {"name": name}
+    assert sampler_spec(name).to_data() == {"name": name}
 
 
 def test_qmc_shares_its_seed_across_workers_others_do_not() -> None:
@@ -79,7 +79,7 @@ def test_patient_wraps_the_named_pruner_or_stands_alone() -> None:
     wrapped = make_pruner({"name": "median", "n_warmup_steps": 1, "patient": 3})
     assert isinstance(wrapped._wrapped_pruner, optuna.pruners.MedianPruner) and wrapped._patience == 3
     assert make_pruner({"name": "none", "patient": 2})._wrapped_pruner is None
-    assert pruner_spec({"name": "median", "patient": 3}) == {"name": "median", "patient": 3}
+    assert pruner_spec({"name": "median", "patient": 3}).to_data() == {"name": "median", "patient": 3}
 
 
 def test_median_pruner_from_a_spec_prunes_a_clearly_worse_trial() -> None:
