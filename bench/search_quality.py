@@ -64,12 +64,12 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from scipy.optimize import minimize
 
 from hpsearch.objectives.config import TrainConfig
+from hpsearch.objectives.synthetic import true_value
 from hpsearch.search.campaign import init_campaign
 from hpsearch.search.cost import epoch_equivalents
 from hpsearch.search.export import best_configs
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import Space, active_params, is_active
-from hpsearch.search.synthetic import true_value
 from hpsearch.search.worker import WorkerOptions, work
 from hpsearch.storage import open_storage
 
