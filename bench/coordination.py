@@ -9,14 +9,15 @@ the next) p50 / p99, the most connections the database saw, and the overshoot of
 
 With `--paths proxy` both runners go through one `hpsearch storage-proxy` (Optuna's gRPC proxy, started per run)
 instead of connecting to PostgreSQL themselves; "DB conns" is then what the proxy holds.
+Every worker process imports what it runs and then waits at a start gate until all W have, so the timing leaves
+out Python's start-up (about 2 s of CPU for `hpsearch worker`, 0.25 s for plain Optuna), which at W = 64 on two
+cores otherwise overlapped the first half of the run.
 
 Usage:  python bench/coordination.py [--workers 1,4,16,64] [--trials 200] [--reports 5] [--paths direct,proxy]
 
-Results with one PostgreSQL connection per worker process and the proxy path (2-core CPU, PostgreSQL 15 on the
-same machine, Optuna 5.0.0, 100 trials x 5 reports, n=1, on a quiet machine; a first proxy run while four other
-jobs shared it, load average 10 to 70, gave 0.31x, 0.71x, 0.58x and 1.02x with the same connection counts):
+Results with one PostgreSQL connection per worker process (2-core CPU, PostgreSQL 15 on the same machine,
+Optuna 5.0.0, 100 trials x 5 reports, n=1, on a quiet machine, before the start gate):
   python bench/coordination.py --paths direct --workers 1,4,16,64 --trials 100
-  python bench/coordination.py --paths proxy --workers 1,4,16,64 --trials 100
   path    W  runner        trials/s  claim p50 ms  claim p99 ms  DB conns  overshoot  ours/plain
   direct  1  plain Optuna      21.0         13.5          72.5         4         +0
   direct  1  hpsearch          28.4          3.0           7.1         1         +0       1.36x
@@ -26,21 +27,28 @@ jobs shared it, load average 10 to 70, gave 0.31x, 0.71x, 0.58x and 1.02x with t
   direct 16  hpsearch          11.6           91           481        16         +0       1.34x
   direct 64  plain Optuna       5.2        8,217        10,531       130        +62
   direct 64  hpsearch           8.4        1,241         2,045        64         +0       1.62x
-  proxy   1  plain Optuna      20.4           16            30         1         +0
-  proxy   1  hpsearch          13.6           16            99         1         +0       0.67x
-  proxy   4  plain Optuna      19.2           64           266         6         +3
-  proxy   4  hpsearch          12.2           69           196         4         +0       0.64x
-  proxy  16  plain Optuna      16.7          316           549        12        +15
-  proxy  16  hpsearch          10.9          196           704        10         +0       0.65x
-  proxy  64  plain Optuna       8.2        1,852         3,037        12        +36
-  proxy  64  hpsearch           6.7        1,939         2,881        10         +0       0.81x
-Connections: direct, hpsearch holds one per worker process (64 at W = 64, against 130 for plain
-Optuna with its default pool, about two per process); through the proxy, 10 to 12 (its pool of 10, and
-the benchmark's own).
-Through the proxy hpsearch is slower than plain Optuna: Optuna's gRPC client re-reads every unfinished trial of
-a study on each `get_all_trials`, and hpsearch's stages hold their whole budget as enqueued WAITING slots, so
-each look at a stage transfers every waiting slot; a trial also makes about 19 proxy calls (config, provenance,
-history, outcome, note, heartbeat) against about 12 for plain Optuna.
+Through the proxy, with the start gate (same machine, 100 trials x 5 reports, n=1 each; other jobs shared the
+two cores, load average 38 to 46 through both runs):
+  python bench/coordination.py --paths proxy --workers 1,4,16,64 --trials 100
+  path    W  runner        trials/s  claim p50 ms  claim p99 ms  DB conns  overshoot  ours/plain
+  proxy   1  plain Optuna      17.9           17            33         1         +0
+  proxy   1  hpsearch          12.9          6.2            52         1         +0       0.72x
+  proxy   4  plain Optuna      18.7           80           116         6         +3
+  proxy   4  hpsearch          15.5           21           303         4         +0       0.83x
+  proxy  16  plain Optuna      14.6          324           498        12        +14
+  proxy  16  hpsearch          12.2          143           955        10         +0       0.83x
+  proxy  64  plain Optuna       6.1        2,385         3,694        12        +31
+  proxy  64  hpsearch           6.1        2,332         3,757        10         +0       0.99x
+Before claims through the proxy came from a remembered list (storage/waiting.py), the same command gave 0.65x,
+0.64x, 0.76x and 0.53x (hpsearch 10.8, 12.4, 11.0 and 6.8 trials/s, claim p50 18, 56, 292 and 3,235 ms): Optuna's
+gRPC client re-reads every unfinished trial of a study on each `get_all_trials`, and hpsearch's stages hold their
+whole budget as enqueued WAITING slots, so reading the stage before each claim sent every waiting slot. Now a
+worker reads the stage when its list is used up, stale (three lost races in a row) or behind (the stage gained a
+trial, such as a retry, which goes first), and a claim is two small calls: a look-up of the next trial number
+and `set_trial_state_values(RUNNING)`. Its claims are now quicker than plain Optuna's `ask` at W = 1 to 16;
+what keeps it under 0.8x at W = 1 is the rest of a trial: about 20 proxy calls against 14 for plain Optuna
+(six trial attributes and a two-part dashboard note, one call each, where PostgreSQL takes each group in one
+upsert), while each worker's stale-trial check reads the stage's unfinished trials every heartbeat interval.
 
 Earlier results, before the proxy path (2-core CPU, PostgreSQL 15 on the same machine, Optuna 5.0.0,
 200 trials x 5 reports; two runs, n=1 each):
@@ -85,7 +93,11 @@ from tests.pgcluster import PostgresServer, find_postgres_bindir  # noqa: E402
 
 def plain_worker(url: str, study_name: str, budget: int, reports: int) -> None:
     """One plain-Optuna process: the documented distributed pattern, on PostgreSQL or through a gRPC proxy."""
+    import grpc  # noqa: F401 - what the gRPC client imports on first use, loaded before the gate as hpsearch's is
+    import psycopg2  # noqa: F401
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    wait_for_gate()
     storage: str | optuna.storages.BaseStorage = url
     if url.startswith("grpc://"):
         host, port = url.removeprefix("grpc://").rsplit(":", 1)
@@ -104,6 +116,38 @@ def plain_worker(url: str, study_name: str, budget: int, reports: int) -> None:
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     study.optimize(objective, callbacks=[optuna.study.MaxTrialsCallback(budget, states=states)])
+
+
+def wait_for_gate() -> None:
+    """Say "ready" on stdout, then block until the benchmark writes to stdin: imports stay out of the timing."""
+    print("ready", flush=True)
+    sys.stdin.read(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # nobody reads the pipe past "ready"
+
+
+def start_gated(argvs: list[list[str]], env: dict[str, str] | None = None) -> list[subprocess.Popen]:
+    """Start one process per argv, wait until every one has imported what it runs, then let them all go."""
+    procs = [subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL) for argv in argvs]
+    for p in procs:
+        if p.stdout.readline().strip() != b"ready":
+            raise SystemExit(f"a worker did not start (exit {p.wait()})")
+    for p in procs:
+        p.stdin.write(b"g")
+        p.stdin.close()
+    return procs
+
+
+def hpsearch_worker(args: list[str]) -> int:
+    """One `hpsearch worker` process, started by `start_gated`."""
+    import psycopg2  # noqa: F401 - the driver, loaded before the gate as plain Optuna's is
+
+    from hpsearch.search import worker  # noqa: F401 - what the worker command imports when it starts
+    from hpsearch.search.cli import main
+
+    wait_for_gate()
+    return main(["worker", *args])
 
 
 def count_connections(url: str, stop: threading.Event, peak: list[int]) -> None:
@@ -170,8 +214,8 @@ def run_plain(server: PostgresServer, workers: int, budget: int, reports: int, p
     url = server.url_for(server.create_database(f"plain{'proxy' if proxy else ''}{workers}"))
     optuna.create_study(study_name="bench", storage=url, direction="maximize")
     with storage_proxy(url) if proxy else nullcontext(url) as worker_url:
-        procs = [subprocess.Popen([sys.executable, __file__, "--plain-worker", worker_url, str(budget), str(reports)])
-                 for _ in range(workers)]
+        procs = start_gated([[sys.executable, __file__, "--plain-worker", worker_url, str(budget), str(reports)]
+                             for _ in range(workers)])
         return measure(url, "bench", budget, procs)
 
 
@@ -190,9 +234,9 @@ def _run_hpsearch(url: str, worker_url: str, workers: int, budget: int, reports:
     hp = [sys.executable, "-m", "hpsearch.search"]
     subprocess.run([*hp, "init", str(tmp / "plan.yaml"), "--storage", worker_url], check=True, capture_output=True)
     env = {**os.environ, "HPSEARCH_SYNTHETIC_SLEEP": "0"}
-    procs = [subprocess.Popen([*hp, "worker", "bench", "--storage", worker_url, "--devices", "cpu", "--no-artifacts",
-                               "--heartbeat-interval", "5", "--grace-period", "30"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
+    procs = start_gated([[sys.executable, __file__, "--hpsearch-worker", "bench", "--storage", worker_url,
+                          "--devices", "cpu", "--no-artifacts", "--heartbeat-interval", "5", "--grace-period", "30"]
+                         for _ in range(workers)], env=env)
     return measure(url, "bench.only", budget, procs)
 
 
@@ -236,5 +280,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--plain-worker":
         plain_worker(sys.argv[2], "bench", int(sys.argv[3]), int(sys.argv[4]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--hpsearch-worker":
+        sys.exit(hpsearch_worker(sys.argv[2:]))
     else:
         main()

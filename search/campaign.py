@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, GrpcStorageProxy
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.narrow import narrow, set_lr_range
@@ -30,6 +30,7 @@ from hpsearch.search.space import PlanError, Space, space_from_json, space_to_js
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.claims import claim_waiting
 from hpsearch.storage.enqueue import add_trials_once, retry_template
+from hpsearch.storage.waiting import claim_remembered, remember_waiting, take_waiting
 
 log = logging.getLogger(__name__)
 
@@ -266,39 +267,30 @@ def claim(view: StageView) -> optuna.Trial | None:
     The duplicate check reads the view's snapshot, not the storage again: a lower-numbered rival was
     created before the claimed trial, so it is in the snapshot, and a state that moved on since can only
     have moved to one for which the same decision is right (a rival that failed since has a retry with a
-    higher number, which will retire itself against this trial).
+    higher number, which will retire itself against this trial). The waiting slots left over are kept for
+    `claim_queued`'s next claims through a gRPC proxy (`storage/waiting.py`).
     """
     storage = internals.study_storage(view.study)
-    waiting_trials = [t for t in view.trials if t.state == TrialState.WAITING]
-    # A random order per worker: in slot order, every worker of a fleet would race for the same row
-    # and all but one would spend a round trip losing it.
-    _CLAIM_ORDER.shuffle(waiting_trials)
     # A retry first: the rest of the fleet may be waiting for its slot to finish the stage.
-    waiting_trials.sort(key=lambda t: RETRY_OF not in t.system_attrs)
-    for waiting in waiting_trials:
-        try:
-            if not storage.set_trial_state_values(internals.trial_id(waiting), state=TrialState.RUNNING):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-        slot = waiting.system_attrs.get(SLOT)
-        rivals = [t for t in view.trials if t.system_attrs.get(SLOT) == slot and t.number < waiting.number
-                  and t.state != TrialState.FAIL]
-        if rivals:
-            storage.set_trial_system_attr(internals.trial_id(waiting), DUPLICATE, rivals[0].number)
-            storage.set_trial_state_values(internals.trial_id(waiting), state=TrialState.FAIL)
-            continue
-        return optuna.Trial(view.study, internals.trial_id(waiting))
-    return None
+    remembered = remember_waiting(storage, internals.study_id(view.study), view.trials, unique_key=SLOT,
+                                  first_key=RETRY_OF, order=_CLAIM_ORDER)
+    trial_id = take_waiting(storage, remembered, retired_key=DUPLICATE)
+    return None if trial_id is None else optuna.Trial(view.study, trial_id)
 
 
 def claim_queued(view: StageView) -> optuna.Trial | None:
-    """`claim` without a snapshot, where the database has row locks to skip (PostgreSQL); None when it has
-    none, or when no slot is waiting. A duplicate slot retires itself against its lowest live twin, as in
-    `claim`, in the claim's own transaction."""
+    """`claim` without reading every waiting slot, its first heartbeat recorded; None when no slot is waiting,
+    or when the storage cannot: then read the stage and `claim`.
+
+    On PostgreSQL, one transaction that skips rows other workers hold (a duplicate slot retires itself against
+    its lowest live twin in it, as in `claim`); through a gRPC proxy, from the slots that `claim` last saw
+    waiting, for as long as the stage gains no trial (a retry) and claims keep winning their race.
+    """
     storage = internals.study_storage(view.study)
-    trial_id = claim_waiting(storage, internals.study_id(view.study), unique_key=SLOT, retired_key=DUPLICATE,
-                             first_key=RETRY_OF)
+    study_id = internals.study_id(view.study)
+    trial_id = claim_waiting(storage, study_id, unique_key=SLOT, retired_key=DUPLICATE, first_key=RETRY_OF)
+    if trial_id is None and isinstance(storage, GrpcStorageProxy):
+        trial_id = claim_remembered(storage, study_id, retired_key=DUPLICATE)
     if trial_id is None:
         return None
     if trial_id not in view.seen:
