@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     example = yaml.safe_load(args.example.read_text())
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
     optimum = best_known(coarse_to_fine_plan(example, 0), args.dense_points)
+    print(f"best known true value {optimum:.4f}", file=sys.stderr, flush=True)
     results: dict[str, list[Outcome]] = {"coarse-to-fine": [], **{n: [] for n in names}}
     # Journal writes fsync each record: in memory (tmpfs) where there is one, so the disk does not set the pace.
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -223,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
                 plan = single_stage_plan(example, f"single{i}", sampler, pruner, c2f.cost)
                 results[name].append(run_campaign(plan, folder, budget=c2f.cost))
             print(f"rep {rep + 1}/{args.reps}: " + ", ".join(
-                f"{n} {r[-1].value:.4f}" for n, r in results.items()), file=sys.stderr, flush=True)
+                f"{n} {r[-1].value:.4f} ({r[-1].cost:.0f} ep-eq)" for n, r in results.items()), file=sys.stderr,
+                flush=True)
     print_table(results, optimum, args)
 
 
