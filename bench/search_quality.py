@@ -136,7 +136,7 @@ def run_campaign(plan: Plan, folder: Path, budget: float | None = None) -> Outco
     storage = open_storage(journal)
     init_campaign(storage, plan)
     options = WorkerOptions(storage=journal, heartbeat_interval=60, grace_period=600, artifacts=None)
-    full_trial = max(1.0, _stage_cost(plan.stages[-1].overrides, plan.base))
+    full_trial = max(1.0, _stage_cost(plan.stages[-1].overrides, plan.base.to_dict()))
     spent = 0.0
     while True:
         chunk = None if budget is None else max(1, int((budget - spent) // full_trial))
@@ -193,7 +193,7 @@ def _optimise(plan: Plan, space: Space, fixed: dict[str, Any], numeric: list[Any
 
     def value(x: np.ndarray) -> float:
         params = {**fixed, **{p.name: _from_unit(p, v) for p, v in zip(numeric, x, strict=True)}}
-        config = TrainConfig.from_dict({**plan.base, **active_params(space, params), "device": "cpu"})
+        config = plan.base.replace(**active_params(space, params), device="cpu")
         return true_value(config)
 
     if not numeric:

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 POINTER = "hpsearch:checkpoint"  # trial system attribute: {"artifact_id", "epoch", "bytes"} of the latest one
 WEIGHTS_PREFIX = "weights-"
+STORAGE_DOWN = (optuna.exceptions.StorageInternalError, ConnectionError)
 WEIGHTS_NAME = WEIGHTS_PREFIX + "trial{number}-seed{seed}.pt"
 
 
@@ -94,7 +95,9 @@ class TrialCheckpoint:
                                                {"artifact_id": new, "epoch": state.get("epoch"), "bytes": size})
         except Exception as e:  # the store or the database refused: the previous checkpoint stays the one
             _remove(self.store, new)
-            raise OSError(f"checkpoint of trial {self.trial.number} not kept ({type(e).__name__}: {e})") from e
+            # Optuna's text for a failed commit guesses at invalid data; during an outage it only misleads.
+            detail = "the storage is unreachable" if isinstance(e, STORAGE_DOWN) else f"{type(e).__name__}: {e}"
+            raise OSError(f"checkpoint of trial {self.trial.number} not kept ({detail})") from e
         old, self.current = self.current, new
         if old is not None:
             _remove(self.store, old)
