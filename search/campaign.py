@@ -21,25 +21,34 @@ import optuna
 from optuna.storages import BaseStorage, GrpcStorageProxy
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.search.narrow import narrow, set_lr_range
 from hpsearch.search.notes import write_stage_note
-from hpsearch.search.plan import Plan, Stage, StageKind, plan_fingerprint
-from hpsearch.search.record import TrialRecord, found_lr_range
+from hpsearch.search.plan import Plan, Stage, plan_fingerprint
+from hpsearch.search.record import TrialRecord
 from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
+from hpsearch.search.stage_logic import (
+    DUPLICATE,
+    FINISHED,
+    OVERRIDES,
+    RETRY_OF,
+    SLOT,
+    live,
+    next_space,
+    orphans,
+    rank,
+    slot_templates,
+    stage_complete,
+)
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.claims import claim_waiting
 from hpsearch.storage.enqueue import add_trials_once, retry_template
 from hpsearch.storage.waiting import claim_remembered, remember_waiting, take_waiting
 
-log = logging.getLogger(__name__)
+# The stage logic's names, for the modules that read a campaign's trials.
+__all__ = ["DUPLICATE", "FINISHED", "OVERRIDES", "SLOT", "Campaign", "Claim", "StageView", "init_campaign",
+           "load_plan", "open_stage", "rank", "retry_trial", "study_name"]
 
-SLOT = "hpsearch:slot"
-OVERRIDES = "hpsearch:overrides"  # per-slot TrainConfig changes, e.g. the seed of a final-stage repeat
-DUPLICATE = "hpsearch:duplicate"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-RETRY_OF = "failed_trial"  # the system attribute Optuna's retry gives the copy of a failed trial
-REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enqueued by whoever sees it
+log = logging.getLogger(__name__)
 
 
 def study_name(plan_name: str, stage: Stage) -> str:
@@ -67,26 +76,138 @@ class StageView:
         self.__dict__.pop("trials", None)
 
     def live(self) -> list[FrozenTrial]:
-        return [t for t in self.trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
+        return live(self.trials)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A slot this process took: its trial, and whether the claim recorded the trial's first heartbeat."""
+
+    trial: optuna.Trial
+    first_beat_recorded: bool
+
+
+class Campaign:
+    """A campaign in one storage as one process sees it: the plan, the stages it has looked at, and the verbs
+    the worker, the commands and the tests use (look at a stage, open one, claim a slot, see a stage complete,
+    repair a slot that lost its retry).
+
+    It remembers what never changes again (an open stage's space) and keeps one `optuna.Study` per stage, so a
+    sampler is built once per process: rebuilt with the same seed at every look, it would propose the same point
+    again and again. `seed` is this process's sampler seed (None: Optuna's own); QMC stages share the plan's.
+    """
+
+    def __init__(self, storage: BaseStorage, plan: Plan, seed: int | None = None) -> None:
+        self.storage, self.plan, self.seed = storage, plan, seed
+        self._opened: dict[str, dict[str, Any]] = {}
+        self._studies: dict[str, tuple[optuna.Study, set[int]]] = {}
+        # A random claim order per process: in slot order, every worker of a fleet would race for the same row
+        # and all but one would spend a round trip losing it.
+        self._order = random.Random()
+
+    @classmethod
+    def load(cls, storage: BaseStorage, name: str, seed: int | None = None) -> Campaign:
+        """The campaign `name` as `init` stored it; a campaign that is not there is bad input."""
+        return cls(storage, load_plan(storage, name), seed)
+
+    def init(self) -> bool:
+        """Write the campaign and open its first stage; True when it was new. Same plan again: a no-op."""
+        existing = _study_attrs(self.storage, study_name(self.plan.name, self.plan.stages[0]))
+        if existing is not None and existing.get("fingerprint") != plan_fingerprint(self.plan):
+            raise PlanError(
+                f"campaign {self.plan.name!r} already exists in this storage with a different plan; "
+                "init it under another --name, or use the plan it was created with"
+            )
+        if existing is None or not existing.get("opened"):
+            self.open(0)
+        return existing is None
+
+    def stage(self, index: int) -> StageView | None:
+        """Stage `index` as stored, or None when its study does not exist or is not open yet."""
+        stage = self.plan.stages[index]
+        name = study_name(self.plan.name, stage)
+        attrs = self._opened.get(name)
+        if attrs is None:
+            attrs = _study_attrs(self.storage, name)
+            if attrs is None or not attrs.get("opened"):
+                return None
+            self._opened[name] = attrs  # an open stage's space never changes again
+        if name not in self._studies:
+            sampler_seed = self.plan.seed if shares_seed(stage.sampler) else self.seed
+            study = optuna.load_study(study_name=name, storage=self.storage,
+                                      sampler=make_sampler(stage.sampler, sampler_seed),
+                                      pruner=make_pruner(stage.pruner))
+            self._studies[name] = (study, set())
+        study, seen = self._studies[name]
+        return StageView(index, stage, study, space_from_json(attrs["space"]), seen)
+
+    def open(self, index: int) -> None:
+        """Open stage `index`: its space from the stage before (the plan's space for the first) and its slots.
+        Idempotent and safe to race: any worker that finds the stage not open opens it."""
+        if index == 0:
+            open_stage(self.storage, self.plan, 0, self.plan.space, None, [])
+            return
+        previous = self.stage(index - 1)
+        if previous is None:
+            raise RuntimeError(f"stage {index} cannot open before stage {index - 1}")
+        open_stage(self.storage, self.plan, index, next_space(self.plan, index, previous.space, previous.trials),
+                   previous.space, rank(previous.trials))
+
+    def claim(self, view: StageView) -> Claim | None:
+        """Take one WAITING slot of the stage, retries first; None when none is waiting.
+
+        Where the storage allows, without reading every slot: on PostgreSQL one transaction that skips rows
+        other workers hold and records the first heartbeat; through a gRPC proxy, from the slots the last read
+        saw waiting. Otherwise from the view's snapshot, moving a waiting trial to RUNNING (the storage lets one
+        worker win). A slot enqueued twice retires its higher-numbered twin at claim time (`DUPLICATE`).
+        """
+        trial = self._claim_queued(view)
+        if trial is not None:
+            return Claim(trial, first_beat_recorded=True)
+        trial = self._claim_from_snapshot(view)
+        return None if trial is None else Claim(trial, first_beat_recorded=False)
+
+    def complete(self, view: StageView, max_retry: int) -> bool:
+        """Every slot of the stage has a finished trial, or failed more often than it may be retried."""
+        return stage_complete(view.trials, view.stage.n_trials, max_retry)
+
+    def repair(self, view: StageView, max_retry: int) -> int:
+        """Re-enqueue slots whose last failure never got its retry (a worker died in between); how many."""
+        return sum(retry_trial(view.study, last, TrialRecord.of(last).fail_reason
+                               or "it failed and its retry was never queued", max_retry)
+                   for last in orphans(view.trials, time.time()))
+
+    def _claim_from_snapshot(self, view: StageView) -> optuna.Trial | None:
+        # The duplicate check reads the view's snapshot, not the storage again: a lower-numbered rival was
+        # created before the claimed trial, so it is in the snapshot, and a state that moved on since can only
+        # have moved to one for which the same decision is right (a rival that failed since has a retry with a
+        # higher number, which will retire itself against this trial). The waiting slots left over are kept
+        # for the next claims through a gRPC proxy (`storage/waiting.py`).
+        storage = internals.study_storage(view.study)
+        remembered = remember_waiting(storage, internals.study_id(view.study), view.trials, unique_key=SLOT,
+                                      first_key=RETRY_OF, order=self._order)
+        trial_id = take_waiting(storage, remembered, retired_key=DUPLICATE)
+        return None if trial_id is None else optuna.Trial(view.study, trial_id)
+
+    def _claim_queued(self, view: StageView) -> optuna.Trial | None:
+        storage = internals.study_storage(view.study)
+        study_id = internals.study_id(view.study)
+        trial_id = claim_waiting(storage, study_id, unique_key=SLOT, retired_key=DUPLICATE, first_key=RETRY_OF)
+        if trial_id is None and isinstance(storage, GrpcStorageProxy):
+            trial_id = claim_remembered(storage, study_id, retired_key=DUPLICATE)
+        if trial_id is None:
+            return None
+        if trial_id not in view.seen:
+            # Optuna's trial cache takes params only for trials it has listed: a slot enqueued since this
+            # process last read the stage (a retry) needs one more read. Once per stage, then rarely.
+            view.refresh()
+            view.trials  # noqa: B018 - the read is the point
+        return optuna.Trial(view.study, trial_id)
 
 
 def init_campaign(storage: BaseStorage, plan: Plan) -> bool:
     """Write the campaign and open its first stage; True when it was new. Same plan again: a no-op."""
-    first = plan.stages[0]
-    name = study_name(plan.name, first)
-    existing = _study_attrs(storage, name)
-    if existing is not None:
-        stored = existing.get("fingerprint")
-        if stored != plan_fingerprint(plan):
-            raise PlanError(
-                f"campaign {plan.name!r} already exists in this storage with a different plan; "
-                "init it under another --name, or use the plan it was created with"
-            )
-        if not existing.get("opened"):
-            open_stage(storage, plan, 0, plan.space, None, [])
-        return False
-    open_stage(storage, plan, 0, plan.space, None, [])
-    return True
+    return Campaign(storage, plan).init()
 
 
 def load_plan(storage: BaseStorage, campaign: str) -> Plan:
@@ -130,122 +251,6 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
         study.set_user_attr("opened", True)
 
 
-def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tuple[dict, dict]]:
-    """(fixed params, config overrides) per slot: carried configs first, then free slots for the sampler."""
-    stage = plan.stages[index]
-    if stage.kind == StageKind.FINAL:
-        top = ranked[: stage.top]
-        return [(dict(t.params), {"seed": plan.base.seed + s}) for t in top for s in range(stage.seeds)]
-    if stage.kind == StageKind.COMPARE:  # slot = variant * seeds + seed; the variant's changes win over the params
-        fixed = best_params(plan, index, ranked) if stage.compare_on == "best" else {}
-        seed = plan.base.seed
-        return [(dict(fixed), {**changes, "seed": seed + s})
-                for _, changes in stage.variants for s in range(stage.seeds)]
-    carried = [(dict(t.params), {}) for t in ranked[: stage.carry]] if index > 0 else []
-    return carried + [({}, {}) for _ in range(stage.n_trials - len(carried))]
-
-
-def best_params(plan: Plan, index: int, ranked: list[FrozenTrial]) -> dict[str, Any]:
-    """The params of the best config before stage `index`: a final stage's best mean over its seeds, else the
-    best trial; empty (the base config) when nothing finished."""
-    previous = plan.stages[index - 1] if index > 0 else None
-    if previous is not None and previous.kind == StageKind.FINAL:
-        groups: dict[int, list[FrozenTrial]] = {}
-        for t in ranked:
-            if t.state == TrialState.COMPLETE and SLOT in t.system_attrs:
-                groups.setdefault(t.system_attrs[SLOT] // previous.seeds, []).append(t)
-        if groups:
-            best = max(sorted(groups), key=lambda g: sum(t.value for t in groups[g]) / len(groups[g]))
-            return dict(groups[best][0].params)
-    return dict(ranked[0].params) if ranked else {}
-
-
-def rank(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Completed trials best first, then pruned ones by their last reported accuracy.
-
-    Ties are broken by trial number, so every worker ranks alike. Pruned trials come last because their
-    value is from an earlier epoch; they matter when the pruner cut most of a stage.
-    """
-    done = [t for t in trials if t.state in FINISHED and t.value is not None and DUPLICATE not in t.system_attrs]
-    return sorted(done, key=lambda t: (t.state != TrialState.COMPLETE, -t.value, t.number))
-
-
-def next_space(plan: Plan, index: int, previous: StageView) -> Space:
-    """The space of stage `index`, a pure function of the previous stage's trials."""
-    stage = plan.stages[index]
-    if previous.stage.kind == StageKind.LR_RANGE_TEST:
-        found = found_lr_range(previous.trials)
-        if found is None:
-            return previous.space
-        return set_lr_range(previous.space, *found, previous.stage.margin)
-    if stage.kind == StageKind.SEARCH and stage.narrow is not None:
-        # keep: the carried configs must fit the new space, or Optuna could not suggest them again
-        return narrow(previous.space, [t.params for t in rank(previous.trials)], stage.narrow, keep=stage.carry)
-    return previous.space
-
-
-def stage_view(storage: BaseStorage, plan: Plan, index: int, seed: int | None = None) -> StageView | None:
-    """The stage as stored, or None when its study does not exist or is not yet open."""
-    stage = plan.stages[index]
-    name = study_name(plan.name, stage)
-    cached = _OPENED.get((id(storage), name))
-    if cached is not None:
-        attrs = cached[1]
-    else:
-        attrs = _study_attrs(storage, name)
-        if attrs is None or not attrs.get("opened"):
-            return None
-        # An open stage's space never changes again. The entry keeps the storage alive, so its id
-        # cannot be reused by another storage while the entry exists.
-        _OPENED[(id(storage), name)] = (storage, attrs)
-    # One Study per stage and process: a sampler rebuilt with the same seed at every look would
-    # propose the same point again and again.
-    key = (id(storage), name, seed)
-    if key not in _STUDIES:
-        sampler_seed = plan.seed if shares_seed(stage.sampler) else seed
-        study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(stage.sampler, sampler_seed),
-                                  pruner=make_pruner(stage.pruner))
-        _STUDIES[key] = (study, set())
-    study, seen = _STUDIES[key]
-    return StageView(index, stage, study, space_from_json(attrs["space"]), seen)
-
-
-_STUDIES: dict[tuple[int, str, int | None], tuple[optuna.Study, set[int]]] = {}
-_CLAIM_ORDER = random.Random()
-_OPENED: dict[tuple[int, str], tuple[BaseStorage, dict[str, Any]]] = {}
-
-
-def stage_complete(view: StageView, max_retry: int) -> bool:
-    """Every slot has a finished trial, or has failed more times than it may be retried."""
-    if view.live():
-        return False
-    by_slot = _slots(view.trials)
-    for slot in range(view.stage.n_trials):
-        trials = by_slot.get(slot, [])
-        if any(t.state in FINISHED for t in trials):
-            continue
-        failures = [t for t in trials if t.state == TrialState.FAIL]
-        if len(failures) <= max_retry:
-            return False
-    return True
-
-
-def repair_orphans(view: StageView, max_retry: int) -> int:
-    """Re-enqueue slots whose last failure never got its retry (a worker died in between); returns how many."""
-    if any(t.state == TrialState.WAITING for t in view.trials):
-        return 0
-    repaired = 0
-    for trials in _slots(view.trials).values():
-        if any(t.state in (*FINISHED, TrialState.RUNNING, TrialState.WAITING) for t in trials):
-            continue
-        last = max(trials, key=lambda t: t.number)
-        age = time.time() - last.datetime_complete.timestamp() if last.datetime_complete else REPAIR_AFTER_S
-        if last.state == TrialState.FAIL and age >= REPAIR_AFTER_S:
-            reason = TrialRecord.of(last).fail_reason or "it failed and its retry was never queued"
-            repaired += retry_trial(view.study, last, reason, max_retry)
-    return repaired
-
-
 def enqueue_slots(storage: BaseStorage, study_id: int, templates: list[FrozenTrial]) -> int:
     """Add the WAITING slot trials whose slot the study does not have yet, in one step; returns how many."""
     return add_trials_once(storage, study_id, templates, key=SLOT)
@@ -259,54 +264,6 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry:
         return False
     return add_trials_once(internals.study_storage(study), internals.study_id(study), [template], key=SLOT,
                            blocked_by=(*FINISHED, TrialState.WAITING, TrialState.RUNNING)) > 0
-
-
-def claim(view: StageView) -> optuna.Trial | None:
-    """Take one WAITING slot atomically; a trial that duplicates a live, lower-numbered one is retired.
-
-    The duplicate check reads the view's snapshot, not the storage again: a lower-numbered rival was
-    created before the claimed trial, so it is in the snapshot, and a state that moved on since can only
-    have moved to one for which the same decision is right (a rival that failed since has a retry with a
-    higher number, which will retire itself against this trial). The waiting slots left over are kept for
-    `claim_queued`'s next claims through a gRPC proxy (`storage/waiting.py`).
-    """
-    storage = internals.study_storage(view.study)
-    # A retry first: the rest of the fleet may be waiting for its slot to finish the stage.
-    remembered = remember_waiting(storage, internals.study_id(view.study), view.trials, unique_key=SLOT,
-                                  first_key=RETRY_OF, order=_CLAIM_ORDER)
-    trial_id = take_waiting(storage, remembered, retired_key=DUPLICATE)
-    return None if trial_id is None else optuna.Trial(view.study, trial_id)
-
-
-def claim_queued(view: StageView) -> optuna.Trial | None:
-    """`claim` without reading every waiting slot, its first heartbeat recorded; None when no slot is waiting,
-    or when the storage cannot: then read the stage and `claim`.
-
-    On PostgreSQL, one transaction that skips rows other workers hold (a duplicate slot retires itself against
-    its lowest live twin in it, as in `claim`); through a gRPC proxy, from the slots that `claim` last saw
-    waiting, for as long as the stage gains no trial (a retry) and claims keep winning their race.
-    """
-    storage = internals.study_storage(view.study)
-    study_id = internals.study_id(view.study)
-    trial_id = claim_waiting(storage, study_id, unique_key=SLOT, retired_key=DUPLICATE, first_key=RETRY_OF)
-    if trial_id is None and isinstance(storage, GrpcStorageProxy):
-        trial_id = claim_remembered(storage, study_id, retired_key=DUPLICATE)
-    if trial_id is None:
-        return None
-    if trial_id not in view.seen:
-        # Optuna's trial cache takes params only for trials it has listed: a slot enqueued since this
-        # process last read the stage (a retry) needs one more read. Once per stage, then rarely.
-        view.refresh()
-        view.trials  # noqa: B018 - the read is the point
-    return optuna.Trial(view.study, trial_id)
-
-
-def _slots(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
-    out: dict[int, list[FrozenTrial]] = {}
-    for t in trials:
-        if SLOT in t.system_attrs and DUPLICATE not in t.system_attrs:
-            out.setdefault(t.system_attrs[SLOT], []).append(t)
-    return out
 
 
 def _study_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:

@@ -12,9 +12,9 @@ import yaml
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
+from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, rank
 from hpsearch.search.checkpoints import weights_artifacts
-from hpsearch.search.plan import Plan, StageKind
+from hpsearch.search.plan import StageKind
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.space import PlanError
 
@@ -40,9 +40,10 @@ class Ranked:
 
 def best_configs(storage: BaseStorage, campaign: str, top: int) -> list[Ranked]:
     """Final stage: configs grouped over their seeds, by mean; otherwise the last finished stage's best trials."""
-    plan = load_plan(storage, campaign)
+    stored = Campaign.load(storage, campaign)
+    plan = stored.plan
     for index in reversed(range(len(plan.stages))):
-        view = stage_view(storage, plan, index)
+        view = stored.stage(index)
         if view is None or not any(t.state == TrialState.COMPLETE for t in view.trials):
             continue
         if view.stage.kind == StageKind.LR_RANGE_TEST:
@@ -60,18 +61,18 @@ def best_configs(storage: BaseStorage, campaign: str, top: int) -> list[Ranked]:
         entries.sort(key=lambda e: (-e.mean, e.trials[0]))
         return [Ranked(i + 1, e.config, e.values, e.trials, e.stage, e.provenance)
                 for i, e in enumerate(entries[:top])]
-    compared = _compared(storage, plan)
+    compared = _compared(stored)
     if compared:  # a plan of comparisons only: its variants, ranked by their mean over seeds
         compared.sort(key=lambda e: (-e.mean, e.stage, e.trials[0]))
         return [replace(e, rank=i + 1) for i, e in enumerate(compared[:top])]
     raise PlanError(f"campaign {campaign!r} has no completed trial yet; run workers first")
 
 
-def _compared(storage: BaseStorage, plan: Plan) -> list[Ranked]:
+def _compared(stored: Campaign) -> list[Ranked]:
     """One entry per variant of every comparison stage, over its completed seeds."""
-    entries = []
+    plan, entries = stored.plan, []
     for index, stage in enumerate(plan.stages):
-        view = stage_view(storage, plan, index) if stage.kind == StageKind.COMPARE else None
+        view = stored.stage(index) if stage.kind == StageKind.COMPARE else None
         if view is None:
             continue
         groups: dict[int, list[FrozenTrial]] = {}
@@ -146,11 +147,12 @@ def write_weights(storage: BaseStorage, campaign: str, entries: list[Ranked], ou
     for `objectives.model.CifarResNet18`. Entries with none kept (not from a final stage) are skipped."""
     from optuna.artifacts import download_artifact
 
-    plan = load_plan(storage, campaign)
+    stored = Campaign.load(storage, campaign)
+    plan = stored.plan
     paths = []
     for e in entries:
         index = next((i for i, s in enumerate(plan.stages) if s.name == e.stage and s.kind == StageKind.FINAL), None)
-        view = stage_view(storage, plan, index) if index is not None else None
+        view = stored.stage(index) if index is not None else None
         if view is None:
             continue
         for t in sorted((t for t in view.trials if t.number in e.trials), key=lambda t: t.number):

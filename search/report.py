@@ -17,7 +17,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from hpsearch.search import report_plots as plots
-from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
+from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, rank
 from hpsearch.search.cost import Cost
 from hpsearch.search.plan import StageKind
 from hpsearch.search.record import found_lr_range
@@ -42,7 +42,8 @@ def write_report(storage: BaseStorage, campaign: str, out: Path, command: str, r
 
 
 def render_report(storage: BaseStorage, campaign: str, command: str, runs: Path | None = None) -> str:
-    plan = load_plan(storage, campaign)
+    stored = Campaign.load(storage, campaign)
+    plan = stored.plan
     try:
         hpsearch_version = version("hpsearch")
     except PackageNotFoundError:
@@ -57,7 +58,7 @@ def render_report(storage: BaseStorage, campaign: str, command: str, runs: Path 
     intro, summaries = len(parts), []
     for index, stage in enumerate(plan.stages):
         parts.append(f"<section id='stage-{_e(stage.name)}'><h2>Stage {_e(stage.name)} ({_e(stage.kind)})</h2>")
-        view = stage_view(storage, plan, index)
+        view = stored.stage(index)
         if view is None:
             summaries.append(StageSummary(stage.name, stage.kind, False))
             parts.append("<p class='note'>not opened yet</p></section>")

@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from hpsearch.search.campaign import DUPLICATE, SLOT, StageView, load_plan, rank, stage_view
+from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, StageView, rank
 from hpsearch.search.cost import Cost, total
 from hpsearch.search.plan import StageKind
 from hpsearch.search.record import found_lr_range
@@ -42,10 +42,11 @@ class StageStatus:
 
 def campaign_status(storage: BaseStorage, campaign: str) -> list[StageStatus]:
     """Every stage of the campaign as stored, in plan order; stages not open yet have no counts."""
-    plan = load_plan(storage, campaign)
+    stored = Campaign.load(storage, campaign)
+    plan = stored.plan
     out = []
     for index, stage in enumerate(plan.stages):
-        view = stage_view(storage, plan, index)
+        view = stored.stage(index)
         if view is None:
             out.append(StageStatus(stage.name, stage.kind, stage.n_trials, False, {}, None, {}, {}))
             continue

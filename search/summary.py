@@ -10,7 +10,7 @@ from typing import Any
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.search.campaign import DUPLICATE, SLOT, StageView, load_plan, stage_view
+from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, StageView
 from hpsearch.search.comparison import VariantResult, compare_variants
 from hpsearch.search.cost import Cost, stored_cost, total
 from hpsearch.search.plan import StageKind
@@ -37,10 +37,11 @@ class StageSummary:
 
 def campaign_summary(storage: BaseStorage, campaign: str) -> list[StageSummary]:
     """Every stage of the campaign in plan order; stages not open yet cost nothing."""
-    plan = load_plan(storage, campaign)
+    stored = Campaign.load(storage, campaign)
+    plan = stored.plan
     out = []
     for index, stage in enumerate(plan.stages):
-        view = stage_view(storage, plan, index)
+        view = stored.stage(index)
         out.append(stage_summary(view) if view is not None else StageSummary(stage.name, stage.kind, False))
     return out
 

@@ -23,21 +23,7 @@ from optuna.trial import TrialState
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.objective import Objective
 from hpsearch.search import worker_log
-from hpsearch.search.campaign import (
-    SLOT,
-    StageView,
-    claim,
-    claim_queued,
-    load_plan,
-    next_space,
-    open_stage,
-    rank,
-    repair_orphans,
-    retry_trial,
-    stage_complete,
-    stage_view,
-    study_name,
-)
+from hpsearch.search.campaign import SLOT, Campaign, StageView, retry_trial, study_name
 from hpsearch.search.checkpoints import discard_checkpoint, open_store
 from hpsearch.search.errors import BAD_INPUT_ERRORS, OptionError
 from hpsearch.search.notes import write_trial_note
@@ -81,14 +67,14 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
     """Run trials until the campaign is done, `max_trials` ran, or `stop` is set; returns trials run."""
     storage = open_storage(options.storage, heartbeat_interval=options.heartbeat_interval,
                            grace_period=options.grace_period, max_retry=options.max_retry)
-    plan = load_plan(storage, campaign)
-    objective = objective_for(plan)
-    seed = random.SystemRandom().randrange(2**31)  # samplers other than QMC need one seed per worker
+    # Samplers other than QMC need one seed per worker.
+    stored = Campaign.load(storage, campaign, seed=random.SystemRandom().randrange(2**31))
+    objective = objective_for(stored.plan)
     ran, cursor, outage = 0, _Cursor(), Outage()
     with quiet_outages(outage, STORAGE_ERRORS[:2]):
         while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
             try:
-                step = _step(storage, plan, objective, seed, cursor, options, stop)
+                step = _step(stored, objective, cursor, options, stop)
             except STORAGE_ERRORS as e:
                 # The database went away (a restart, a failover): a trial it interrupted is recovered by its
                 # heartbeat going stale; this worker waits and carries on.
@@ -111,36 +97,29 @@ class _Cursor:
     last_stale_check: float = 0.0
 
 
-def _step(storage: BaseStorage, plan: Plan, objective: Objective, seed: int, cursor: _Cursor,
-          options: WorkerOptions, stop: threading.Event) -> int | None:
+def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: WorkerOptions,
+          stop: threading.Event) -> int | None:
     """One look at the campaign: open, advance, claim and run, or wait. Trials run, or None when done."""
-    index = cursor.complete_upto
-    view = stage_view(storage, plan, index, seed)
+    storage, plan, index = campaign.storage, campaign.plan, cursor.complete_upto
+    view = campaign.stage(index)
     if view is None:  # not open yet: finish the job, whoever started it (idempotent)
-        previous = stage_view(storage, plan, index - 1, seed) if index > 0 else None
-        if previous is None:
-            open_stage(storage, plan, 0, plan.space, None, [])
-        else:
-            open_stage(storage, plan, index, next_space(plan, index, previous), previous.space,
-                       rank(previous.trials))
+        campaign.open(index)
         return 0
     if time.monotonic() - cursor.last_stale_check > options.heartbeat_interval:
         cursor.last_stale_check = time.monotonic()
         if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
                              max_retry=options.max_retry, unique_key=SLOT):
             return 0
-    # PostgreSQL hands out a waiting slot without a snapshot of the stage; the snapshot is read only when
-    # that finds none (the stage may be done, or its last trials still running) and on other storages.
-    queued = claim_queued(view)  # its claim recorded the first heartbeat too
-    if queued is None and stage_complete(view, options.max_retry):
-        cursor.complete_upto = index + 1
-        return None if cursor.complete_upto == len(plan.stages) else 0
-    trial = queued if queued is not None else claim(view)
-    if trial is None:
-        repair_orphans(view, options.max_retry)
+    claimed = campaign.claim(view)
+    if claimed is None:
+        if campaign.complete(view, options.max_retry):
+            cursor.complete_upto = index + 1
+            return None if cursor.complete_upto == len(plan.stages) else 0
+        campaign.repair(view, options.max_retry)
         stop.wait(options.poll)
         return 0
-    _run_one(plan, view, trial, objective, storage, options, stop, first_beat=queued is None)
+    _run_one(plan, view, claimed.trial, objective, storage, options, stop,
+             first_beat=not claimed.first_beat_recorded)
     return 1
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from optuna.trial import TrialState
 
-from hpsearch.search.campaign import DUPLICATE, SLOT, load_plan, rank, stage_view
+from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, load_plan, rank
 from hpsearch.search.narrow import narrow
 from hpsearch.search.space import space_to_json
 from hpsearch.storage import open_storage
@@ -75,7 +75,7 @@ def wait_all(procs: list[subprocess.Popen], timeout: float = 240) -> list[int]:
 def finished_count(storage_url: str, stage_index: int) -> int:
     storage = open_storage(storage_url)
     plan = load_plan(storage, "syn")
-    view = stage_view(storage, plan, stage_index)
+    view = Campaign(storage, plan).stage(stage_index)
     return 0 if view is None else sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in view.trials)
 
 
@@ -83,7 +83,7 @@ def check_campaign(storage_url: str, campaign: str = "syn") -> None:
     """Exact budgets per stage, each next space = narrow() of the stage before, carried configs re-measured."""
     storage = open_storage(storage_url)
     plan = load_plan(storage, campaign)
-    views = [stage_view(storage, plan, i) for i in range(len(plan.stages))]
+    views = [Campaign(storage, plan).stage(i) for i in range(len(plan.stages))]
     for view in views:
         assert view is not None, "a stage was never opened"
         live = [t for t in view.trials if DUPLICATE not in t.system_attrs]

@@ -88,7 +88,7 @@ def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_an_lr_range_test_stage_sets_the_next_stages_lr_bounds(tmp_path: Path) -> None:
-    from hpsearch.search.campaign import load_plan, stage_view
+    from hpsearch.search.campaign import Campaign, load_plan
     from hpsearch.search.narrow import set_lr_range
     from hpsearch.search.space import space_to_json
     from hpsearch.storage import open_storage
@@ -99,7 +99,7 @@ def test_an_lr_range_test_stage_sets_the_next_stages_lr_bounds(tmp_path: Path) -
     work("syn", WorkerOptions(storage=journal), threading.Event())
     storage = open_storage(journal)
     plan = load_plan(storage, "syn")
-    found = stage_view(storage, plan, 0).trials[0].user_attrs["lr_range"]
-    coarse = stage_view(storage, plan, 1)
+    found = Campaign(storage, plan).stage(0).trials[0].user_attrs["lr_range"]
+    coarse = Campaign(storage, plan).stage(1)
     assert space_to_json(coarse.space) == space_to_json(set_lr_range(plan.space, *found, plan.stages[0].margin))
     assert found[0] < found[1] and all(found[0] <= t.params["lr"] <= found[1] for t in coarse.trials if t.params)

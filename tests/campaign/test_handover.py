@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from hpsearch.search import campaign
-from hpsearch.search.campaign import init_campaign, load_plan, next_space, open_stage, rank, stage_view
+from hpsearch.search.campaign import Campaign, init_campaign, load_plan, open_stage, rank
 from hpsearch.search.plan import load_plan as load_plan_file
+from hpsearch.search.stage_logic import next_space
 from hpsearch.search.worker import WorkerOptions, work
 from hpsearch.storage import open_storage
 from tests.campaign.helpers import check_campaign, write_plan
@@ -21,7 +22,7 @@ def test_an_opener_killed_halfway_blocks_nothing(dies: str, pg_url: str, tmp_pat
     plan = load_plan(storage, "syn")
     options = WorkerOptions(storage=pg_url, max_trials=12)
     assert work("syn", options, threading.Event()) == 12  # the whole first stage
-    coarse = stage_view(storage, plan, 0)
+    coarse = Campaign(storage, plan).stage(0)
     real_enqueue = campaign.enqueue_slots
 
     def dying_enqueue(*args: object) -> int:
@@ -31,9 +32,10 @@ def test_an_opener_killed_halfway_blocks_nothing(dies: str, pg_url: str, tmp_pat
 
     monkeypatch.setattr(campaign, "enqueue_slots", dying_enqueue)
     with pytest.raises(SystemExit):
-        open_stage(storage, plan, 1, next_space(plan, 1, coarse), coarse.space, rank(coarse.trials))
+        open_stage(storage, plan, 1, next_space(plan, 1, coarse.space, coarse.trials), coarse.space,
+                   rank(coarse.trials))
     monkeypatch.setattr(campaign, "enqueue_slots", real_enqueue)
-    assert stage_view(storage, plan, 1) is None  # created, not marked open
+    assert Campaign(storage, plan).stage(1) is None  # created, not marked open
     threads = [threading.Thread(target=work, args=("syn", WorkerOptions(storage=pg_url), threading.Event()))
                for _ in range(3)]
     for t in threads:

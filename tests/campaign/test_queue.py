@@ -4,7 +4,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from hpsearch.search.campaign import SLOT, claim, init_campaign, load_plan, retry_trial, stage_view
+from hpsearch.search.campaign import SLOT, Campaign, init_campaign, retry_trial
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.storage import open_storage
 from tests.campaign.helpers import write_plan
@@ -13,16 +13,17 @@ from tests.campaign.helpers import write_plan
 def test_a_retry_goes_to_the_front_of_the_queue_once(tmp_path: Path) -> None:
     storage = open_storage(str(tmp_path / "c.journal"))
     init_campaign(storage, load_plan_file(write_plan(tmp_path / "plan.yaml")))
-    plan = load_plan(storage, "syn")
-    trial = claim(stage_view(storage, plan, 0))
-    assert trial is not None
+    campaign = Campaign.load(storage, "syn")
+    claimed = campaign.claim(campaign.stage(0))
+    assert claimed is not None
+    trial = claimed.trial
     storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     failed = storage.get_trial(trial._trial_id)
-    view = stage_view(storage, plan, 0)
+    view = campaign.stage(0)
     assert retry_trial(view.study, failed, "the worker was stopped (SIGTERM)", max_retry=3)
     assert not retry_trial(view.study, failed, "the same failure, seen again", max_retry=3)  # its slot waits
     view.refresh()
-    again = claim(view)
+    again = campaign.claim(view)
     assert again is not None
-    taken = storage.get_trial(again._trial_id)
+    taken = storage.get_trial(again.trial._trial_id)
     assert taken.system_attrs["failed_trial"] == trial.number and taken.system_attrs[SLOT] == failed.system_attrs[SLOT]

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hpsearch.search.campaign import slot_templates
 from hpsearch.search.plan import Plan, PlanError, plan_fingerprint
+from hpsearch.search.stage_logic import slot_templates
 
 SPACE = {"lr": {"type": "float", "low": 1.0e-3, "high": 1.0, "log": True},
          "momentum": {"type": "float", "low": 0.5, "high": 0.99}}

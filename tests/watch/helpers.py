@@ -9,7 +9,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from hpsearch.objectives.objective import get_objective
-from hpsearch.search.campaign import claim, init_campaign, next_space, open_stage, rank, stage_complete, stage_view
+from hpsearch.search.campaign import Campaign
 from hpsearch.search.plan import Plan
 from hpsearch.search.trial_runner import run_trial
 from tests.campaign.helpers import PLAN as CAMPAIGN_PLAN
@@ -30,21 +30,20 @@ PLAN = {
 def run_campaign(storage: BaseStorage, artifacts: Path, data: dict | None = None) -> Plan:
     """Run every stage of the plan to the end through the worker's own trial runner (notes and curves too)."""
     plan = Plan.from_dict(data or PLAN)
-    init_campaign(storage, plan)
+    campaign = Campaign(storage, plan)
+    campaign.init()
     objective = get_objective(plan.objective)
     for index in range(len(plan.stages)):
-        view = stage_view(storage, plan, index)
+        view = campaign.stage(index)
         if view is None:
-            previous = stage_view(storage, plan, index - 1)
-            open_stage(storage, plan, index, next_space(plan, index, previous), previous.space,
-                       rank(previous.trials))
-            view = stage_view(storage, plan, index)
-        while not stage_complete(view, max_retry=0):
-            trial = claim(view)
-            assert trial is not None
-            run_trial(plan, view, trial, objective, device="cpu", data_dir=None, stop=threading.Event(),
+            campaign.open(index)
+            view = campaign.stage(index)
+        while not campaign.complete(view, max_retry=0):
+            claimed = campaign.claim(view)
+            assert claimed is not None
+            run_trial(plan, view, claimed.trial, objective, device="cpu", data_dir=None, stop=threading.Event(),
                       artifacts=artifacts)
-            view = stage_view(storage, plan, index)
+            view = campaign.stage(index)
     return plan
 
 

@@ -1,0 +1,125 @@
+"""A campaign's stage logic as pure functions of the plan and the trials read: no storage, no Optuna study.
+
+What a stage's slots are, how finished trials rank, what space the next stage searches, when a stage is complete
+and which slots lost their retry. `search/campaign.py` reads the trials and acts on the answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.search.narrow import narrow, set_lr_range
+from hpsearch.search.plan import Plan, StageKind
+from hpsearch.search.record import found_lr_range
+from hpsearch.search.space import Space
+
+SLOT = "hpsearch:slot"
+OVERRIDES = "hpsearch:overrides"  # per-slot TrainConfig changes, e.g. the seed of a final-stage repeat
+DUPLICATE = "hpsearch:duplicate"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+RETRY_OF = "failed_trial"  # the system attribute Optuna's retry gives the copy of a failed trial
+REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enqueued by whoever sees it
+
+
+def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tuple[dict, dict]]:
+    """(fixed params, config overrides) per slot: carried configs first, then free slots for the sampler."""
+    stage = plan.stages[index]
+    if stage.kind == StageKind.FINAL:
+        top = ranked[: stage.top]
+        return [(dict(t.params), {"seed": plan.base.seed + s}) for t in top for s in range(stage.seeds)]
+    if stage.kind == StageKind.COMPARE:  # slot = variant * seeds + seed; the variant's changes win over the params
+        fixed = best_params(plan, index, ranked) if stage.compare_on == "best" else {}
+        seed = plan.base.seed
+        return [(dict(fixed), {**changes, "seed": seed + s})
+                for _, changes in stage.variants for s in range(stage.seeds)]
+    carried = [(dict(t.params), {}) for t in ranked[: stage.carry]] if index > 0 else []
+    return carried + [({}, {}) for _ in range(stage.n_trials - len(carried))]
+
+
+def best_params(plan: Plan, index: int, ranked: list[FrozenTrial]) -> dict[str, Any]:
+    """The params of the best config before stage `index`: a final stage's best mean over its seeds, else the
+    best trial; empty (the base config) when nothing finished."""
+    previous = plan.stages[index - 1] if index > 0 else None
+    if previous is not None and previous.kind == StageKind.FINAL:
+        groups: dict[int, list[FrozenTrial]] = {}
+        for t in ranked:
+            if t.state == TrialState.COMPLETE and SLOT in t.system_attrs:
+                groups.setdefault(t.system_attrs[SLOT] // previous.seeds, []).append(t)
+        if groups:
+            best = max(sorted(groups), key=lambda g: sum(t.value for t in groups[g]) / len(groups[g]))
+            return dict(groups[best][0].params)
+    return dict(ranked[0].params) if ranked else {}
+
+
+def rank(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """Completed trials best first, then pruned ones by their last reported accuracy.
+
+    Ties are broken by trial number, so every worker ranks alike. Pruned trials come last because their
+    value is from an earlier epoch; they matter when the pruner cut most of a stage.
+    """
+    done = [t for t in trials if t.state in FINISHED and t.value is not None and DUPLICATE not in t.system_attrs]
+    return sorted(done, key=lambda t: (t.state != TrialState.COMPLETE, -t.value, t.number))
+
+
+def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: list[FrozenTrial]) -> Space:
+    """The space of stage `index`, from the space and the trials of the stage before it."""
+    stage, previous = plan.stages[index], plan.stages[index - 1]
+    if previous.kind == StageKind.LR_RANGE_TEST:
+        found = found_lr_range(previous_trials)
+        if found is None:
+            return previous_space
+        return set_lr_range(previous_space, *found, previous.margin)
+    if stage.kind == StageKind.SEARCH and stage.narrow is not None:
+        # keep: the carried configs must fit the new space, or Optuna could not suggest them again
+        return narrow(previous_space, [t.params for t in rank(previous_trials)], stage.narrow, keep=stage.carry)
+    return previous_space
+
+
+def live(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials waiting or running."""
+    return [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
+
+
+def stage_complete(trials: list[FrozenTrial], n_trials: int, max_retry: int) -> bool:
+    """Every slot has a finished trial, or has failed more times than it may be retried."""
+    if live(trials):
+        return False
+    by_slot = slots(trials)
+    for slot in range(n_trials):
+        tried = by_slot.get(slot, [])
+        if any(t.state in FINISHED for t in tried):
+            continue
+        if len([t for t in tried if t.state == TrialState.FAIL]) <= max_retry:
+            return False
+    return True
+
+
+def orphans(trials: list[FrozenTrial], now: float) -> list[FrozenTrial]:
+    """The last failed trial of each slot whose retry was never queued (its worker died in between), once it
+    has been so for `REPAIR_AFTER_S`; none while any slot is waiting."""
+    if any(t.state == TrialState.WAITING for t in trials):
+        return []
+    out = []
+    for tried in slots(trials).values():
+        if any(t.state in (*FINISHED, TrialState.RUNNING, TrialState.WAITING) for t in tried):
+            continue
+        last = max(tried, key=lambda t: t.number)
+        age = now - last.datetime_complete.timestamp() if last.datetime_complete else REPAIR_AFTER_S
+        if last.state == TrialState.FAIL and age >= REPAIR_AFTER_S:
+            out.append(last)
+    return out
+
+
+def slots(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
+    """The trials of each slot, twins retired at claim time left out."""
+    out: dict[int, list[FrozenTrial]] = {}
+    for t in trials:
+        if SLOT in t.system_attrs and DUPLICATE not in t.system_attrs:
+            out.setdefault(t.system_attrs[SLOT], []).append(t)
+    return out
+
+
+__all__ = ["DUPLICATE", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S", "RETRY_OF", "SLOT", "best_params",
+           "live", "next_space", "orphans", "rank", "slot_templates", "slots", "stage_complete"]
