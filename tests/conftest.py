@@ -49,3 +49,10 @@ def pg_url(pg_server: PostgresServer, request: pytest.FixtureRequest) -> Iterato
     # A test that left the server stopped leaves its database behind; the cluster goes at session end.
     with contextlib.suppress(psycopg2.OperationalError):
         pg_server.drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands and workers that take the default artifact store (curves, checkpoints) write to a temporary
+    folder, not to ./artifacts of the checkout; worker processes inherit it through the environment."""
+    monkeypatch.setenv("HPSEARCH_ARTIFACTS_DIR", str(tmp_path_factory.mktemp("artifacts")))
