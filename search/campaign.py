@@ -141,6 +141,11 @@ class Campaign:
         study, seen = self._studies[name]
         return StageView(index, stage, study, space_from_json(attrs["space"]), seen)
 
+    def views(self) -> list[tuple[Stage, StageView | None]]:
+        """Every stage in plan order with its view (None: not open yet); a view reads its trials once, when
+        first asked, so the readers handed the same list share that read."""
+        return [(stage, self.stage(index)) for index, stage in enumerate(self.plan.stages)]
+
     def open(self, index: int) -> None:
         """Open stage `index`: its space from the stage before (the plan's space for the first) and its slots.
         Idempotent and safe to race: any worker that finds the stage not open opens it."""

@@ -10,13 +10,13 @@ from typing import Any
 
 import click
 from optuna.artifacts.exceptions import ArtifactNotFound
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.data import ensure_data
 from hpsearch.search.app import app
-from hpsearch.search.campaign import init_campaign, load_plan
+from hpsearch.search.campaign import Campaign, init_campaign, load_plan
 from hpsearch.search.checkpoints import open_store
 from hpsearch.search.dashboard import artifact_dir
 from hpsearch.search.errors import OptionError
@@ -26,8 +26,8 @@ from hpsearch.search.outputs import writable_dir
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.run_view import StageBars
-from hpsearch.search.status import campaign_status, is_done, status_view
-from hpsearch.search.summary import campaign_summary, summary_to_dict
+from hpsearch.search.status import StageStatus, is_done, status_of, status_view
+from hpsearch.search.summary import campaign_summary, summary_of, summary_to_dict
 from hpsearch.search.worker import (
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
@@ -196,17 +196,22 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
 @click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
 def status_command(name: str, storage: str | None, watch: bool, interval: float) -> None:
     """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far."""
-    store = open_storage(storage, create=False)
-    stages = campaign_status(store, name)
+    stored = Campaign.load(open_storage(storage, create=False), name)
+
+    def look() -> tuple[list[StageStatus], RenderableType]:
+        views = stored.views()  # one read of each stage's trials serves the status and the costs
+        stages = status_of(views)
+        return stages, status_view(name, stages, summary_of(views))
+
+    stages, view = look()
     if not watch:
-        Console().print(status_view(name, stages, campaign_summary(store, name)))
+        Console().print(view)
         return
-    with Live(status_view(name, stages, campaign_summary(store, name)), console=Console(),
-              refresh_per_second=4) as live:
+    with Live(view, console=Console(), refresh_per_second=4) as live:
         while not is_done(stages):
             time.sleep(interval)
-            stages = campaign_status(store, name)
-            live.update(status_view(name, stages, campaign_summary(store, name)))
+            stages, view = look()
+            live.update(view)
 
 
 @app.command("export")

@@ -56,9 +56,8 @@ def render_report(storage: BaseStorage, campaign: str, command: str, runs: Path 
              f"Objective <code>{_e(plan.objective)}</code>, {len(plan.stages)} stage(s): "
              f"{_e(' → '.join(s.name for s in plan.stages))}.</p>"]
     intro, summaries = len(parts), []
-    for index, stage in enumerate(plan.stages):
+    for stage, view in stored.views():
         parts.append(f"<section id='stage-{_e(stage.name)}'><h2>Stage {_e(stage.name)} ({_e(stage.kind)})</h2>")
-        view = stored.stage(index)
         if view is None:
             summaries.append(StageSummary(stage.name, stage.kind, False))
             parts.append("<p class='note'>not opened yet</p></section>")

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, StageView, rank
 from hpsearch.search.cost import Cost, total
-from hpsearch.search.plan import StageKind
+from hpsearch.search.plan import Stage, StageKind
 from hpsearch.search.record import found_lr_range
 from hpsearch.search.space import Space, space_to_data
 from hpsearch.search.summary import StageSummary
@@ -42,11 +42,13 @@ class StageStatus:
 
 def campaign_status(storage: BaseStorage, campaign: str) -> list[StageStatus]:
     """Every stage of the campaign as stored, in plan order; stages not open yet have no counts."""
-    stored = Campaign.load(storage, campaign)
-    plan = stored.plan
+    return status_of(Campaign.load(storage, campaign).views())
+
+
+def status_of(views: list[tuple[Stage, StageView | None]]) -> list[StageStatus]:
+    """`campaign_status` of stages already looked at (`Campaign.views`)."""
     out = []
-    for index, stage in enumerate(plan.stages):
-        view = stored.stage(index)
+    for stage, view in views:
         if view is None:
             out.append(StageStatus(stage.name, stage.kind, stage.n_trials, False, {}, None, {}, {}))
             continue

@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, StageView
 from hpsearch.search.comparison import VariantResult, compare_variants
 from hpsearch.search.cost import Cost, stored_cost, total
-from hpsearch.search.plan import StageKind
+from hpsearch.search.plan import Stage, StageKind
 
 COSTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # running trials count once they end
 
@@ -37,13 +37,13 @@ class StageSummary:
 
 def campaign_summary(storage: BaseStorage, campaign: str) -> list[StageSummary]:
     """Every stage of the campaign in plan order; stages not open yet cost nothing."""
-    stored = Campaign.load(storage, campaign)
-    plan = stored.plan
-    out = []
-    for index, stage in enumerate(plan.stages):
-        view = stored.stage(index)
-        out.append(stage_summary(view) if view is not None else StageSummary(stage.name, stage.kind, False))
-    return out
+    return summary_of(Campaign.load(storage, campaign).views())
+
+
+def summary_of(views: list[tuple[Stage, StageView | None]]) -> list[StageSummary]:
+    """`campaign_summary` of stages already looked at (`Campaign.views`)."""
+    return [stage_summary(view) if view is not None else StageSummary(stage.name, stage.kind, False)
+            for stage, view in views]
 
 
 def stage_summary(view: StageView) -> StageSummary:
