@@ -12,11 +12,12 @@ import yaml
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, rank
+from hpsearch.search.campaign import Campaign, rank
 from hpsearch.search.checkpoints import weights_artifacts
 from hpsearch.search.plan import StageKind
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.space import PlanError
+from hpsearch.search.stage_logic import config_groups
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,7 @@ def best_configs(storage: BaseStorage, campaign: str, top: int) -> list[Ranked]:
         if view.stage.kind == StageKind.COMPARE:  # a check of the result, not the result: look further back
             continue
         if view.stage.kind == StageKind.FINAL:
-            groups: dict[int, list[FrozenTrial]] = {}
-            for t in view.trials:
-                if t.state == TrialState.COMPLETE:
-                    groups.setdefault(t.system_attrs[SLOT] // view.stage.seeds, []).append(t)
+            groups = config_groups(view.trials, view.stage.seeds)
             entries = [_entry(view.stage.name, ts) for ts in groups.values()]
         else:
             entries = [_entry(view.stage.name, [t]) for t in rank(view.trials)]
@@ -75,10 +73,7 @@ def _compared(stored: Campaign) -> list[Ranked]:
         view = stored.stage(index) if stage.kind == StageKind.COMPARE else None
         if view is None:
             continue
-        groups: dict[int, list[FrozenTrial]] = {}
-        for t in view.trials:
-            if t.state == TrialState.COMPLETE and DUPLICATE not in t.system_attrs:
-                groups.setdefault(t.system_attrs[SLOT] // stage.seeds, []).append(t)
+        groups = config_groups(view.trials, stage.seeds)
         entries += [replace(_entry(stage.name, ts), variant=stage.variants[v][0]) for v, ts in sorted(groups.items())]
     return entries
 

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
 
 from hpsearch.search import report_plots as plots
-from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, rank
+from hpsearch.search.campaign import DUPLICATE, Campaign, rank
 from hpsearch.search.cost import Cost
 from hpsearch.search.plan import StageKind
 from hpsearch.search.record import found_lr_range
 from hpsearch.search.space import space_from_json
+from hpsearch.search.stage_logic import config_groups
 from hpsearch.search.summary import StageSummary, stage_summary
 
 log = logging.getLogger(__name__)
@@ -161,14 +161,8 @@ def _interval(low: float | None, high: float | None) -> str:
 
 def _seed_groups(view: Any, trials: list) -> dict[str, list[float]]:
     """Final-stage values per config: slots seeds*i .. seeds*i + seeds - 1 are one config."""
-    groups: dict[str, list[float]] = {}
-    for t in sorted(trials, key=lambda t: t.number):
-        if t.state != TrialState.COMPLETE or t.value is None or SLOT not in t.system_attrs:
-            continue
-        config = t.system_attrs[SLOT] // max(1, view.stage.seeds)
-        label = f"config {config + 1}\n" + "\n".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
-        groups.setdefault(label, []).append(t.value)
-    return groups
+    return {f"config {config + 1}\n" + "\n".join(f"{k}={_fmt(v)}" for k, v in ts[0].params.items()):
+            [t.value for t in ts] for config, ts in config_groups(trials, view.stage.seeds).items()}
 
 
 def _test_results(runs: Path) -> list[tuple[str, str, str, str]]:

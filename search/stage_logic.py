@@ -38,15 +38,23 @@ def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tu
     return carried + [({}, {}) for _ in range(stage.n_trials - len(carried))]
 
 
+def config_groups(trials: list[FrozenTrial], seeds: int) -> dict[int, list[FrozenTrial]]:
+    """The completed trials of a stage that repeats configs over seeds (final, compare), by config: slots
+    seeds*i .. seeds*i + seeds - 1 are config i. Each group is in trial order; twins retired at claim are out."""
+    groups: dict[int, list[FrozenTrial]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        if (t.state == TrialState.COMPLETE and t.value is not None and SLOT in t.system_attrs
+                and DUPLICATE not in t.system_attrs):
+            groups.setdefault(t.system_attrs[SLOT] // max(1, seeds), []).append(t)
+    return groups
+
+
 def best_params(plan: Plan, index: int, ranked: list[FrozenTrial]) -> dict[str, Any]:
     """The params of the best config before stage `index`: a final stage's best mean over its seeds, else the
     best trial; empty (the base config) when nothing finished."""
     previous = plan.stages[index - 1] if index > 0 else None
     if previous is not None and previous.kind == StageKind.FINAL:
-        groups: dict[int, list[FrozenTrial]] = {}
-        for t in ranked:
-            if t.state == TrialState.COMPLETE and SLOT in t.system_attrs:
-                groups.setdefault(t.system_attrs[SLOT] // previous.seeds, []).append(t)
+        groups = config_groups(ranked, previous.seeds)
         if groups:
             best = max(sorted(groups), key=lambda g: sum(t.value for t in groups[g]) / len(groups[g]))
             return dict(groups[best][0].params)
@@ -122,4 +130,4 @@ def slots(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
 
 
 __all__ = ["DUPLICATE", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S", "RETRY_OF", "SLOT", "best_params",
-           "live", "next_space", "orphans", "rank", "slot_templates", "slots", "stage_complete"]
+           "config_groups", "live", "next_space", "orphans", "rank", "slot_templates", "slots", "stage_complete"]

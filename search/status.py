@@ -9,15 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 from rich.console import Group, RenderableType
 from rich.table import Table
 
-from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, StageView, rank
+from hpsearch.search.campaign import DUPLICATE, Campaign, StageView, rank
 from hpsearch.search.cost import Cost, total
 from hpsearch.search.plan import Stage, StageKind
 from hpsearch.search.record import found_lr_range
 from hpsearch.search.space import Space, space_to_data
+from hpsearch.search.stage_logic import config_groups
 from hpsearch.search.summary import StageSummary
 
 
@@ -69,10 +70,7 @@ def status_of(views: list[tuple[Stage, StageView | None]]) -> list[StageStatus]:
 
 def _final_status(view: StageView, counts: dict[str, int], space: dict[str, Any]) -> StageStatus:
     """The best config by its mean over seeds, grouped and ordered as `hpsearch export` ranks them."""
-    groups: dict[int, list[FrozenTrial]] = {}
-    for t in sorted(view.trials, key=lambda t: t.number):
-        if t.state == TrialState.COMPLETE and t.value is not None and SLOT in t.system_attrs:
-            groups.setdefault(t.system_attrs[SLOT] // max(1, view.stage.seeds), []).append(t)
+    groups = config_groups(view.trials, view.stage.seeds)
     stage = view.stage
     if not groups:
         return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space)
