@@ -27,28 +27,45 @@ Optuna 5.0.0, 100 trials x 5 reports, n=1, on a quiet machine, before the start 
   direct 16  hpsearch          11.6           91           481        16         +0       1.34x
   direct 64  plain Optuna       5.2        8,217        10,531       130        +62
   direct 64  hpsearch           8.4        1,241         2,045        64         +0       1.62x
-Through the proxy, with the start gate (same machine, 100 trials x 5 reports, n=1 each; other jobs shared the
-two cores, load average 38 to 46 through both runs):
-  python bench/coordination.py --paths proxy --workers 1,4,16,64 --trials 100
+Through the proxy, with the start gate (same machine, quiet, 100 trials x 5 reports, n=1 each):
+  python bench/coordination.py --paths proxy,direct --workers 1,4,16,64 --trials 100
   path    W  runner        trials/s  claim p50 ms  claim p99 ms  DB conns  overshoot  ours/plain
-  proxy   1  plain Optuna      17.9           17            33         1         +0
-  proxy   1  hpsearch          12.9          6.2            52         1         +0       0.72x
-  proxy   4  plain Optuna      18.7           80           116         6         +3
-  proxy   4  hpsearch          15.5           21           303         4         +0       0.83x
-  proxy  16  plain Optuna      14.6          324           498        12        +14
-  proxy  16  hpsearch          12.2          143           955        10         +0       0.83x
-  proxy  64  plain Optuna       6.1        2,385         3,694        12        +31
-  proxy  64  hpsearch           6.1        2,332         3,757        10         +0       0.99x
-Before claims through the proxy came from a remembered list (storage/waiting.py), the same command gave 0.65x,
+  proxy   1  plain Optuna      21.7          14.8          23.1         1         +0
+  proxy   1  hpsearch          19.2           4.9          48.4         1         +0       0.88x
+  proxy   4  plain Optuna      22.6          56.8          87.2         6         +2
+  proxy   4  hpsearch          22.3          19.5         113.2         4         +0       0.99x
+  proxy  16  plain Optuna      21.0         235.6         347.8        12        +15
+  proxy  16  hpsearch          18.5          99.0         442.0        10         +0       0.88x
+  proxy  64  plain Optuna      12.3       1,254.5       2,327.9        12        +39
+  proxy  64  hpsearch          10.2         444.6       1,409.1        10         +0       0.83x
+  direct  1  plain Optuna      29.4          10.5          46.8         4         +0
+  direct  1  hpsearch          38.2           2.6           4.6         1         +0       1.30x
+  direct  4  plain Optuna      41.3          35.0         136.0        10         +2
+  direct  4  hpsearch          61.3           5.7          17.6         4         +0       1.49x
+  direct 16  plain Optuna      24.8         262.5         805.9        34        +14
+  direct 16  hpsearch          31.9          31.4          59.1        16         +0       1.29x
+  direct 64  plain Optuna      13.3       3,142.3       4,107.4       130        +62
+  direct 64  hpsearch           8.4         223.6       1,101.2        64         +0       0.63x
+At W = 64 on two cores a run of 100 trials is about one trial per worker and ten seconds long, so its rate swings
+with the start: nine more direct runs of hpsearch at W = 64 gave 8.0 to 11.8 trials/s, as spread with the change
+below (8.0, 8.4, 9.1, 9.2, 11.6) as without it (8.5, 10.7, 11.2, 11.8); plain Optuna gave 12.9 and 14.2. The
+proxy's W = 64 ratio was 0.99x in the run before. How a trial through the proxy got to about
+16 calls from 20, against plain Optuna's 14 (counted at the proxy): a claimed trial is built from the copy the
+worker's last read of the stage already holds (a WAITING trial is written whole when it is created and by nobody
+until a claim wins it), and the trial is told from its own cached copy, which `Trial` keeps in step with its
+params, reports and attributes, instead of `Study.tell`'s read of it first (storage/optuna_internals.py,
+`trial_from_claimed_copy` and `tell_from_copy`); two `get_trial` calls per trial, the heaviest kind, are gone.
+What is left above plain Optuna: six trial attributes and a two-part dashboard note, one call each where PostgreSQL
+takes each group in one upsert (the gRPC API has no batch write), and the first heartbeat. The same command with
+one `get_trial` per claim and per tell, under load (other jobs on the two cores, load average 38 to 46), gave 0.72x,
+0.83x, 0.83x and 0.99x.
+Before claims through the proxy came from a remembered list (storage/waiting.py), that loaded run gave 0.65x,
 0.64x, 0.76x and 0.53x (hpsearch 10.8, 12.4, 11.0 and 6.8 trials/s, claim p50 18, 56, 292 and 3,235 ms): Optuna's
 gRPC client re-reads every unfinished trial of a study on each `get_all_trials`, and hpsearch's stages hold their
 whole budget as enqueued WAITING slots, so reading the stage before each claim sent every waiting slot. Now a
 worker reads the stage when its list is used up, stale (three lost races in a row) or behind (the stage gained a
 trial, such as a retry, which goes first), and a claim is two small calls: a look-up of the next trial number
-and `set_trial_state_values(RUNNING)`. Its claims are now quicker than plain Optuna's `ask` at W = 1 to 16;
-what keeps it under 0.8x at W = 1 is the rest of a trial: about 20 proxy calls against 14 for plain Optuna
-(six trial attributes and a two-part dashboard note, one call each, where PostgreSQL takes each group in one
-upsert), while each worker's stale-trial check reads the stage's unfinished trials every heartbeat interval.
+and `set_trial_state_values(RUNNING)`.
 
 Earlier results, before the proxy path (2-core CPU, PostgreSQL 15 on the same machine, Optuna 5.0.0,
 200 trials x 5 reports; two runs, n=1 each):

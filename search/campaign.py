@@ -191,15 +191,17 @@ class Campaign:
         storage = internals.study_storage(view.study)
         remembered = remember_waiting(storage, internals.study_id(view.study), view.trials, unique_key=SLOT,
                                       first_key=RETRY_OF, order=self._order)
-        trial_id = take_waiting(storage, remembered, retired_key=DUPLICATE)
-        return None if trial_id is None else optuna.Trial(view.study, trial_id)
+        waiting = take_waiting(storage, remembered, retired_key=DUPLICATE)
+        return None if waiting is None else internals.trial_from_claimed_copy(view.study, waiting)
 
     def _claim_queued(self, view: StageView) -> optuna.Trial | None:
         storage = internals.study_storage(view.study)
         study_id = internals.study_id(view.study)
         trial_id = claim_waiting(storage, study_id, unique_key=SLOT, retired_key=DUPLICATE, first_key=RETRY_OF)
         if trial_id is None and isinstance(storage, GrpcStorageProxy):
-            trial_id = claim_remembered(storage, study_id, retired_key=DUPLICATE)
+            waiting = claim_remembered(storage, study_id, retired_key=DUPLICATE)
+            # A trial of the view's own read, so already listed (the check below)
+            return None if waiting is None else internals.trial_from_claimed_copy(view.study, waiting)
         if trial_id is None:
             return None
         if trial_id not in view.seen:

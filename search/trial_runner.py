@@ -150,9 +150,8 @@ def _annotate(view: StageView, trial: optuna.Trial, rec: TrialRecord, reason: st
 
 def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None,
           state: TrialState | None = None) -> None:
-    """`study.tell` without its last step, a read of the finished trial to return a copy that the worker
-    would drop: the function that `Study.tell` and `Study.optimize` both call."""
-    internals.tell_without_readback(study, trial, value, state)
+    """`study.tell` judged on the trial's own copy, without its read of the trial before and after."""
+    internals.tell_from_copy(study, trial, value, state)
 
 
 def record(trial: optuna.Trial, attrs: dict[str, Any]) -> None:

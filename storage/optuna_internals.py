@@ -8,16 +8,15 @@ on, so an Optuna upgrade that changes one fails there, by name. Each entry says 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import copy
+import datetime
 
+import optuna
+from optuna.pruners import _filter_study
 from optuna.storages import BaseStorage, _CachedStorage
 from optuna.storages._rdb import models as rdb_models
-from optuna.study._tell import _tell_with_warning
+from optuna.study._tell import _check_values_are_feasible
 from optuna.trial import FrozenTrial, TrialState
-
-if TYPE_CHECKING:
-    import optuna
 
 __all__ = [
     "QMC_CONDITIONAL_NOTICE",
@@ -29,7 +28,8 @@ __all__ = [
     "rdb_models",
     "study_id",
     "study_storage",
-    "tell_without_readback",
+    "tell_from_copy",
+    "trial_from_claimed_copy",
     "trial_id",
 ]
 
@@ -69,11 +69,54 @@ def cached_frozen_trial(trial: optuna.Trial) -> FrozenTrial:
     return trial._cached_frozen_trial
 
 
-def tell_without_readback(study: optuna.Study, trial: optuna.Trial, value: float | Sequence[float] | None = None,
-                          state: TrialState | None = None) -> None:
-    """`study.tell` without its last step, a read of the finished trial to return a copy the worker would
-    drop: the function that `Study.tell` and `Study.optimize` both call. One round trip per trial saved."""
-    _tell_with_warning(study=study, trial=trial, value_or_values=value, state=state)
+def trial_from_claimed_copy(study: optuna.Study, waiting: FrozenTrial) -> optuna.Trial:
+    """`optuna.Trial(study, id)` for a trial this process just moved from WAITING to RUNNING, built from `waiting`,
+    the copy of it that the process read before claiming it, instead of reading it again.
+
+    A WAITING trial is created whole (one `create_new_trial` with its template) and nobody writes to it until
+    a claim wins it, so the copy is the stored trial but for the claim's state and start time. Through a gRPC
+    proxy this saves one round trip per trial; the rest is `Trial.__init__` as Optuna writes it.
+    """
+    frozen = copy.deepcopy(waiting)
+    frozen.state, frozen.datetime_start = TrialState.RUNNING, datetime.datetime.now()
+    trial = optuna.Trial.__new__(optuna.Trial)
+    trial.study, trial._trial_id, trial.storage = study, waiting._trial_id, study._storage
+    trial._cached_frozen_trial = frozen
+    study.sampler.before_trial(_filter_study(study, frozen), frozen)
+    trial.relative_search_space, trial._relative_params = None, None
+    trial._fixed_params = frozen.system_attrs.get("fixed_params", {})
+    return trial
+
+
+def tell_from_copy(study: optuna.Study, trial: optuna.Trial, value: float | None = None,
+                   state: TrialState | None = None) -> TrialState:
+    """`study.tell(trial, value, state)` for a single-objective trial this process ran, judged on the trial's own
+    cached copy (which `Trial` keeps in step with its params, reports and user attributes) instead of the
+    fresh read `Study.tell` starts with and the read of the finished trial it ends with: two round trips per
+    trial saved. What `Study.tell` decides, it decides alike: no value or NaN is a FAIL, a PRUNED trial takes
+    its last finite intermediate value, the sampler's `after_trial` sees the trial; a trial finished meanwhile
+    (failed as stale elsewhere) is refused by the storage (UpdateFinishedTrialError). Returns the state told.
+    """
+    frozen = trial._cached_frozen_trial
+    study._thread_local.cached_all_trials = None  # as Study.tell: the cache holds within one trial only
+    values = None if value is None else [value]
+    if state == TrialState.PRUNED:
+        last = frozen.last_step
+        if last is not None and _check_values_are_feasible(study, [frozen.intermediate_values[last]]) is None:
+            values = [frozen.intermediate_values[last]]
+    elif state in (None, TrialState.COMPLETE):
+        problem = "no value" if values is None else _check_values_are_feasible(study, values)
+        if problem is not None and state == TrialState.COMPLETE:
+            raise ValueError(f"cannot tell trial {frozen.number} COMPLETE: {problem}")
+        state = TrialState.COMPLETE if problem is None else TrialState.FAIL
+    if state == TrialState.FAIL:
+        values = None
+    values = None if values is None else [float(v) for v in values]
+    try:
+        study.sampler.after_trial(_filter_study(study, frozen), frozen, state, values)
+    finally:
+        study._storage.set_trial_state_values(trial._trial_id, state, values)
+    return state
 
 
 def backend_of(storage: BaseStorage) -> BaseStorage:

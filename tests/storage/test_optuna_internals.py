@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import optuna_dashboard
+import pytest
 import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -63,18 +64,81 @@ def test_cached_frozen_trial_is_the_trials_own_copy(tmp_path: Path) -> None:
     assert internals.cached_frozen_trial(trial).user_attrs["seen"] == 1
 
 
-def test_tell_without_readback_finishes_the_trial(tmp_path: Path) -> None:
+class _Recording(optuna.samplers.RandomSampler):
+    """A sampler that records what `before_trial` and `after_trial` saw."""
+
+    def __init__(self) -> None:
+        super().__init__(seed=0)
+        self.seen: list[tuple] = []
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.seen.append(("before", trial.number, trial.state))
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: list | None) -> None:
+        self.seen.append(("after", trial.number, state, values, repr(trial.intermediate_values)))
+
+
+def _tell_both_ways(tmp_path: Path, value: float | None, state: TrialState | None,
+                    reports: tuple[float, ...]) -> list[tuple]:
+    """The stored outcome and what the sampler saw, for `Study.tell` and for `tell_from_copy`."""
+    outcomes = []
+    for name in ("public", "copy"):
+        sampler = _Recording()
+        study = optuna.create_study(study_name=name, storage=open_storage(f"journal:{tmp_path / name}.journal"),
+                                    sampler=sampler)
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        for step, v in enumerate(reports):
+            trial.report(v, step)
+        if name == "public":
+            study.tell(trial, value, state=state)
+        else:
+            internals.tell_from_copy(study, trial, value, state)
+        [t] = study.get_trials()
+        outcomes.append((t.state, t.values, t.params, sampler.seen[-1]))
+    return outcomes
+
+
+@pytest.mark.parametrize(("value", "state", "reports"), [
+    (0.5, None, ()), (0.5, TrialState.COMPLETE, (0.1,)), (float("nan"), None, ()), (None, TrialState.FAIL, (0.2,)),
+    (None, TrialState.PRUNED, (0.1, 0.25)), (None, TrialState.PRUNED, ()), (None, TrialState.PRUNED, (float("nan"),)),
+])
+def test_tell_from_copy_tells_as_study_tell_does(tmp_path: Path, value: float | None, state: TrialState | None,
+                                                 reports: tuple[float, ...]) -> None:
+    public, ours = _tell_both_ways(tmp_path, value, state, reports)
+    assert ours == public, "optuna.study._tell no longer tells as tell_from_copy does: compare the two again"
+
+
+def test_tell_from_copy_is_refused_for_a_finished_trial(tmp_path: Path) -> None:
     study = _journal_study(tmp_path)
     trial = study.ask()
-    assert internals.tell_without_readback(study, trial, 0.5) is None
-    failed = study.ask()
-    internals.tell_without_readback(study, failed, state=TrialState.FAIL)
-    pruned = study.ask()
-    pruned.report(0.25, step=1)
-    internals.tell_without_readback(study, pruned, state=TrialState.PRUNED)
-    done = {t.number: (t.state, t.value) for t in study.get_trials()}
-    assert done == {0: (TrialState.COMPLETE, 0.5), 1: (TrialState.FAIL, None), 2: (TrialState.PRUNED, 0.25)}, \
-        "optuna.study._tell._tell_with_warning no longer tells as Study.tell does"
+    internals.study_storage(study).set_trial_state_values(internals.trial_id(trial), TrialState.FAIL)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        internals.tell_from_copy(study, trial, 0.5)
+    with pytest.raises(ValueError, match="COMPLETE"):
+        internals.tell_from_copy(study, study.ask(), None, TrialState.COMPLETE)
+
+
+def test_trial_from_claimed_copy_is_the_trial_optuna_builds(tmp_path: Path) -> None:
+    sampler = _Recording()
+    study = optuna.create_study(study_name="s", storage=open_storage(f"journal:{tmp_path / 'j.journal'}"),
+                                sampler=sampler)
+    storage = internals.study_storage(study)
+    study.enqueue_trial({"x": 0.25}, user_attrs={"retry_of": {"trial": 0}})
+    study.enqueue_trial({"x": 0.75})
+    first, second = study.get_trials(deepcopy=False)
+    for t in (first, second):
+        assert storage.set_trial_state_values(internals.trial_id(t), TrialState.RUNNING)
+    ours, optunas = internals.trial_from_claimed_copy(study, first), optuna.Trial(study, internals.trial_id(second))
+    assert set(vars(ours)) == set(vars(optunas)), "Trial.__init__ sets other attributes than trial_from_claimed_copy"
+    stored = storage.get_trial(internals.trial_id(first))
+    cached = internals.cached_frozen_trial(ours)
+    assert cached.state == TrialState.RUNNING and cached.datetime_start is not None
+    assert (cached.number, cached.system_attrs, cached.user_attrs, cached.params) == \
+        (stored.number, stored.system_attrs, stored.user_attrs, stored.params)
+    assert sampler.seen == [("before", 0, TrialState.RUNNING), ("before", 1, TrialState.RUNNING)]
+    assert ours.suggest_float("x", 0, 1) == 0.25  # enqueue's fixed params, as in optuna.Trial
+    assert first.state == TrialState.WAITING, "the copy read before the claim is left as it was"
 
 
 def test_backend_of_unwraps_optunas_cache(tmp_path: Path, pg_url: str) -> None:

@@ -31,7 +31,7 @@ def _remember(storage: BaseStorage, study_id: int, seed: int = 0) -> list[int]:
     trials = storage.get_all_trials(study_id, deepcopy=False)
     remembered = remember_waiting(storage, study_id, trials, unique_key=SLOT, first_key=RETRY,
                                   order=random.Random(seed))
-    return [trial_id for trial_id, _ in remembered.trials]
+    return [t._trial_id for t, _ in remembered.trials]
 
 
 def test_racing_workers_claim_every_trial_exactly_once(proxy_url: str) -> None:  # noqa: F811
@@ -42,9 +42,10 @@ def test_racing_workers_claim_every_trial_exactly_once(proxy_url: str) -> None: 
     def worker(seed: int) -> None:
         storage, mine = open_storage(proxy_url), []  # a client of its own, as a worker process has
         while _remember(storage, study_id, seed):
-            while (trial_id := claim_remembered(storage, study_id, retired_key=RETIRED)) is not None:
-                mine.append(trial_id)
-                storage.set_trial_state_values(trial_id, TrialState.COMPLETE, [0.0])
+            while (waiting := claim_remembered(storage, study_id, retired_key=RETIRED)) is not None:
+                assert waiting.state == TrialState.WAITING  # the copy read before the claim
+                mine.append(waiting._trial_id)
+                storage.set_trial_state_values(waiting._trial_id, TrialState.COMPLETE, [0.0])
         claimed.append(mine)
 
     threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
@@ -62,8 +63,9 @@ def test_a_trial_added_after_the_read_sends_the_worker_back_to_read(proxy_url: s
     storage = open_storage(proxy_url)
     study_id = _stage(storage, [0, 1, 2, 3])
     _remember(storage, study_id)
-    first = claim_remembered(storage, study_id, retired_key=RETIRED)
-    assert first is not None
+    claimed = claim_remembered(storage, study_id, retired_key=RETIRED)
+    assert claimed is not None
+    first = claimed._trial_id
     storage.set_trial_state_values(first, TrialState.FAIL)
     retry = optuna.trial.create_trial(state=TrialState.WAITING,
                                       system_attrs={SLOT: storage.get_trial(first).system_attrs[SLOT], RETRY: 0})
@@ -71,7 +73,7 @@ def test_a_trial_added_after_the_read_sends_the_worker_back_to_read(proxy_url: s
 
     assert claim_remembered(storage, study_id, retired_key=RETIRED) is None  # the list missed the retry
     assert _remember(storage, study_id)[0] == retry_id  # read again: the retry goes first
-    assert claim_remembered(storage, study_id, retired_key=RETIRED) == retry_id
+    assert claim_remembered(storage, study_id, retired_key=RETIRED)._trial_id == retry_id
 
 
 def test_a_twin_slot_is_retired_against_the_lower_numbered_trial(proxy_url: str) -> None:  # noqa: F811
@@ -81,8 +83,8 @@ def test_a_twin_slot_is_retired_against_the_lower_numbered_trial(proxy_url: str)
     trials = storage.get_all_trials(study_id, deepcopy=False)
     remembered = remember_waiting(storage, study_id, trials, unique_key=SLOT, first_key=RETRY,
                                   order=random.Random(0))
-    remembered.trials.sort(key=lambda entry: entry[0] != high)  # the twin comes up first
+    remembered.trials.sort(key=lambda entry: entry[0]._trial_id != high)  # the twin comes up first
 
-    assert take_waiting(storage, remembered, retired_key=RETIRED) == low
+    assert take_waiting(storage, remembered, retired_key=RETIRED)._trial_id == low
     twin = storage.get_trial(high)
     assert twin.state == TrialState.FAIL and twin.system_attrs[RETIRED] == 0
