@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 from optuna.storages import BaseStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.objective import Objective
@@ -108,7 +108,7 @@ def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: Wo
     if time.monotonic() - cursor.last_stale_check > options.heartbeat_interval:
         cursor.last_stale_check = time.monotonic()
         if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
-                             max_retry=options.max_retry, unique_key=SLOT):
+                             max_retry=options.max_retry, unique_key=SLOT, on_given_up=_discarder(options)):
             return 0
     claimed = campaign.claim(view)
     if claimed is None:
@@ -171,6 +171,20 @@ def _taken_away(storage: BaseStorage, trial: optuna.Trial) -> bool:
     return storage.get_trial(internals.trial_id(trial)).state.is_finished()
 
 
+def _discarder(options: WorkerOptions) -> Callable[[FrozenTrial], None] | None:
+    """What drops the checkpoint of a trial no retry will resume; None without checkpoints."""
+    if options.checkpoints is None:
+        return None
+    folder = options.checkpoints
+
+    def discard(trial: FrozenTrial) -> None:
+        try:
+            discard_checkpoint(open_store(folder), trial)
+        except OSError as e:  # a file left behind is no reason to stop the worker
+            log.warning("could not remove the checkpoint of trial %d: %s", trial.number, e)
+    return discard
+
+
 def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: WorkerOptions) -> bool:
     """Record why, fail the trial and enqueue its retry (bounded by max_retry) for any worker to take; False
     when the trial was no longer this worker's to fail."""
@@ -192,8 +206,8 @@ def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: 
     retried = retry_trial(view.study, failed, reason, options.max_retry)
     with using_experimental_optuna():
         used_up = len(optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(failed)) >= options.max_retry
-    if not retried and used_up and options.checkpoints is not None:
-        discard_checkpoint(open_store(options.checkpoints), failed)  # no retry will resume it
+    if not retried and used_up and (discard := _discarder(options)) is not None:
+        discard(failed)  # no retry will resume it
     return True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy
@@ -21,13 +22,15 @@ logger = logging.getLogger(__name__)
 
 
 def fail_stale_trials(
-    storage: BaseStorage, study_name: str, *, grace_period: float, max_retry: int, unique_key: str | None = None
+    storage: BaseStorage, study_name: str, *, grace_period: float, max_retry: int, unique_key: str | None = None,
+    on_given_up: Callable[[FrozenTrial], None] | None = None,
 ) -> list[int]:
     """Fail the RUNNING trials of `study_name` silent for over `grace_period` s; retry each up to `max_retry`.
 
     Safe to call from many workers at once: each stale trial is failed, and retried, exactly once. With
     `unique_key` (a system attribute such as a slot), no retry is added where a trial with the same value
-    waits, runs or finished. Returns the ids of the trials this call failed.
+    waits, runs or finished. `on_given_up` is called with each failed trial whose retries are used up (to drop
+    what only a retry would have used, such as its checkpoint). Returns the ids of the trials this call failed.
     """
     try:
         study_id = storage.get_study_id_from_name(study_name)
@@ -54,6 +57,8 @@ def fail_stale_trials(
             retried = True
         else:
             retried = False
+            if on_given_up is not None:
+                on_given_up(trial)
         logger.warning(
             "trial %d of %s: %s; failed it, %s",
             trial.number,

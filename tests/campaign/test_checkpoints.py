@@ -111,6 +111,22 @@ def test_a_killed_workers_trial_resumes_from_its_checkpoint(backend: str, pg_url
     assert len(list((tmp_path / "artifacts").glob("checkpoint-*"))) <= 1
 
 
+def test_a_stale_trial_with_no_retry_left_loses_its_checkpoint(tmp_path: Path) -> None:
+    url = str(tmp_path / "c.journal")
+    procs = _start(url, tmp_path, 2, "--checkpoint-interval", "0", "--max-retry", "0")
+    victim = procs[0]
+    trial_id = running_trial_of(url, victim.pid)
+    pointer = _checkpointed(url, trial_id, 2)
+    os.killpg(victim.pid, signal.SIGKILL)
+    assert wait_all(procs[1:]) == [0]
+    [failed] = [t for t in study_of(url, trial_id) if t._trial_id == trial_id]
+    assert failed.state == TrialState.FAIL and not any("retry_of" in t.user_attrs for t in study_of(url, trial_id))
+    # The worker that failed it as stale removed what only a retry would have read.
+    last = failed.system_attrs[POINTER]["artifact_id"]
+    assert pointer["epoch"] <= failed.system_attrs[POINTER]["epoch"]
+    assert not (tmp_path / "artifacts" / last).exists()
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "journal"])
 def test_a_terminated_worker_checkpoints_hands_back_and_exits_0(backend: str, pg_url: str, tmp_path: Path) -> None:
     url = _url(backend, pg_url, tmp_path)
