@@ -200,7 +200,7 @@ class Campaign:
         trial_id = claim_waiting(storage, study_id, unique_key=SLOT, retired_key=DUPLICATE, first_key=RETRY_OF)
         if trial_id is None and isinstance(storage, GrpcStorageProxy):
             waiting = claim_remembered(storage, study_id, retired_key=DUPLICATE)
-            # A trial of the view's own read, so already listed (the check below)
+            # From the stage's last read, so Optuna's cache has listed it (unlike a trial claimed below)
             return None if waiting is None else internals.trial_from_claimed_copy(view.study, waiting)
         if trial_id is None:
             return None

@@ -66,9 +66,8 @@ def remember_waiting(storage: BaseStorage, study_id: int, trials: Sequence[Froze
 def take_waiting(storage: BaseStorage, remembered: WaitingList, *, retired_key: str,
                  max_misses: int | None = None) -> FrozenTrial | None:
     """Claim the next trial of `remembered` that is still WAITING; its copy as read (still WAITING), or None
-    when none is left or
-    `max_misses` tries in a row found theirs taken. A trial with a twin is retired (FAIL, system attribute
-    `retired_key` = the twin's number) instead, and the next one is tried."""
+    when none is left or `max_misses` tries in a row found theirs taken. A trial with a twin is retired (FAIL,
+    system attribute `retired_key` = the twin's number) instead, and the next one is tried."""
     misses = 0
     while remembered.trials and (max_misses is None or misses < max_misses):
         waiting, twin = remembered.trials.pop(0)
