@@ -46,6 +46,8 @@ Through the proxy, with the start gate (same machine, quiet, 100 trials x 5 repo
   direct 16  hpsearch          31.9          31.4          59.1        16         +0       1.29x
   direct 64  plain Optuna      13.3       3,142.3       4,107.4       130        +62
   direct 64  hpsearch           8.4         223.6       1,101.2        64         +0       0.63x
+The proxy rows again (`--paths proxy`, quiet): 0.93x, 0.96x, 0.96x and 0.84x at W = 1, 4, 16 and 64 (hpsearch 18.9,
+22.0, 19.8 and 11.0 trials/s; plain 20.3, 22.8, 20.5 and 13.2), at most 10 connections, no overshoot.
 At W = 64 on two cores a run of 100 trials is about one trial per worker and ten seconds long, so its rate swings
 with the start: nine more direct runs of hpsearch at W = 64 gave 8.0 to 11.8 trials/s, as spread with the change
 below (8.0, 8.4, 9.1, 9.2, 11.6) as without it (8.5, 10.7, 11.2, 11.8); plain Optuna gave 12.9 and 14.2. The
