@@ -99,6 +99,7 @@ def _tell_both_ways(tmp_path: Path, value: float | None, state: TrialState | Non
     return outcomes
 
 
+@pytest.mark.filterwarnings("ignore:The value nan is not acceptable")
 @pytest.mark.parametrize(("value", "state", "reports"), [
     (0.5, None, ()), (0.5, TrialState.COMPLETE, (0.1,)), (float("nan"), None, ()), (None, TrialState.FAIL, (0.2,)),
     (None, TrialState.PRUNED, (0.1, 0.25)), (None, TrialState.PRUNED, ()), (None, TrialState.PRUNED, (float("nan"),)),
