@@ -76,6 +76,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -131,14 +132,17 @@ class Outcome:
     seconds: float
 
 
-def run_campaign(plan: Plan, folder: Path, budget: float | None = None) -> Outcome:
-    """Init `plan` on a fresh journal and run one in-process worker until it is done, or has spent `budget`."""
+def run_campaign(plan: Plan, folder: Path, budget: float | None = None, *,
+                 score: Callable[[dict[str, Any]], float] | None = None, data_dir: Path | None = None) -> Outcome:
+    """Init `plan` on a fresh journal and run one in-process worker until it is done, or has spent `budget`;
+    the exported rank-1 config is scored by `score` (default: the synthetic objective's `true_value`)."""
     journal = str(folder / f"{plan.name}.journal")
     started = time.perf_counter()
     storage = open_storage(journal)
     init_campaign(storage, plan)
-    options = WorkerOptions(storage=journal, heartbeat_interval=60, grace_period=600, artifacts=None)
-    full_trial = max(1.0, _stage_cost(plan.stages[-1].overrides, plan.base.to_dict()))
+    options = WorkerOptions(storage=journal, heartbeat_interval=60, grace_period=600, artifacts=None,
+                            data_dir=data_dir)
+    full_trial = _stage_cost(plan.stages[-1].overrides, plan.base.to_dict()) or 1.0
     spent = 0.0
     while True:
         chunk = None if budget is None else max(1, int((budget - spent) // full_trial))
@@ -148,7 +152,7 @@ def run_campaign(plan: Plan, folder: Path, budget: float | None = None) -> Outco
         if budget is None or spent >= budget or ran < (chunk or 0):  # done, or the stage ran out of slots
             break
     best = best_configs(storage, plan.name, 1)[0]
-    value = true_value(TrainConfig.from_dict(best.config))
+    value = score(best.config) if score is not None else true_value(TrainConfig.from_dict(best.config))
     return Outcome(value, spent, len(trials), time.perf_counter() - started)
 
 
@@ -157,18 +161,20 @@ def _stage_cost(overrides: dict[str, Any], base: dict[str, Any]) -> float:
     return epoch_equivalents(config.epochs, config.data_fraction, config.width)
 
 
-def coarse_to_fine_plan(example: dict[str, Any], rep: int) -> Plan:
-    """The example plan with the synthetic objective; the repetition number seeds its QMC sequence."""
-    return Plan.from_dict({**example, "name": f"c2f{rep}", "objective": "synthetic", "seed": rep,
+def coarse_to_fine_plan(example: dict[str, Any], rep: int, objective: str = "synthetic") -> Plan:
+    """The example plan with `objective`; the repetition number seeds its QMC sequence."""
+    return Plan.from_dict({**example, "name": f"c2f{rep}", "objective": objective, "seed": rep,
                            "base": {**example["base"], "device": "cpu"}})
 
 
-def single_stage_plan(example: dict[str, Any], name: str, sampler: Any, pruner: Any, budget: float) -> Plan:
+def single_stage_plan(example: dict[str, Any], name: str, sampler: Any, pruner: Any, budget: float,
+                      objective: str = "synthetic") -> Plan:
     """One search stage at the example's final fidelity, with more slots than `budget` can pay for."""
     final = example["stages"][-1]["overrides"]
-    slots = int(budget) + 10  # an upper bound: a pruned or diverged trial still costs at least one epoch
+    epoch = _stage_cost({**final, "epochs": 1}, example["base"])
+    slots = int(budget / epoch) + 10  # an upper bound: a pruned or diverged trial still costs at least one epoch
     stage = {"name": "search", "n_trials": slots, "overrides": final, "sampler": sampler, "pruner": pruner}
-    return Plan.from_dict({**example, "name": name, "objective": "synthetic", "stages": [stage],
+    return Plan.from_dict({**example, "name": name, "objective": objective, "stages": [stage],
                            "base": {**example["base"], "device": "cpu"}})
 
 

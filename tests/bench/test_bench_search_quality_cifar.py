@@ -1,0 +1,44 @@
+"""bench/search_quality_cifar.py still runs end to end: one repetition on real CIFAR-format files, a tiny plan."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cifar_files import write_cifar
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+def _bench_module():  # bench/ is a folder of scripts, not a package
+    spec = importlib.util.spec_from_file_location("search_quality_cifar", ROOT / "bench" / "search_quality_cifar.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_search_quality_on_cifar_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
+    # The demo's stages with two trials each and one epoch, on 20 images a class: the code path, not the figures.
+    example["base"].update(width=4, data_fraction=1.0, batch_size=32)
+    coarse, fine, final = example["stages"]
+    coarse.update(n_trials=2, overrides={"epochs": 1}, pruner="none")
+    fine.update(n_trials=2, carry=1, overrides={"epochs": 1}, pruner="none", narrow={"top_k": 1})
+    final.update(top=1, seeds=1, overrides={"epochs": 1, "width": 4})
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(example))
+    cifar = write_cifar(tmp_path / "cifar", per_class_train=20, per_class_test=5)
+    _bench_module().main(["--data-dir", str(cifar), "--reps", "1", "--seeds", "1", "--example", str(tiny),
+                          "--baselines", "random + median"])
+    table = capsys.readouterr().out
+    for name in ("coarse-to-fine", "random + median"):
+        row = next(line for line in table.splitlines() if line.startswith(name))
+        accuracy = float(row.split()[-7])
+        assert 0.0 <= accuracy <= 1.0, row  # a test accuracy, from the held-out split
