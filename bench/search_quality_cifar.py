@@ -15,6 +15,21 @@ Usage:  python bench/search_quality_cifar.py [--data-dir DIR] [--reps 3] [--seed
 This is a few repetitions of a tiny problem, not the synthetic benchmark's twenty: at this scale the test
 accuracy of one config moves by about a point from seed to seed, so it shows that the comparison runs on real
 data and roughly where each search lands, not which search is better.
+
+Results (2-core CPU, quiet otherwise; Optuna 5.0.0, torch 2.14.1; 3 repetitions, 3 scoring seeds;
+`python bench/search_quality_cifar.py --data-dir DIR`, 62 min; ± is the standard deviation over repetitions):
+  search            test accuracy       vs c2f   cost (ep-eq)  trials  wall s
+  coarse-to-fine    0.3278 ± 0.0238    +0.0000        0.0294      18   317.3
+  TPE + median      0.3171 ± 0.0243    -0.0107        0.0304       6   225.2
+  TPE + Hyperband   0.2593 ± 0.0374    -0.0685        0.0308       9   232.5
+  random + median   0.3428 ± 0.0081    +0.0150        0.0304       6   227.8
+  GP                0.3233 ± 0.0286    -0.0045        0.0300       6   228.1
+Per repetition, coarse-to-fine scored 0.3016, 0.3478 and 0.3341; random + median 0.3424, 0.3511 and 0.3349. Three
+repetitions tell no search apart from the others except TPE + Hyperband, the lowest in all three (Hyperband's
+brackets split six or so full-fidelity trials' worth among them). The budget buys about six trials at the final
+fidelity, and coarse-to-fine's cheap stages run a width-8 network for two or three epochs on 2% of the data, a
+rough guide to the best LR and weight decay of the width-16 network the final stage trains for four.
+The synthetic benchmark, with its 20 repetitions, is the one that measures the plan.
 """
 
 from __future__ import annotations
