@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _bench_module():  # bench/ is a folder of scripts, not a package
-    spec = importlib.util.spec_from_file_location("search_quality", ROOT / "bench" / "search_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from tests.bench.scripts import ROOT, bench_script
 
 
 def test_search_quality_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,7 +21,7 @@ def test_search_quality_prints_its_table(tmp_path: Path, capsys: pytest.CaptureF
     final.update(top=1, seeds=2, overrides={**final["overrides"], "epochs": 3})
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(yaml.safe_dump(example))
-    bench = _bench_module()
+    bench = bench_script("search_quality")
     bench.main(["--reps", "1", "--example", str(tiny), "--dense-points", "8"])
     table = capsys.readouterr().out
     for name in ("coarse-to-fine", *bench.BASELINES):

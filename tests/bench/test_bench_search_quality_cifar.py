@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.bench.scripts import ROOT, bench_script
 from tests.cifar_files import write_cifar
 
-ROOT = Path(__file__).resolve().parents[2]
-
 pytestmark = pytest.mark.slow
-
-
-def _bench_module():  # bench/ is a folder of scripts, not a package
-    spec = importlib.util.spec_from_file_location("search_quality_cifar", ROOT / "bench" / "search_quality_cifar.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_search_quality_on_cifar_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -35,8 +24,8 @@ def test_search_quality_on_cifar_prints_its_table(tmp_path: Path, capsys: pytest
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(yaml.safe_dump(example))
     cifar = write_cifar(tmp_path / "cifar", per_class_train=20, per_class_test=5)
-    _bench_module().main(["--data-dir", str(cifar), "--reps", "1", "--seeds", "1", "--example", str(tiny),
-                          "--baselines", "random + median"])
+    bench_script("search_quality_cifar").main(["--data-dir", str(cifar), "--reps", "1", "--seeds", "1",
+                                               "--example", str(tiny), "--baselines", "random + median"])
     table = capsys.readouterr().out
     for name in ("coarse-to-fine", "random + median"):
         row = next(line for line in table.splitlines() if line.startswith(name))
