@@ -14,6 +14,7 @@ import functools
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,11 +264,15 @@ def enqueue_slots(storage: BaseStorage, study_id: int, templates: list[FrozenTri
     return add_trials_once(storage, study_id, templates, key=SLOT)
 
 
-def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry: int) -> bool:
+def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry: int,
+                on_given_up: Callable[[FrozenTrial], None] | None = None) -> bool:
     """Enqueue the retry of failed `trial` (Optuna's copy: its slot, params and retry history; user attribute
-    `retry_of` says from where and why), unless retries are used up or its slot has a live or finished trial."""
+    `retry_of` says from where and why), unless retries are used up or its slot has a live or finished trial.
+    `on_given_up` is called with `trial` when its retries are used up, as `fail_stale_trials` calls it."""
     template = retry_template(trial, reason, max_retry)
     if template is None:
+        if on_given_up is not None:
+            on_given_up(trial)
         return False
     return add_trials_once(internals.study_storage(study), internals.study_id(study), [template], key=SLOT,
                            blocked_by=(*FINISHED, TrialState.WAITING, TrialState.RUNNING)) > 0

@@ -33,7 +33,6 @@ from hpsearch.search.trial_runner import Interrupted, run_trial
 from hpsearch.search.worker_log import Outage, quiet_outages
 from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_url
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.experimental import using_experimental_optuna
 
 log = logging.getLogger(__name__)
 STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
@@ -203,11 +202,7 @@ def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: 
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
     failed = storage.get_trial(internals.trial_id(trial))
-    retried = retry_trial(view.study, failed, reason, options.max_retry)
-    with using_experimental_optuna():
-        used_up = len(optuna.storages.RetryHeartbeatStaleTrialCallback.retry_history(failed)) >= options.max_retry
-    if not retried and used_up and (discard := _discarder(options)) is not None:
-        discard(failed)  # no retry will resume it
+    retry_trial(view.study, failed, reason, options.max_retry, on_given_up=_discarder(options))
     return True
 
 

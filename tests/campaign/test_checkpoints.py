@@ -152,6 +152,22 @@ def test_a_terminated_worker_checkpoints_hands_back_and_exits_0(backend: str, pg
     assert f"from epoch {saved} after the worker was stopped (SIGTERM)" in note
 
 
+def test_a_terminated_trial_with_no_retry_left_loses_its_checkpoint(tmp_path: Path) -> None:
+    url = str(tmp_path / "c.journal")
+    procs = _start(url, tmp_path, 2, "--max-retry", "0")
+    victim = procs[0]
+    trial_id = running_trial_of(url, victim.pid)
+    storage = open_storage(url)
+    while not storage.get_trial(trial_id).intermediate_values:
+        time.sleep(0.05)
+    os.killpg(victim.pid, signal.SIGTERM)
+    assert wait_all(procs) == [0, 0]
+    failed = storage.get_trial(trial_id)
+    assert failed.state == TrialState.FAIL and "SIGTERM" in failed.user_attrs["fail_reason"]
+    # The stop wrote a checkpoint; with no retry to resume it, its worker removed it on failing the trial.
+    assert not (tmp_path / "artifacts" / failed.system_attrs[POINTER]["artifact_id"]).exists()
+
+
 @pytest.mark.parametrize("damage", ["truncated", "another config"])
 def test_a_broken_checkpoint_is_ignored_with_its_reason(damage: str, tmp_path: Path) -> None:
     url = str(tmp_path / "c.journal")
