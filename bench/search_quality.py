@@ -224,6 +224,30 @@ def _from_unit(param: Any, x: float) -> float | int:
     return round(v) if isinstance(param.distribution, IntDistribution) else v
 
 
+def compare(example: dict[str, Any], reps: int, names: list[str], *, objective: str = "synthetic",
+            score: Callable[[dict[str, Any]], float] | None = None,
+            data_dir: Path | None = None) -> dict[str, list[Outcome]]:
+    """`reps` repetitions of coarse-to-fine (the plan `example`) and of the baselines `names` at its cost, each
+    exported rank-1 config scored by `score` (`run_campaign`'s default: the synthetic `true_value`)."""
+    results: dict[str, list[Outcome]] = {"coarse-to-fine": [], **{n: [] for n in names}}
+    # Journal writes fsync each record: in memory (tmpfs) where there is one, so the disk does not set the pace.
+    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    with tempfile.TemporaryDirectory(dir=shm) as tmp:
+        for rep in range(reps):
+            folder = Path(tmp) / f"rep{rep}"
+            folder.mkdir()
+            c2f = run_campaign(coarse_to_fine_plan(example, rep, objective), folder, score=score, data_dir=data_dir)
+            results["coarse-to-fine"].append(c2f)
+            for i, name in enumerate(names):
+                sampler, pruner = BASELINES[name]
+                plan = single_stage_plan(example, f"single{i}", sampler, pruner, c2f.cost, objective)
+                results[name].append(run_campaign(plan, folder, budget=c2f.cost, score=score, data_dir=data_dir))
+            print(f"rep {rep + 1}/{reps}: " + ", ".join(
+                f"{n} {r[-1].value:.4f} ({r[-1].cost:.4g} ep-eq)" for n, r in results.items()), file=sys.stderr,
+                flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20, help="repetitions of every search")
@@ -239,22 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
     optimum = best_known(coarse_to_fine_plan(example, 0), args.dense_points)
     print(f"best known true value {optimum:.4f}", file=sys.stderr, flush=True)
-    results: dict[str, list[Outcome]] = {"coarse-to-fine": [], **{n: [] for n in names}}
-    # Journal writes fsync each record: in memory (tmpfs) where there is one, so the disk does not set the pace.
-    shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
-    with tempfile.TemporaryDirectory(dir=shm) as tmp:
-        for rep in range(args.reps):
-            folder = Path(tmp) / f"rep{rep}"
-            folder.mkdir()
-            c2f = run_campaign(coarse_to_fine_plan(example, rep), folder)
-            results["coarse-to-fine"].append(c2f)
-            for i, name in enumerate(names):
-                sampler, pruner = BASELINES[name]
-                plan = single_stage_plan(example, f"single{i}", sampler, pruner, c2f.cost)
-                results[name].append(run_campaign(plan, folder, budget=c2f.cost))
-            print(f"rep {rep + 1}/{args.reps}: " + ", ".join(
-                f"{n} {r[-1].value:.4f} ({r[-1].cost:.0f} ep-eq)" for n, r in results.items()), file=sys.stderr,
-                flush=True)
+    results = compare(example, args.reps, names)
     print_table(results, optimum, args)
 
 

@@ -38,7 +38,6 @@ import argparse
 import logging
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -88,22 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     def score(config: dict[str, Any]) -> float:
         return test_accuracy(config, data_dir, args.seeds)
 
-    results: dict[str, list[sq.Outcome]] = {"coarse-to-fine": [], **{n: [] for n in names}}
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        for rep in range(args.reps):
-            folder = Path(tmp) / f"rep{rep}"
-            folder.mkdir()
-            plan = sq.coarse_to_fine_plan(example, rep, objective=example["objective"])
-            c2f = sq.run_campaign(plan, folder, score=score, data_dir=data_dir)
-            results["coarse-to-fine"].append(c2f)
-            for i, name in enumerate(names):
-                sampler, pruner = sq.BASELINES[name]
-                plan = sq.single_stage_plan(example, f"single{i}", sampler, pruner, c2f.cost,
-                                            objective=example["objective"])
-                results[name].append(sq.run_campaign(plan, folder, budget=c2f.cost, score=score, data_dir=data_dir))
-            print(f"rep {rep + 1}/{args.reps}: " + ", ".join(
-                f"{n} {r[-1].value:.4f}" for n, r in results.items()), file=sys.stderr, flush=True)
+    results = sq.compare(example, args.reps, names, objective=example["objective"], score=score, data_dir=data_dir)
     print(f"\n{args.example.name} on CIFAR-10 (CPU), {args.reps} repetitions, each exported config scored by its "
           f"mean test accuracy over {args.seeds} fresh seeds; {time.perf_counter() - started:.0f} s; "
           f"Optuna {optuna.__version__}")
