@@ -52,6 +52,7 @@ import search_quality as sq
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import ensure_data
+from hpsearch.objectives.errors import DataError
 from hpsearch.objectives.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--example", type=Path, default=ROOT / "examples" / "demo.yaml")
     parser.add_argument("--baselines", default=",".join(sq.BASELINES), help="comma-separated names to run")
     args = parser.parse_args(argv)
-    data_dir = ensure_data(args.data_dir)
+    try:
+        data_dir = ensure_data(args.data_dir)
+    except DataError:
+        print(f"search_quality_cifar: no CIFAR-10 in {str(args.data_dir or '$HPSEARCH_DATA_DIR')!r}; give --data-dir "
+              "the folder holding cifar-10-batches-py/ (hpsearch run ... --download fetches it)", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
