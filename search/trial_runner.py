@@ -127,16 +127,20 @@ def _finish(study: optuna.Study, trial: optuna.Trial, result: Any) -> TrialState
 
 
 def _keep_weights(hook: TrialCheckpoint, trial: optuna.Trial, seed: int) -> None:
-    """The final stage's trained weights as an artifact of the trial; a failure loses them, not the trial."""
+    """The final stage's trained weights as an artifact of the trial; a failure loses them, not the trial (a trial
+    finished elsewhere meanwhile is the worker's to drop)."""
     try:
         hook.keep_weights_artifact(seed)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        raise  # failed as stale meanwhile: the worker drops the trial, in one line
     except Exception:
         log.exception("could not keep the weights of trial %d", trial.number)
 
 
 def _annotate(view: StageView, trial: optuna.Trial, rec: TrialRecord, reason: str | None,
               artifacts: Path | None) -> None:
-    """The dashboard note, and the curves artifact when there is an artifact store; never fails the trial."""
+    """The dashboard note, and the curves artifact when there is an artifact store; never fails the trial (a
+    trial finished elsewhere meanwhile is the worker's to drop)."""
     # first: this worker claimed the trial, so no note of it exists yet and no other worker writes one
     study, stage = view.study, view.stage.name
     try:
@@ -144,6 +148,8 @@ def _annotate(view: StageView, trial: optuna.Trial, rec: TrialRecord, reason: st
             write_trial_note(study, trial, reason, record=rec, stage=stage, first=True)
         else:
             annotate_trial(study, trial, rec, reason, artifacts, stage=stage, first=True)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        raise  # failed as stale meanwhile: the worker drops the trial, in one line
     except Exception:
         log.exception("could not write the note or curves of trial %d", trial.number)
 
