@@ -14,24 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import errno
-import fcntl
 import json
-import os
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import optuna
 import sqlalchemy
 from optuna.distributions import distribution_to_json
-from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.storage.batch import transaction
 from hpsearch.storage.factory import journal_file
 from hpsearch.storage.heartbeat import postgres_backend
+from hpsearch.storage.journal_lock import flocked
 from hpsearch.storage.optuna_internals import rdb_models as models
 
 LOCK_WAIT_S = 30.0  # a holder that keeps the lock this long is stopped (SIGSTOP) or hung: give up for now
@@ -100,29 +96,15 @@ def _json(value: Any) -> str:
 
 @contextlib.contextmanager
 def _journal_lock(storage: BaseStorage) -> Iterator[None]:
-    """Hold the enqueue lock of the journal file behind `storage`; nothing for other backends."""
+    """Hold the enqueue lock of the journal file behind `storage`; nothing for other backends. A holder that
+    keeps it past LOCK_WAIT_S is paused or hung: StorageInternalError, transient by the worker's rules (it
+    waits and tries again, and so does a paused holder once it resumes)."""
     path = journal_file(storage)
     if path is None:
         yield
         return
-    fd = os.open(f"{path}.enqueue.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    # Transient by the worker's rules: it waits and tries again, and so does a stopped holder.
-                    raise StorageInternalError(
-                        f"another process has held {path}.enqueue.lock for {LOCK_WAIT_S:.0f} s") from None
-                time.sleep(0.01)
+    with flocked(f"{path}.enqueue.lock", give_up_after=LOCK_WAIT_S):
         yield
-    finally:
-        os.close(fd)  # also releases the lock
 
 
 def retry_template(trial: FrozenTrial, reason: str, max_retry: int) -> FrozenTrial | None:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, make_url
 
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.experimental import using_experimental_optuna
+from hpsearch.storage.journal_lock import JournalAppendLock
 from hpsearch.storage.urls import parse_storage_string, redact_url, resolve_storage_string, scrub
 
 logger = logging.getLogger(__name__)
@@ -107,24 +108,32 @@ def open_storage(
 
 
 def _open_journal(path: str) -> JournalStorage:
+    lock = JournalAppendLock(path)
     try:
-        storage = JournalStorage(JournalFileBackend(path))
+        storage = JournalStorage(JournalFileBackend(path, lock_obj=lock))
     except OSError as exc:
         raise StorageError(
             f"cannot open journal file {path!r}: {exc.strerror}; check its permissions"
         ) from None
     logger.info("opened journal storage %s", path)
-    _JOURNAL_FILES[storage] = path
+    _JOURNAL_LOCKS[storage] = lock
     return storage
 
 
-# The file behind each journal storage this process opened, for locks kept beside it (`enqueue.py`).
-_JOURNAL_FILES: weakref.WeakKeyDictionary[BaseStorage, str] = weakref.WeakKeyDictionary()
+# The append lock of each journal storage this process opened: its file, beside which `enqueue.py` keeps its
+# lock, and the waits for it, which `stale.py` does not count as a worker's silence.
+_JOURNAL_LOCKS: weakref.WeakKeyDictionary[BaseStorage, JournalAppendLock] = weakref.WeakKeyDictionary()
+
+
+def journal_lock(storage: BaseStorage) -> JournalAppendLock | None:
+    """The append lock of the journal file behind `storage` when `open_storage` opened it, else None."""
+    return _JOURNAL_LOCKS.get(storage)
 
 
 def journal_file(storage: BaseStorage) -> str | None:
     """The path of the journal file behind `storage` when `open_storage` opened it, else None."""
-    return _JOURNAL_FILES.get(storage)
+    lock = _JOURNAL_LOCKS.get(storage)
+    return None if lock is None else lock.journal_path
 
 
 def _open_grpc(host: str, port: int) -> GrpcStorageProxy:

@@ -15,12 +15,14 @@ import optuna
 from optuna.pruners import _filter_study
 from optuna.storages import BaseStorage, _CachedStorage
 from optuna.storages._rdb import models as rdb_models
+from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.study._tell import _check_values_are_feasible
 from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
     "QMC_CONDITIONAL_NOTICE",
     "QMC_LOGGER",
+    "BaseJournalFileLock",
     "backend_of",
     "cached_frozen_trial",
     "dashboard_note_chunks",
@@ -36,6 +38,10 @@ __all__ = [
 # `rdb_models`: Optuna's SQLAlchemy models of its own tables. No public module exposes them; the one-transaction
 # PostgreSQL claim (`FOR UPDATE SKIP LOCKED` plus the first heartbeat), the multi-row enqueue, the
 # multi-attribute upserts and the heartbeat ages in the database's clock are written against them.
+
+# `BaseJournalFileLock`: the base of the lock `JournalFileBackend(path, lock_obj=...)` takes around each append.
+# The parameter is public, its type lives in a private module; `storage/journal_lock.py` subclasses it with an
+# `flock`, which no waiter breaks while its holder lives (Optuna's own locks are broken after a grace period).
 
 # QMCSampler logs, once per trial of a conditional space, that the space "does not include any conditions"
 # (it samples conditional params independently, which is what a coarse stage wants). The worker filters

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 from optuna.trial import TrialState
 
 from hpsearch.search.campaign import DUPLICATE
 from hpsearch.storage import HEARTBEAT_ATTR, open_storage
+from hpsearch.storage.journal_lock import flocked
+from hpsearch.storage.urls import parse_storage_string
 from tests.campaign.helpers import PLAN
 
 # The helpers' campaign with smaller stages: fault tests wait for grace periods, not for trials.
@@ -52,3 +56,16 @@ def study_of(url: str, trial_id: int) -> list:
         if any(t._trial_id == trial_id for t in trials):
             return trials
     raise AssertionError(f"no trial with id {trial_id}")
+
+
+@contextlib.contextmanager
+def out_of_journal_writes(url: str) -> Iterator[None]:
+    """For a journal, hold its enqueue and append locks (in the workers' order) for the block, so that a worker
+    stopped inside it holds neither: paused between writes, not in the middle of one."""
+    spec = parse_storage_string(url)
+    if spec.kind != "journal":
+        yield
+        return
+    with flocked(f"{spec.target}.enqueue.lock"), flocked(f"{spec.target}.append.lock"):
+        yield
+

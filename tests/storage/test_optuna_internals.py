@@ -229,3 +229,27 @@ def test_qmc_logs_its_conditional_space_notice_under_the_name_the_worker_filters
                for r in handler.records), (
         f"QMCSampler no longer logs {internals.QMC_CONDITIONAL_NOTICE!r} under {internals.QMC_LOGGER!r}: "
         "update the names in storage/optuna_internals.py")
+
+
+class _CountingLock(internals.BaseJournalFileLock):
+    def __init__(self) -> None:
+        self.held, self.appends = False, 0
+
+    def acquire(self) -> bool:
+        assert not self.held
+        self.held = True
+        return True
+
+    def release(self) -> None:
+        assert self.held
+        self.held, self.appends = False, self.appends + 1
+
+
+def test_the_journal_backend_takes_the_given_lock_around_each_append(tmp_path: Path) -> None:
+    lock = _CountingLock()
+    backend = optuna.storages.journal.JournalFileBackend(str(tmp_path / "j.journal"), lock_obj=lock)
+    study = optuna.create_study(study_name="s", storage=optuna.storages.journal.JournalStorage(backend))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert lock.appends >= 3 and not lock.held, (
+        "JournalFileBackend no longer takes its lock_obj (a BaseJournalFileLock) around each append: "
+        "update storage/journal_lock.py and storage/optuna_internals.py")

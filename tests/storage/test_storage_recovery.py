@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.storage import HEARTBEAT_ATTR, fail_stale_trials, open_storage
+from tests.lock_holder import paused_holder
 
 CHILD = Path(__file__).with_name("heartbeat_child.py")
 GRACE = 1.5  # seconds
@@ -61,3 +64,25 @@ def test_killed_worker_trial_is_retried_with_its_system_attrs(storage_url: str) 
     # attributes; it must not make the fresh claim look stale.
     assert storage.set_trial_state_values(retry._trial_id, TrialState.RUNNING)
     assert fail_stale_trials(storage, "stage", grace_period=GRACE, max_retry=3) == []
+
+
+def test_a_stall_of_the_journal_is_not_a_workers_silence(tmp_path: Path) -> None:
+    """While a paused process holds the journal's append lock, no worker can beat; once it resumes, the time
+    the checker itself waited is not counted against them, and a dead worker is still found."""
+    url = f"journal:{tmp_path / 'hpsearch.journal'}"
+    storage = open_storage(url)
+    study = optuna.create_study(study_name="stage", storage=storage, direction="maximize")
+    study.enqueue_trial({"lr": 0.3})
+    child, trial_id = _start_worker(url, "stage")
+    try:
+        holder = paused_holder(f"{tmp_path / 'hpsearch.journal'}.append.lock")
+        threading.Timer(2 * GRACE, holder.send_signal, (signal.SIGCONT,)).start()
+        storage.set_study_user_attr(study._study_id, "waited", True)  # waits for the holder, as the child's beats do
+        holder.wait()
+        assert fail_stale_trials(storage, "stage", grace_period=GRACE, max_retry=3) == []
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()  # type: ignore[union-attr]
+    time.sleep(GRACE + 0.3)
+    assert fail_stale_trials(storage, "stage", grace_period=GRACE, max_retry=3) == [trial_id]

@@ -1,0 +1,154 @@
+"""Locks beside a journal file, as kernel `flock`s: held until released or until the holder dies, never broken.
+
+Optuna's journal file serializes appends with a symlink lock that any waiter removes after 30 s without a
+release (`JournalFileSymlinkLock`'s grace period), to survive a holder that crashed. A holder that is only
+paused (SIGSTOP, Ctrl-Z, a debugger, a host under memory pressure) is alive, though: when it resumes it
+writes inside a lock another process now holds, and its release fails with "did not possess lock", which
+ended a worker with exit 1. An `flock` needs no grace period: the kernel drops it when its holder dies, so
+a crash frees it at once, and a paused holder keeps it until it resumes, while the others wait, as they do
+on any file database. `open_storage` gives every journal it opens `JournalAppendLock`; the enqueue lock of
+`storage/enqueue.py` is the same kind of lock, on its own file.
+
+Optuna's own tools (the stock `optuna-dashboard` command on a journal) still take the symlink lock; their
+appends and hpsearch's are each one `O_APPEND` write, which a local file system does not interleave.
+`hpsearch dashboard` opens the journal through `open_storage`, so it takes the same lock as the workers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+from optuna.exceptions import StorageInternalError
+
+from hpsearch.storage.optuna_internals import BaseJournalFileLock
+
+logger = logging.getLogger("hpsearch.storage")
+
+WARN_AFTER_S = 30.0  # a wait this long means the holder is paused or hung: say which process it is
+LONG_WAIT_S = 1.0  # appends hold the lock for milliseconds: a longer wait is a holder paused or hung
+
+
+def _holder(path: str) -> str:
+    """Who holds the `flock` of `path`, by the kernel's table of locks (Linux), for a waiter's message."""
+    try:
+        inode = os.stat(path).st_ino
+        with open("/proc/locks") as f:
+            for line in f:
+                fields = line.split()  # "1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF"
+                if fields[1] == "FLOCK" and int(fields[5].rsplit(":", 1)[1]) == inode:
+                    return f"process {fields[4]}"
+    except (OSError, IndexError, ValueError):
+        pass
+    return "another process"
+
+
+def _warn_waiting(path: str, waited: float) -> None:
+    holder = _holder(path)
+    logger.warning("waited %.0f s for %s, which %s holds; a paused process (SIGSTOP, Ctrl-Z) keeps it until it "
+                   "resumes (kill -CONT)", waited, path, holder)
+
+
+def acquire(path: str, give_up_after: float | None = None, warn_after: float = WARN_AFTER_S) -> int:
+    """Take the exclusive `flock` of `path` (created if missing) and return its descriptor; `release` frees it.
+
+    Waits as long as the holder lives, with one warning naming it after `warn_after` seconds; with
+    `give_up_after`, raises StorageInternalError naming it (transient: the worker waits and tries again)
+    once it has waited that long.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _wait(fd, path, give_up_after, warn_after)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _wait(fd: int, path: str, give_up_after: float | None, warn_after: float) -> None:
+    start = time.monotonic()
+    if give_up_after is None:  # a blocking wait wakes the moment the holder releases; a timer warns
+        timer = threading.Timer(warn_after, _warn_waiting, (path, warn_after))
+        timer.daemon = True
+        timer.start()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            timer.cancel()
+        return
+    while True:
+        time.sleep(0.01)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() - start > give_up_after:
+                raise StorageInternalError(f"{_holder(path)} has held {path} for {give_up_after:.0f} s") from None
+
+
+def release(fd: int) -> None:
+    os.close(fd)  # closing the descriptor drops its lock
+
+
+@contextlib.contextmanager
+def flocked(path: str, give_up_after: float | None = None) -> Iterator[None]:
+    """Hold the exclusive `flock` of `path` for the block (see `acquire`)."""
+    fd = acquire(path, give_up_after)
+    try:
+        yield
+    finally:
+        release(fd)
+
+
+class JournalAppendLock(BaseJournalFileLock):
+    """The lock `JournalFileBackend` takes around each append: an `flock` on `<journal>.append.lock`.
+
+    Each `acquire` opens the file anew, and two descriptors' `flock`s exclude each other even within one
+    process, so threads sharing the backend are serialized too; `_fd` is set only once the lock is held.
+
+    It remembers this process's long waits (over LONG_WAIT_S, wall clock): while another process holds the
+    lock, nobody can write a heartbeat, so `waited_between` is time that says nothing about a worker's health.
+    """
+
+    def __init__(self, journal_path: str) -> None:
+        self.journal_path = journal_path
+        self.path = f"{journal_path}.append.lock"
+        self._fd: int | None = None
+        self._waits: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
+        self._waits_lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        start = time.time()
+        self._fd = acquire(self.path)
+        end = time.time()
+        if end - start > LONG_WAIT_S:
+            with self._waits_lock:
+                self._waits.append((start, end))
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            release(fd)
+
+    def waited_between(self, since: float, until: float) -> float:
+        """Seconds of [since, until] (wall clock) during which this process waited long for the lock; waits of
+        several threads at once count once."""
+        with self._waits_lock:
+            waits = sorted(self._waits)
+        total, covered = 0.0, since
+        for start, end in waits:
+            start, end = max(start, covered), min(end, until)
+            if end > start:
+                total += end - start
+                covered = end
+        return total

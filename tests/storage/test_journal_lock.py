@@ -1,0 +1,87 @@
+"""The journal's locks are kernel flocks: a paused holder keeps its lock, a dead one frees it at once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.exceptions import StorageInternalError
+
+from hpsearch.storage import open_storage
+from hpsearch.storage.journal_lock import JournalAppendLock, acquire, flocked, release
+from tests.lock_holder import paused_holder
+
+
+def _acquire_in_thread(path: str, **kwargs: float) -> tuple[threading.Thread, list[int]]:
+    got: list[int] = []
+    thread = threading.Thread(target=lambda: got.append(acquire(path, **kwargs)), daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_appends_to_a_journal_wait_for_its_append_lock(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.journal")
+    storage = open_storage(path, create=True)
+    done = threading.Event()
+    with flocked(f"{path}.append.lock"):
+        threading.Thread(target=lambda: (optuna.create_study(storage=storage, study_name="s"), done.set()),
+                         daemon=True).start()
+        assert not done.wait(0.5), "the append did not wait for the lock"
+    assert done.wait(10)
+    assert storage.get_study_id_from_name("s") >= 0
+
+
+@pytest.mark.parametrize("end", ["resumed", "killed"])
+def test_a_paused_holder_keeps_the_lock_until_it_resumes_or_dies(end: str, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    path = str(tmp_path / "c.journal.append.lock")
+    holder = paused_holder(path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="hpsearch.storage"):
+            thread, got = _acquire_in_thread(path, warn_after=0.3)
+            thread.join(1.0)
+            assert not got, "a waiter took the lock of a live holder"
+            assert f"which process {holder.pid} holds" in caplog.text and "kill -CONT" in caplog.text
+            os.kill(holder.pid, signal.SIGCONT if end == "resumed" else signal.SIGKILL)
+            thread.join(5.0)  # the resumed holder exits, and its lock goes with it, as a dead one's does
+            assert got
+    finally:
+        holder.kill()
+        holder.wait()
+    release(got[0])
+
+
+def test_a_bounded_wait_gives_up_with_a_transient_error(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.journal.enqueue.lock")
+    holder = paused_holder(path)
+    try:
+        start = time.monotonic()
+        with pytest.raises(StorageInternalError, match=f"process {holder.pid} has held"):
+            acquire(path, give_up_after=0.3)
+        assert time.monotonic() - start < 5
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_append_lock_remembers_long_waits_and_counts_overlapping_ones_once(tmp_path: Path) -> None:
+    lock = JournalAppendLock(str(tmp_path / "c.journal"))
+    holder = paused_holder(lock.path)
+    start = time.time()
+    threading.Timer(1.5, holder.send_signal, (signal.SIGCONT,)).start()
+    lock.acquire()
+    lock.release()
+    holder.wait()
+    assert 1.2 < lock.waited_between(start - 60, time.time()) < 5
+    assert lock.waited_between(start - 60, start - 1) == 0.0
+    lock.acquire()  # uncontended: nothing to remember
+    lock.release()
+    [(first, last)] = lock._waits
+    lock._waits.extend([(first + 0.5, last + 1.0), (last + 10.0, last + 11.0)])  # two threads' waits, one later
+    assert lock.waited_between(first, last + 10.5) == pytest.approx(last + 1.0 - first + 0.5)
