@@ -3,11 +3,12 @@
 Optuna's journal file serializes appends with a symlink lock that any waiter removes after 30 s without a
 release (`JournalFileSymlinkLock`'s grace period), to survive a holder that crashed. A holder that is only
 paused (SIGSTOP, Ctrl-Z, a debugger, a host under memory pressure) is alive, though: when it resumes it
-writes inside a lock another process now holds, and its release fails with "did not possess lock", which
-ended a worker with exit 1. An `flock` needs no grace period: the kernel drops it when its holder dies, so
-a crash frees it at once, and a paused holder keeps it until it resumes, while the others wait, as they do
-on any file database. `open_storage` gives every journal it opens `JournalAppendLock`; the enqueue lock of
-`storage/enqueue.py` is the same kind of lock, on its own file.
+writes inside a lock another process now holds, and a release fails with "did not possess lock", which
+could end a worker with exit code 1. An `flock` needs no grace period: the kernel drops it when its holder
+dies, so a crash frees it at once, and a paused holder keeps it until it resumes, while the others wait, as
+they do on any file database. `open_storage` gives every journal it opens `JournalAppendLock`, which also
+tells the stale-trial check when nobody could append (`stalls`); the enqueue lock of `storage/enqueue.py`
+is the same kind of lock, on its own file.
 
 Optuna's own tools (the stock `optuna-dashboard` command on a journal) still take the symlink lock; their
 appends and hpsearch's are each one `O_APPEND` write, which a local file system does not interleave.
@@ -32,7 +33,8 @@ from hpsearch.storage.optuna_internals import BaseJournalFileLock
 logger = logging.getLogger("hpsearch.storage")
 
 WARN_AFTER_S = 30.0  # a wait this long means the holder is paused or hung: say which process it is
-LONG_WAIT_S = 1.0  # appends hold the lock for milliseconds: a longer wait is a holder paused or hung
+LONG_WAIT_S = 1.0  # appends hold the lock for milliseconds: a longer hold or wait is a holder paused or hung
+KEPT_STALLS = 16  # the stalls remembered: far more than fit in a grace period
 
 
 def _holder(path: str) -> str:
@@ -115,40 +117,81 @@ class JournalAppendLock(BaseJournalFileLock):
     Each `acquire` opens the file anew, and two descriptors' `flock`s exclude each other even within one
     process, so threads sharing the backend are serialized too; `_fd` is set only once the lock is held.
 
-    It remembers this process's long waits (over LONG_WAIT_S, wall clock): while another process holds the
-    lock, nobody can write a heartbeat, so `waited_between` is time that says nothing about a worker's health.
+    While one process holds it, nobody can append, a heartbeat included. A holder that held it longer than
+    LONG_WAIT_S (paused inside a write) writes that span into the lock file before releasing it, and each
+    process remembers its own long waits; `stalls` returns both, so that the stale-trial check does not
+    count them as a worker's silence.
     """
 
     def __init__(self, journal_path: str) -> None:
         self.journal_path = journal_path
         self.path = f"{journal_path}.append.lock"
         self._fd: int | None = None
-        self._waits: collections.deque[tuple[float, float]] = collections.deque(maxlen=64)
+        self._held_since = 0.0
+        self._waits: collections.deque[tuple[float, float]] = collections.deque(maxlen=KEPT_STALLS)
         self._waits_lock = threading.Lock()
 
     def acquire(self) -> bool:
         start = time.time()
-        self._fd = acquire(self.path)
-        end = time.time()
-        if end - start > LONG_WAIT_S:
+        fd = acquire(self.path)
+        self._held_since = time.time()
+        if self._held_since - start > LONG_WAIT_S:
             with self._waits_lock:
-                self._waits.append((start, end))
+                self._waits.append((start, self._held_since))
+        self._fd = fd
         return True
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
-        if fd is not None:
+        if fd is None:
+            return
+        try:
+            end = time.time()
+            if end - self._held_since > LONG_WAIT_S:
+                _record_hold(fd, self.path, self._held_since, end)
+        finally:
             release(fd)
 
-    def waited_between(self, since: float, until: float) -> float:
-        """Seconds of [since, until] (wall clock) during which this process waited long for the lock; waits of
-        several threads at once count once."""
+    def stalls(self) -> list[tuple[float, float]]:
+        """Spans (wall clock) in which nobody could append: the long holds recorded in the lock file and this
+        process's own long waits. Read under the lock, so a stall still going on is waited out first."""
+        fd = acquire(self.path)
+        try:
+            holds = _read_holds(fd)
+        finally:
+            release(fd)
         with self._waits_lock:
-            waits = sorted(self._waits)
-        total, covered = 0.0, since
-        for start, end in waits:
-            start, end = max(start, covered), min(end, until)
-            if end > start:
-                total += end - start
-                covered = end
-        return total
+            return holds + list(self._waits)
+
+
+def _read_holds(fd: int) -> list[tuple[float, float]]:
+    holds = []
+    for line in os.pread(fd, 1 << 16, 0).decode(errors="replace").splitlines():
+        try:
+            start, end = (float(x) for x in line.split())
+        except ValueError:
+            continue  # not a span: the file is only ours by convention
+        holds.append((start, end))
+    return holds
+
+
+def _record_hold(fd: int, path: str, start: float, end: float) -> None:
+    """Add a span to the lock file's last KEPT_STALLS, under the lock `fd` holds. Best effort: a full disk
+    loses the record (the stale-trial check then counts the stall), never the release."""
+    try:
+        holds = [*_read_holds(fd), (start, end)][-KEPT_STALLS:]
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, "".join(f"{a:.3f} {b:.3f}\n" for a, b in holds).encode(), 0)
+    except OSError:
+        logger.warning("could not record in %s that it was held for %.0f s", path, end - start)
+
+
+def unwritable_between(stalls: list[tuple[float, float]], since: float, until: float) -> float:
+    """Seconds of [since, until] covered by `stalls`; overlapping spans count once."""
+    total, covered = 0.0, since
+    for start, end in sorted(stalls):
+        start, end = max(start, covered), min(end, until)
+        if end > start:
+            total += end - start
+            covered = end
+    return total

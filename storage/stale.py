@@ -16,6 +16,7 @@ from hpsearch.storage.enqueue import add_trials_once, retry_template
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.factory import journal_lock
 from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, rdb_backend
+from hpsearch.storage.journal_lock import unwritable_between
 from hpsearch.storage.optuna_internals import rdb_models as models
 from hpsearch.storage.optuna_internals import trial_id as id_of
 
@@ -76,7 +77,9 @@ _TAKEN = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialStat
 
 def heartbeat_ages(storage: BaseStorage, running: list[FrozenTrial]) -> dict[int, float]:
     """Seconds since each RUNNING trial's last heartbeat (or its start, if it never beat); on a journal file,
-    less the time this process waited for the journal's append lock meanwhile, as every writer did."""
+    less the time nobody could append to it (`JournalAppendLock.stalls`)."""
+    lock = journal_lock(storage)
+    stalls = lock.stalls() if lock is not None else []
     rdb = rdb_backend(storage)
     table_ages = _heartbeat_table_ages(rdb, [id_of(t) for t in running]) if rdb else {}
     now, now_local = time.time(), datetime.now()
@@ -95,9 +98,8 @@ def heartbeat_ages(storage: BaseStorage, running: list[FrozenTrial]) -> dict[int
             # Its worker died between claiming it and the first beat. Optuna never fails such a
             # trial; we count from its start (naive local time, as both Optuna backends write it).
             ages[trial_id] = (now_local - trial.datetime_start).total_seconds()
-    lock = journal_lock(storage)
-    if lock is not None:  # nobody could beat while a paused process held the journal: that time is not silence
-        ages = {i: age - lock.waited_between(now - age, now) for i, age in ages.items()}
+    if stalls:  # nobody could beat while a paused process held the journal: that time is not silence
+        ages = {i: age - unwritable_between(stalls, now - age, now) for i, age in ages.items()}
     return ages
 
 

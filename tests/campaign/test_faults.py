@@ -59,7 +59,7 @@ def test_a_writer_paused_inside_a_journal_write_stalls_the_fleet_and_fails_nothi
     assert main(["init", str(plan), "--storage", url]) == 0
     procs = start_workers(3, url, sleep=0.3, log_dir=tmp_path)
     running_trial_of(url, procs[0].pid)
-    holder = paused_holder(f"{url}.append.lock")
+    holder = paused_holder(url, append=True)
     try:
         size = os.path.getsize(url)
         time.sleep(6)  # past the grace period (4 s): the running trials look stale, but nobody can write

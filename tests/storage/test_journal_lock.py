@@ -14,7 +14,7 @@ import pytest
 from optuna.exceptions import StorageInternalError
 
 from hpsearch.storage import open_storage
-from hpsearch.storage.journal_lock import JournalAppendLock, acquire, flocked, release
+from hpsearch.storage.journal_lock import JournalAppendLock, acquire, flocked, release, unwritable_between
 from tests.lock_holder import paused_holder
 
 
@@ -70,18 +70,32 @@ def test_a_bounded_wait_gives_up_with_a_transient_error(tmp_path: Path) -> None:
         holder.wait()
 
 
-def test_the_append_lock_remembers_long_waits_and_counts_overlapping_ones_once(tmp_path: Path) -> None:
-    lock = JournalAppendLock(str(tmp_path / "c.journal"))
-    holder = paused_holder(lock.path)
+def test_a_long_hold_is_recorded_for_every_process_and_a_long_wait_for_the_waiter(tmp_path: Path) -> None:
+    journal = str(tmp_path / "c.journal")
+    holder = paused_holder(journal, append=True)
     start = time.time()
     threading.Timer(1.5, holder.send_signal, (signal.SIGCONT,)).start()
-    lock.acquire()
-    lock.release()
-    holder.wait()
-    assert 1.2 < lock.waited_between(start - 60, time.time()) < 5
-    assert lock.waited_between(start - 60, start - 1) == 0.0
-    lock.acquire()  # uncontended: nothing to remember
-    lock.release()
-    [(first, last)] = lock._waits
-    lock._waits.extend([(first + 0.5, last + 1.0), (last + 10.0, last + 11.0)])  # two threads' waits, one later
-    assert lock.waited_between(first, last + 10.5) == pytest.approx(last + 1.0 - first + 0.5)
+    waiter = JournalAppendLock(journal)
+    waiter.acquire()  # waits for the holder, which records its hold on release
+    waiter.release()
+    assert holder.wait() == 0
+    [hold] = JournalAppendLock(journal).stalls()  # another process's view: the hold alone
+    [wait] = [s for s in waiter.stalls() if s != hold]  # the waiter's view: the hold and its own wait
+    assert 1.2 < hold[1] - hold[0] < 5 and 1.2 < wait[1] - wait[0] < 5
+    assert 1.2 < unwritable_between([hold, wait], start - 60, time.time()) < 5  # they overlap: counted once
+    waiter.acquire()  # uncontended and short: nothing more to remember
+    waiter.release()
+    assert len(waiter.stalls()) == 2
+
+
+@pytest.mark.parametrize(("stalls", "since", "until", "expected"), [
+    ([], 0.0, 10.0, 0.0),
+    ([(2.0, 4.0)], 0.0, 10.0, 2.0),
+    ([(2.0, 4.0)], 3.0, 10.0, 1.0),  # clipped to the window
+    ([(2.0, 4.0)], 5.0, 10.0, 0.0),  # before it
+    ([(2.0, 4.0), (3.0, 6.0), (3.5, 5.0)], 0.0, 10.0, 4.0),  # overlapping: once
+    ([(8.0, 12.0), (1.0, 2.0)], 0.0, 10.0, 3.0),  # unsorted, one running past the window
+])
+def test_unwritable_time_is_the_union_of_the_stalls_within_the_window(
+        stalls: list[tuple[float, float]], since: float, until: float, expected: float) -> None:
+    assert unwritable_between(stalls, since, until) == pytest.approx(expected)

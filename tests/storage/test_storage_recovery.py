@@ -67,19 +67,21 @@ def test_killed_worker_trial_is_retried_with_its_system_attrs(storage_url: str) 
 
 
 def test_a_stall_of_the_journal_is_not_a_workers_silence(tmp_path: Path) -> None:
-    """While a paused process holds the journal's append lock, no worker can beat; once it resumes, the time
-    the checker itself waited is not counted against them, and a dead worker is still found."""
-    url = f"journal:{tmp_path / 'hpsearch.journal'}"
-    storage = open_storage(url)
+    """While a paused process holds the journal's append lock, no worker can beat. A stale check made then
+    waits for the stall to end and does not count it against anyone, though the checker itself had nothing
+    to write; a dead worker is still found."""
+    journal = str(tmp_path / "hpsearch.journal")
+    storage = open_storage(journal)
     study = optuna.create_study(study_name="stage", storage=storage, direction="maximize")
     study.enqueue_trial({"lr": 0.3})
-    child, trial_id = _start_worker(url, "stage")
+    child, trial_id = _start_worker(journal, "stage")
     try:
-        holder = paused_holder(f"{tmp_path / 'hpsearch.journal'}.append.lock")
+        holder = paused_holder(journal, append=True)
         threading.Timer(2 * GRACE, holder.send_signal, (signal.SIGCONT,)).start()
-        storage.set_study_user_attr(study._study_id, "waited", True)  # waits for the holder, as the child's beats do
-        holder.wait()
-        assert fail_stale_trials(storage, "stage", grace_period=GRACE, max_retry=3) == []
+        checker = open_storage(journal)  # another worker's, idle: it wrote nothing during the stall
+        assert fail_stale_trials(checker, "stage", grace_period=GRACE, max_retry=3) == []
+        assert holder.wait() == 0
+        assert fail_stale_trials(checker, "stage", grace_period=GRACE, max_retry=3) == []
     finally:
         child.kill()
         child.wait()
