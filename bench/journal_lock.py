@@ -9,10 +9,11 @@ invocation, alternated, `--repeats` times each; the table gives the median and t
 
 Usage:  python bench/journal_lock.py [--workers 1,4,8] [--trials 240] [--repeats 3]
 
-Figures (2-core machine, one run each): `python bench/journal_lock.py` gave 1.05x, 1.10x and 2.07x at W = 1,
-4 and 8 (hpsearch 313, 230, 213 trials/s; optuna 298, 209, 103); `--repeats 5` gave 1.09x, 1.05x and 1.24x
-(hpsearch 306, 248, 205; optuna 280, 236, 165). Optuna's lock is the noisier one with several processes: its
-waiters poll with a backoff up to 1 s, where an `flock` waiter wakes when the lock is released.
+Figures (2-core machine): `python bench/journal_lock.py --repeats 5` gave 1.03x, 1.41x and 1.29x at W = 1,
+4 and 8 (hpsearch 333, 270, 238 trials/s; optuna 322, 191, 184). Two earlier runs, before the lock recorded
+long holds (a branch no append takes unless it held the lock over 1 s): 1.05x, 1.10x, 2.07x and 1.09x,
+1.05x, 1.24x. Optuna's lock is the noisier one with several processes: its waiters poll with a backoff up
+to 1 s, where an `flock` waiter wakes when the lock is released.
 """
 
 from __future__ import annotations
