@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Spelt in pieces so that this file does not match itself.
 DANGLING = ("PRACTICE" + ".md", "../" + "shared")
 # What the project generates: curve images and other artifacts, journals, run and export folders, data.
-GENERATED = re.compile(r"^(artifacts|runs|out|data)/|\.journal(\.lock)?$|^(?!docs/).*\.png$|\.pt$")
+GENERATED = re.compile(r"^(artifacts|runs|out|data)/|\.journal((\.append|\.enqueue)?\.lock)?$|^(?!docs/).*\.png$|\.pt$")
 
 
 def tracked_files() -> list[str]:
@@ -31,10 +31,14 @@ def test_no_generated_file_is_tracked() -> None:
                            "'git rm --cached' them and extend .gitignore")
 
 
+SAMPLES = ("artifacts/watch.coarse/3/curves.png", "hpsearch.journal", "x/c.journal.lock",
+           "hpsearch.journal.append.lock", "hpsearch.journal.enqueue.lock", "runs/a/metrics.json",
+           "out/rank-1.yaml", "data/cifar-10-batches-py/data_batch_1", "bench/curves.png",
+           "export/rank-1.seed-0.pt", "checkpoint-seed0.pt")
+
+
 def test_the_pattern_catches_what_the_project_generates() -> None:
-    for name in ("artifacts/watch.coarse/3/curves.png", "hpsearch.journal", "x/c.journal.lock", "runs/a/metrics.json",
-                 "out/rank-1.yaml", "data/cifar-10-batches-py/data_batch_1", "bench/curves.png",
-                 "export/rank-1.seed-0.pt", "checkpoint-seed0.pt"):
+    for name in SAMPLES:
         assert GENERATED.search(name), name
     for name in ("docs/trial-path.png", "examples/demo.yaml", "search/report_plots.py", "tests/watch/test_report.py"):
         assert not GENERATED.search(name), name
@@ -56,3 +60,11 @@ def test_docs_named_in_the_project_exist() -> None:
         if name.endswith((".py", ".yaml", ".md")) and (ROOT / name).is_file():
             for doc in re.findall(r"\bdocs/[\w.-]+\.md\b", (ROOT / name).read_text(errors="replace")):
                 assert (ROOT / doc).is_file(), f"{name} refers to {doc}, which does not exist"
+
+
+def test_git_ignores_what_the_project_generates() -> None:
+    tracked_files()  # skips where git or the checkout is missing
+    result = subprocess.run(["git", "check-ignore", "--no-index", "--verbose", "--non-matching", *SAMPLES],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    missing = [line.split("\t")[-1] for line in result.stdout.splitlines() if line.startswith("::")]
+    assert not missing, f"not ignored by .gitignore: {missing}"
