@@ -51,9 +51,9 @@ def test_a_paused_worker_drops_its_taken_trial_and_exits_0(backend: str, pg_url:
 
 
 def test_a_writer_paused_inside_a_journal_write_stalls_the_fleet_and_fails_nothing(tmp_path: Path) -> None:
-    """Nobody takes the append lock from a paused holder (Optuna's own lock is taken after 30 s, and a holder
-    that then resumed failed); the workers wait for it, go on when it resumes, and do not take the stall,
-    longer than the grace period, for each other's silence."""
+    """Nobody takes the append lock from a paused holder (Optuna's own lock is taken after 30 s, and a release
+    then fails); the workers wait for it, go on when it resumes, and do not take the stall, longer than the
+    grace period, for each other's silence."""
     url = str(tmp_path / "c.journal")
     plan = write_plan(tmp_path / "plan.yaml", space=STEADY_SPACE, stages=SMALL_STAGES)
     assert main(["init", str(plan), "--storage", url]) == 0
