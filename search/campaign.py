@@ -42,7 +42,7 @@ from hpsearch.search.stage_logic import (
 )
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.claims import claim_waiting
-from hpsearch.storage.enqueue import add_trials_once, retry_template
+from hpsearch.storage.enqueue import add_trials_once, queue_retry
 from hpsearch.storage.waiting import claim_remembered, remember_waiting, take_waiting
 
 # The stage logic's names, for the modules that read a campaign's trials.
@@ -268,14 +268,10 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry:
                 on_given_up: Callable[[FrozenTrial], None] | None = None) -> bool:
     """Enqueue the retry of failed `trial` (Optuna's copy: its slot, params and retry history; user attribute
     `retry_of` says from where and why), unless retries are used up or its slot has a live or finished trial.
-    `on_given_up` is called with `trial` when its retries are used up, as `fail_stale_trials` calls it."""
-    template = retry_template(trial, reason, max_retry)
-    if template is None:
-        if on_given_up is not None:
-            on_given_up(trial)
-        return False
-    return add_trials_once(internals.study_storage(study), internals.study_id(study), [template], key=SLOT,
-                           blocked_by=(*FINISHED, TrialState.WAITING, TrialState.RUNNING)) > 0
+    `on_given_up` is called with `trial` when its retries are used up (`queue_retry`, which the stale-trial
+    check shares)."""
+    return bool(queue_retry(internals.study_storage(study), internals.study_id(study), trial, reason, max_retry,
+                            unique_key=SLOT, on_given_up=on_given_up))
 
 
 def _study_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import optuna
@@ -125,3 +125,23 @@ def retry_template(trial: FrozenTrial, reason: str, max_retry: int) -> FrozenTri
         callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
     callback(_Capture(), source)  # type: ignore[arg-type]
     return captured[0] if captured else None
+
+
+# A slot with a trial in one of these states needs no retry.
+TAKEN = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def queue_retry(storage: BaseStorage, study_id: int, trial: FrozenTrial, reason: str, max_retry: int, *,
+                unique_key: str | None = None, on_given_up: Callable[[FrozenTrial], None] | None = None) -> bool | None:
+    """Queue the retry of failed `trial` (`retry_template`): True when queued; False when `unique_key` is given
+    and its slot already has a trial waiting, running or finished; None when its retries are used up, after
+    calling `on_given_up` with it (to drop what only a retry would have used, such as its checkpoint)."""
+    template = retry_template(trial, reason, max_retry)
+    if template is None:
+        if on_given_up is not None:
+            on_given_up(trial)
+        return None
+    if unique_key is not None:
+        return add_trials_once(storage, study_id, [template], key=unique_key, blocked_by=TAKEN) > 0
+    storage.create_new_trial(study_id, template_trial=template)
+    return True

@@ -12,7 +12,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage.enqueue import add_trials_once, retry_template
+from hpsearch.storage.enqueue import queue_retry
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.factory import journal_lock
 from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, rdb_backend
@@ -51,28 +51,17 @@ def fail_stale_trials(
         # Re-read: the copy must carry every system attribute the trial had when it died.
         trial = storage.get_trial(trial_id)
         reason = f"its worker sent no heartbeat for {ages[trial_id]:.1f} s (grace period {grace_period:g} s)"
-        template = retry_template(trial, reason, max_retry)
-        if template is not None and unique_key is not None:
-            retried = add_trials_once(storage, study_id, [template], key=unique_key, blocked_by=_TAKEN) > 0
-        elif template is not None:
-            storage.create_new_trial(study_id, template_trial=template)
-            retried = True
-        else:
-            retried = False
-            if on_given_up is not None:
-                on_given_up(trial)
+        retried = queue_retry(storage, study_id, trial, reason, max_retry, unique_key=unique_key,
+                              on_given_up=on_given_up)
         logger.warning(
             "trial %d of %s: %s; failed it, %s",
             trial.number,
             study_name,
             reason,
-            "queued its retry" if retried else "no retry queued" if template else f"no retry left (max {max_retry})",
+            f"no retry left (max {max_retry})" if retried is None else "queued its retry" if retried
+            else "no retry queued",
         )
     return failed
-
-
-# A slot with a trial in one of these states needs no retry.
-_TAKEN = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def heartbeat_ages(storage: BaseStorage, running: list[FrozenTrial]) -> dict[int, float]:
