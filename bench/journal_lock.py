@@ -3,7 +3,7 @@
 W processes share one journal file and run `study.optimize` with the random sampler on a trivial objective
 (one float, five reports) until 240 trials are done in all: what is measured is the journal's appends and
 reads, which are a worker's coordination on the journal. `optuna` is `JournalFileBackend(path)`, Optuna's
-symlink lock (broken by any waiter after 30 s without a release); `hpsearch` is the backend `open_storage`
+symlink lock (broken by any waiter after 30 s without a release); `hpsearch` is the storage `open_storage`
 builds, with `storage/journal_lock.py`'s `flock` (never broken while its holder lives). Both run in the same
 invocation, alternated, `--repeats` times each; the table gives the median and the ratio hpsearch / optuna.
 
@@ -26,15 +26,16 @@ import time
 from pathlib import Path
 
 import optuna
+from optuna.storages import BaseStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-from hpsearch.storage.journal_lock import JournalAppendLock
+from hpsearch.storage import open_storage
 
 LOCKS = ("optuna", "hpsearch")
 
 
-def _storage(path: str, lock: str) -> JournalStorage:
-    return JournalStorage(JournalFileBackend(path, lock_obj=JournalAppendLock(path) if lock == "hpsearch" else None))
+def _storage(path: str, lock: str) -> BaseStorage:
+    return open_storage(path, create=True) if lock == "hpsearch" else JournalStorage(JournalFileBackend(path))
 
 
 def _objective(trial: optuna.Trial) -> float:

@@ -92,9 +92,8 @@ def take_waiting(storage: BaseStorage, remembered: WaitingList, *, retired_key: 
 
 def claim_remembered(storage: BaseStorage, study_id: int, *, retired_key: str) -> FrozenTrial | None:
     """Claim a trial from the study's last remembered list and record its first heartbeat; the trial's copy as
-    read (`take_waiting`), or None when there is
-    no list, it is used up, the study has gained trials since, or `MAX_MISSES` tries lost their race: then
-    read the study again (`remember_waiting`)."""
+    read (`take_waiting`), or None when there is no list, it is used up, the study has gained trials since, or
+    `MAX_MISSES` tries lost their race: then read the study again (`remember_waiting`)."""
     remembered = _LISTS.get(storage, {}).get(study_id)
     if remembered is None or not remembered.trials:
         return None
