@@ -110,8 +110,8 @@ class TrainConfig:
             raise ConfigError(
                 f"{where}: unknown key {unknown[0]!r}; valid keys are {', '.join(sorted(known))}"
             )
-        hints = _type_hints(cls)
-        values = {name: _coerce(name, value, hints[name], where) for name, value in data.items()}
+        hints = type_hints(cls)
+        values = {name: coerce_field(name, value, hints[name], where) for name, value in data.items()}
         try:
             return cls(**values)
         except ConfigError as e:
@@ -140,8 +140,9 @@ class TrainConfig:
         return cls.from_dict(data, where=str(path))
 
 
-def _coerce(name: str, value: Any, hint: Any, where: str) -> Any:
-    """Check one value against its field type; ints are accepted for floats, lists for tuples."""
+def coerce_field(name: str, value: Any, hint: Any, where: str) -> Any:
+    """Check one value against its field type; ints are accepted for floats, lists for tuples. A type other
+    than bool, int, float, str, a tuple of ints or one of those or None is taken as it comes."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
@@ -150,12 +151,14 @@ def _coerce(name: str, value: Any, hint: Any, where: str) -> Any:
         hint = next(a for a in args if a is not type(None))
         origin = typing.get_origin(hint)
     expected = _type_name(hint)
-    if origin is tuple:
+    if origin is tuple and typing.get_args(hint)[:1] == (int,):
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             raise ConfigError(f"{where}: {name} must be a list of integers, got {value!r}")
         return tuple(value)
+    if hint not in (bool, int, float, str):
+        return value
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -240,6 +243,6 @@ def _valid_device(device: str) -> bool:
 
 
 @functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
+def type_hints(cls: type) -> dict[str, Any]:
     """The fields' resolved types: resolving them costs far more than building a config from a dict."""
     return typing.get_type_hints(cls)

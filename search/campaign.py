@@ -14,6 +14,7 @@ import functools
 import logging
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import optuna
 from optuna.storages import BaseStorage, GrpcStorageProxy
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.search.errors import CampaignFailed
 from hpsearch.search.notes import write_stage_note
 from hpsearch.search.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.record import TrialRecord
@@ -29,10 +31,14 @@ from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
 from hpsearch.search.stage_logic import (
     DUPLICATE,
+    ERROR,
     FINISHED,
     OVERRIDES,
     RETRY_OF,
     SLOT,
+    failing,
+    failure_limit,
+    first_error,
     live,
     next_space,
     orphans,
@@ -50,6 +56,10 @@ __all__ = ["DUPLICATE", "FINISHED", "OVERRIDES", "SLOT", "Campaign", "Claim", "S
            "load_plan", "open_stage", "rank", "retry_trial", "study_name"]
 
 log = logging.getLogger(__name__)
+
+
+FAILED = "failed"  # the first stage's user attribute: why the campaign stopped, when its objective kept failing
+OBJECTIVE_PATH = "objective_path"  # the folder a user's objective module was found in at init
 
 
 def study_name(plan_name: str, stage: Stage) -> str:
@@ -149,15 +159,44 @@ class Campaign:
 
     def open(self, index: int) -> None:
         """Open stage `index`: its space from the stage before (the plan's space for the first) and its slots.
-        Idempotent and safe to race: any worker that finds the stage not open opens it."""
+        Idempotent and safe to race: any worker that finds the stage not open opens it. A stage before it that
+        ended with no completed trial fails the campaign instead (CampaignFailed): nothing to go on from."""
         if index == 0:
             open_stage(self.storage, self.plan, 0, self.plan.space, None, [])
             return
         previous = self.stage(index - 1)
         if previous is None:
             raise RuntimeError(f"stage {index} cannot open before stage {index - 1}")
+        if not any(t.state == TrialState.COMPLETE for t in previous.trials):
+            error = first_error(previous.trials)
+            self.fail({**error, "stage": previous.stage.name,
+                       "why": f"it ended with no completed trial, so stage {self.plan.stages[index].name} "
+                              "cannot open"})
         open_stage(self.storage, self.plan, index, next_space(self.plan, index, previous.space, previous.trials),
-                   previous.space, rank(previous.trials))
+                   previous.space, rank(previous.trials, self.plan.metric.minimize))
+
+    def failure(self) -> dict[str, Any] | None:
+        """Why the campaign stopped (its objective kept failing), read from the storage; None while it runs."""
+        attrs = _study_attrs(self.storage, study_name(self.plan.name, self.plan.stages[0]))
+        failed = (attrs or {}).get(FAILED)
+        return dict(failed) if isinstance(failed, dict) else None
+
+    def fail(self, failure: dict[str, Any]) -> None:
+        """Mark the campaign failed (the first reason written stands) and raise CampaignFailed with it."""
+        known = self.failure()
+        if known is None:
+            study_id = self.storage.get_study_id_from_name(study_name(self.plan.name, self.plan.stages[0]))
+            self.storage.set_study_user_attr(study_id, FAILED, failure)
+            known = failure
+        raise CampaignFailed(self.plan.name, known)
+
+    def check_failing(self, view: StageView) -> None:
+        """Fail the campaign (CampaignFailed) when the stage's first trials all failed with an error."""
+        trial = failing(view.trials, failure_limit(self.plan, view.index))
+        if trial is not None:
+            count = sum(1 for t in view.trials if t.state == TrialState.FAIL and ERROR in t.user_attrs)
+            self.fail({**trial.user_attrs[ERROR], "stage": view.stage.name,
+                       "why": f"its first {count} trials all failed, none finished"})
 
     def claim(self, view: StageView) -> Claim | None:
         """Take one WAITING slot of the stage, retries first; None when none is waiting.
@@ -222,7 +261,9 @@ def load_plan(storage: BaseStorage, campaign: str) -> Plan:
     """The plan as stored by `init`; a campaign that is not there is bad input."""
     for summary in storage.get_all_studies():
         if summary.study_name.startswith(f"{campaign}.") and "plan" in summary.user_attrs:
-            plan = Plan.from_dict(summary.user_attrs["plan"])
+            found = summary.user_attrs.get(OBJECTIVE_PATH)  # where init found a user's module, on its machine
+            plan = Plan.from_dict(summary.user_attrs["plan"], stored=True,
+                                  search_path=(found,) if isinstance(found, str) else ())
             if plan.name == campaign:
                 return plan
     raise PlanError(f"no campaign {campaign!r} in this storage; run 'hpsearch init PLAN --storage S' first")
@@ -232,11 +273,18 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
                ranked: list[FrozenTrial]) -> None:
     """Create stage `index` with its space and slots, then mark it open. Safe to repeat and to race."""
     stage = plan.stages[index]
-    study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage, direction="maximize",
-                                load_if_exists=True)
+    study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage,
+                                direction=plan.metric.direction, load_if_exists=True)
+    if study.metric_names != [plan.metric.name]:  # the dashboard's axis: the metric's name, not "Objective 0"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([plan.metric.name])
     attrs = {"plan": plan.to_dict(), "fingerprint": plan_fingerprint(plan), "stage_index": index,
              "stage": stage.name, "kind": stage.kind.value, "n_trials": stage.n_trials,
              "space": space_to_json(space), "parent_space": space_to_json(parent) if parent else None}
+    folder = plan.objective_fn.folder if plan.objective_fn is not None else None
+    if folder is not None:
+        attrs[OBJECTIVE_PATH] = folder
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import shlex
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,11 +16,11 @@ from rich.live import Live
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.data import ensure_data
-from hpsearch.search.app import app
+from hpsearch.search.app import app, invoked_as
 from hpsearch.search.campaign import Campaign, init_campaign, load_plan
 from hpsearch.search.checkpoints import open_store
 from hpsearch.search.dashboard import artifact_dir
-from hpsearch.search.errors import OptionError
+from hpsearch.search.errors import OptionError, describe_campaign_failure
 from hpsearch.search.export import best_configs, progress_line, unfinished, write_export, write_weights
 from hpsearch.search.objective import objective_for
 from hpsearch.search.outputs import writable_dir
@@ -168,12 +169,17 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     finally:
         relay.close()
     stages = bars.stages
+    failure = Campaign.load(store, plan.name).failure()
+    if failure is not None:
+        console.print(f"hpsearch: {describe_campaign_failure(plan.name, failure)}", soft_wrap=True)
+        return 1
     if code >= 128 and not (stages and is_done(stages)):
         where = progress_line(stages) if stages else "see 'hpsearch status'"
         shown = f" --storage {redact_url(storage)}" if storage else ""
+        me = invoked_as()
         console.print(f"hpsearch: stopped by a signal; the workers handed their trials back. campaign {plan.name}: "
-                      f"{where}. No export written. Continue with: hpsearch run {plan_path}{shown} "
-                      f"(or hpsearch worker {plan.name}{shown} on any machine)", soft_wrap=True)
+                      f"{where}. No export written. Continue with: {me} run {plan_path}{shown} "
+                      f"(or {me} worker {plan.name}{shown} on any machine)", soft_wrap=True)
         return code
     for i, p in enumerate(procs):
         if p.exitcode not in (0, None):
@@ -183,9 +189,12 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
         return 1
     best = best_configs(store, plan.name, 1)
     paths = write_export(best, plan.name, out, "yaml", summary_to_dict(campaign_summary(store, plan.name)))
-    click.echo(f"best config: {paths[0]} (mean validation accuracy {best[0].mean:.4f} over {len(best[0].values)} runs)")
-    data = f" --data-dir {options.data_dir}" if options.data_dir else ""
-    click.echo(f"reproduce it: hpsearch train --config {paths[0]} --seeds {len(best[0].values)}{data} --test")
+    metric = plan.metric
+    click.echo(f"best config: {paths[0]} (mean {metric.label} {best[0].mean:.4f} over {len(best[0].values)} runs)")
+    data = f" --data-dir {shlex.quote(str(options.data_dir))}" if options.data_dir else ""
+    test = " --test" if plan.objective == "cifar10-resnet18" else ""  # the one objective with a held-out test set
+    click.echo(f"reproduce it: {invoked_as()} train --config {shlex.quote(str(paths[0]))} "
+               f"--seeds {len(best[0].values)}{data}{test}")
     return 0
 
 
@@ -200,15 +209,18 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 
     def look() -> tuple[list[StageStatus], RenderableType]:
         views = stored.views()  # one read of each stage's trials serves the status and the costs
-        stages = status_of(views)
-        return stages, status_view(name, stages, summary_of(views))
+        plan, failure = stored.plan, stored.failure()
+        stages = status_of(views, plan.metric)
+        failed = describe_campaign_failure(name, failure) if failure else None
+        return stages, status_view(name, stages, summary_of(views, plan.cost_unit), plan.metric, plan.cost_unit,
+                                   failed)
 
     stages, view = look()
     if not watch:
         Console().print(view)
         return
     with Live(view, console=Console(), refresh_per_second=4) as live:
-        while not is_done(stages):
+        while not is_done(stages) and stored.failure() is None:  # a failed campaign is over too
             time.sleep(interval)
             stages, view = look()
             live.update(view)

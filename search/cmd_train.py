@@ -26,6 +26,7 @@ from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, TrainResult
 from hpsearch.search.app import app
 from hpsearch.search.outputs import writable_dir
+from hpsearch.search.reproduce import CIFAR, exported_objective, search_path, train_export
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -73,6 +74,10 @@ def train_command(
     from hpsearch.objectives.plots import plot_curves
     from hpsearch.objectives.train import resolve_device  # torch: imported only by the commands that train
 
+    spec, doc = exported_objective(config_path)
+    if spec != CIFAR:  # an export of another objective: run that objective, not ResNet-18
+        _train_other(spec, doc, config_path, seeds, test, out, data_dir, download)
+        return
     config, recorded = load_config(config_path, device)
     resolve_device(config.device)  # fail before any work when the device is not there
     root = ensure_data(data_dir, download)
@@ -143,6 +148,23 @@ def lr_find_command(
     (out / "lr-find.yaml").write_text(yaml.safe_dump(suggestion, sort_keys=False))
     click.echo(f"suggested LR range: base_lr {result.base_lr:.3g}, max_lr {result.max_lr:.3g}")
     click.echo(f"wrote {out / 'lr-find.png'}, {out / 'lr-find.yaml'}")
+
+
+def _train_other(spec: str, doc: dict, path: Path, seeds: int, test: bool, out: Path, data_dir: Path | None,
+                 download: bool) -> None:
+    from hpsearch.objectives.objective import get_objective
+
+    if test:
+        raise ConfigError(f"--test measures the CIFAR-10 test set, and {path} is an export of objective {spec!r}; "
+                          "drop --test (a held-out set of your own belongs in your objective)")
+    objective = get_objective(spec, search_path(path, doc))
+    root = ensure_data(data_dir, download) if objective.needs_data else data_dir
+    out = _prepare_out(out)
+    metrics = train_export(spec, doc, path, seeds, root, out)
+    value, metric = metrics["value"], metrics["metric"]
+    mean = f"{value['mean']:.4g} ± {value['std']:.4g}" if value["mean"] is not None else "none"
+    click.echo(f"objective {spec}: {metric['name']} {mean} over {seeds} run(s) ({metric['direction']})")
+    click.echo(f"wrote {out / 'config.yaml'}, {out / 'metrics.json'}")
 
 
 def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str, checkpoint: FileCheckpoint,

@@ -12,9 +12,11 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 from rich.console import Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
+from hpsearch.objectives.objective import VAL_ACC, Metric
 from hpsearch.search.campaign import DUPLICATE, Campaign, StageView, rank
-from hpsearch.search.cost import Cost, total
+from hpsearch.search.cost import EPOCH_EQUIVALENTS, Cost, total
 from hpsearch.search.plan import Stage, StageKind
 from hpsearch.search.record import found_lr_range
 from hpsearch.search.space import Space, space_to_data
@@ -43,11 +45,12 @@ class StageStatus:
 
 def campaign_status(storage: BaseStorage, campaign: str) -> list[StageStatus]:
     """Every stage of the campaign as stored, in plan order; stages not open yet have no counts."""
-    return status_of(Campaign.load(storage, campaign).views())
+    stored = Campaign.load(storage, campaign)
+    return status_of(stored.views(), stored.plan.metric)
 
 
-def status_of(views: list[tuple[Stage, StageView | None]]) -> list[StageStatus]:
-    """`campaign_status` of stages already looked at (`Campaign.views`)."""
+def status_of(views: list[tuple[Stage, StageView | None]], metric: Metric = VAL_ACC) -> list[StageStatus]:
+    """`campaign_status` of stages already looked at (`Campaign.views`); best by the plan's `metric`."""
     out = []
     for stage, view in views:
         if view is None:
@@ -60,21 +63,22 @@ def status_of(views: list[tuple[Stage, StageView | None]]) -> list[StageStatus]:
             out.append(StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space,
                                    lr_range=found_lr_range(view.trials)))
         elif stage.kind == StageKind.FINAL:
-            out.append(_final_status(view, counts, space))
+            out.append(_final_status(view, counts, space, metric))
         else:
-            best = rank(view.trials)
+            best = rank(view.trials, metric.minimize)
             out.append(StageStatus(stage.name, stage.kind, stage.n_trials, True, counts,
                                    best[0].value if best else None, dict(best[0].params) if best else {}, space))
     return out
 
 
-def _final_status(view: StageView, counts: dict[str, int], space: dict[str, Any]) -> StageStatus:
+def _final_status(view: StageView, counts: dict[str, int], space: dict[str, Any], metric: Metric) -> StageStatus:
     """The best config by its mean over seeds, grouped and ordered as `hpsearch export` ranks them."""
     groups = config_groups(view.trials, view.stage.seeds)
     stage = view.stage
     if not groups:
         return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space)
-    best = min(groups.values(), key=lambda ts: (-statistics.fmean(t.value for t in ts), ts[0].number))
+    sign = 1.0 if metric.minimize else -1.0
+    best = min(groups.values(), key=lambda ts: (sign * statistics.fmean(t.value for t in ts), ts[0].number))
     values = [t.value for t in best]
     return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, statistics.fmean(values),
                        dict(best[0].params), space, statistics.stdev(values) if len(values) > 1 else 0.0,
@@ -86,14 +90,15 @@ def is_done(stages: list[StageStatus]) -> bool:
                                 for s in stages)
 
 
-def status_table(campaign: str, stages: list[StageStatus]) -> RenderableType:
+def status_table(campaign: str, stages: list[StageStatus], metric: Metric = VAL_ACC) -> RenderableType:
     """The counts table, then each stage's best params and space on lines of their own.
 
     Params stay out of the table: as a column they were folded into fragments on an 80-column terminal.
     """
     table = Table(title=f"campaign {campaign}", show_edge=False, pad_edge=False)  # fits 80 columns
     table.add_column("stage", overflow="fold")  # the one column that gives way on a narrow terminal
-    for col in ("budget", "done", "pruned", "running", "waiting", "failed", "best val acc"):
+    best = "best val acc" if metric == VAL_ACC else f"best {metric.name}"
+    for col in ("budget", "done", "pruned", "running", "waiting", "failed", best):
         table.add_column(col, no_wrap=True)
     for s in stages:
         c = s.counts
@@ -147,24 +152,40 @@ def _space_summary(space: dict[str, Any] | Space) -> str:
     return "; ".join(parts)
 
 
-def status_view(campaign: str, stages: list[StageStatus], summaries: list[StageSummary]) -> Group:
-    """The status table, then what each stage cost, then one table per comparison stage."""
-    return Group(status_table(campaign, stages), cost_table(summaries), *compare_tables(summaries))
+def status_view(campaign: str, stages: list[StageStatus], summaries: list[StageSummary],
+                metric: Metric = VAL_ACC, unit: str = EPOCH_EQUIVALENTS, failed: str | None = None) -> Group:
+    """The status table, then what each stage cost, then one table per comparison stage; a failed campaign's
+    reason first."""
+    head = [Text(f"FAILED: {failed}", style="bold red")] if failed else []
+    return Group(*head, status_table(campaign, stages, metric), cost_table(summaries, unit),
+                 *compare_tables(summaries))
 
 
-def cost_table(summaries: list[StageSummary]) -> Table:
-    """Device-hours and epoch-equivalents per stage and for the campaign, pruned and failed trials included."""
+def cost_table(summaries: list[StageSummary], unit: str = EPOCH_EQUIVALENTS) -> Table:
+    """Device-hours and the objective's work (epoch-equivalents for the built-in objectives) per stage and for
+    the campaign, pruned and failed trials included."""
     table = Table(title="cost")
-    for col in ("stage", "trials", "epochs", "device-h", "epoch-eq", "of which pruned", "failed", "saved"):
+    builtin = unit == EPOCH_EQUIVALENTS
+    # A user's objective: its steps and its own unit, and no "saved" (its planned length is not known).
+    columns = (("stage", "trials", "epochs", "device-h", "epoch-eq", "of which pruned", "failed", "saved")
+               if builtin else ("stage", "trials", "steps", "device-h", unit, "of which pruned", "failed"))
+    if unit == "steps":
+        columns = ("stage", "trials", "steps", "device-h", "of which pruned", "failed")
+    for col in columns:
         table.add_column(col, justify="left" if col == "stage" else "right", overflow="fold")
     table.caption = ("epoch-eq: full-data epochs at width 64 (epochs x data_fraction x (width/64)^2); stopped "
-                     "trials count the epochs they ran; saved: epochs pruning cut off")
+                     "trials count the epochs they ran; saved: epochs pruning cut off" if builtin else
+                     f"{unit}: the objective's own cost; stopped trials count the steps they reported")
 
     def row(name: str, costs: dict[str, Cost]) -> tuple[str, ...]:
         c = total(costs.values())
         pruned, failed = costs.get("pruned", Cost()), costs.get("fail", Cost())
-        return (name, str(c.trials), str(c.epochs), _amount(c.device_hours), _amount(c.epoch_equivalents),
-                _amount(pruned.epoch_equivalents), _amount(failed.epoch_equivalents), _amount(c.saved))
+        if unit == "steps":
+            return (name, str(c.trials), str(c.epochs), _amount(c.device_hours), str(pruned.epochs),
+                    str(failed.epochs))
+        values = (name, str(c.trials), str(c.epochs), _amount(c.device_hours), _amount(c.work),
+                  _amount(pruned.work), _amount(failed.work), _amount(c.saved))
+        return values if builtin else values[:-1]
 
     everything: dict[str, Cost] = {}
     for s in summaries:
