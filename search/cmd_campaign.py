@@ -27,7 +27,7 @@ from hpsearch.search.outputs import writable_dir
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.run_view import StageBars
-from hpsearch.search.status import StageStatus, is_done, status_of, status_view
+from hpsearch.search.status import StageStatus, campaign_status, is_done, status_of, status_view, under_budget
 from hpsearch.search.summary import campaign_summary, summary_of, summary_to_dict
 from hpsearch.search.worker import (
     GRACE_PERIOD_S,
@@ -188,14 +188,18 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     if code != 0:
         return 1
     best = best_configs(store, plan.name, 1)
-    paths = write_export(best, plan.name, out, "yaml", summary_to_dict(campaign_summary(store, plan.name)))
+    short = under_budget(stages)  # slots that failed on every retry: the campaign ran fewer trials than planned
+    paths = write_export(best, plan.name, out, "yaml", summary_to_dict(campaign_summary(store, plan.name)),
+                         under_budget=short)
+    for line in short:
+        console.print(f"hpsearch: {line}", soft_wrap=True, markup=False)
     metric = plan.metric
     click.echo(f"best config: {paths[0]} (mean {metric.label} {best[0].mean:.4f} over {len(best[0].values)} runs)")
     data = f" --data-dir {shlex.quote(str(options.data_dir))}" if options.data_dir else ""
     test = " --test" if plan.objective == "cifar10-resnet18" else ""  # the one objective with a held-out test set
     click.echo(f"reproduce it: {invoked_as()} train --config {shlex.quote(str(paths[0]))} "
                f"--seeds {len(best[0].values)}{data}{test}")
-    return 0
+    return 3 if short else 0  # done, but under budget: a script must not take it for a full campaign
 
 
 @app.command("status")
@@ -242,8 +246,12 @@ def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path
     store = open_storage(storage, create=False)
     best = best_configs(store, name, top)
     note = unfinished(store, name)
+    short = under_budget(campaign_status(store, name))
     folder = writable_dir(out or Path("runs") / name / "export")
-    paths = write_export(best, name, folder, fmt, summary_to_dict(campaign_summary(store, name)), unfinished=note)
+    paths = write_export(best, name, folder, fmt, summary_to_dict(campaign_summary(store, name)), unfinished=note,
+                         under_budget=short)
+    for line in short:
+        click.echo(line)
     if note:
         click.echo(f"campaign {name} is unfinished ({note}): these are the best configs so far")
     if weights:

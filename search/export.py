@@ -124,10 +124,11 @@ def progress_line(stages: list[Any]) -> str:
 
 
 def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str,
-                 summary: dict[str, Any] | None = None, *, unfinished: str | None = None) -> list[Path]:
+                 summary: dict[str, Any] | None = None, *, unfinished: str | None = None,
+                 under_budget: list[str] | None = None) -> list[Path]:
     """One file per config: `rank-N.yaml` (or .json) with config, result and provenance sections, the
     campaign's cost and comparisons (`summary.summary_to_dict`) when given; an `unfinished` campaign
-    (where it stands) is marked in the result and the header."""
+    (where it stands) and stages that ended `under_budget` are marked in the result and the header."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for e in entries:
@@ -137,7 +138,8 @@ def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str,
                           "metric": {"name": e.metric.name, "direction": e.metric.direction},
                           f"mean_{e.metric.name}": round(e.mean, 6), f"std_{e.metric.name}": round(e.std, 6),
                           "values": e.values, "trials": e.trials,
-                          **({"unfinished": unfinished} if unfinished else {})},
+                          **({"unfinished": unfinished} if unfinished else {}),
+                          **({"under_budget": under_budget} if under_budget else {})},
                "provenance": e.provenance}
         if e.variant is not None:
             doc["result"]["variant"] = e.variant
@@ -149,6 +151,7 @@ def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str,
         else:
             header = (f"# UNFINISHED campaign ({unfinished}): the best so far, not the campaign's result\n"
                       if unfinished else "")
+            header += "".join(f"# UNDER BUDGET: {line}\n" for line in under_budget or [])
             header += (f"# hpsearch export: rank {e.rank} of campaign {campaign!r}, stage {e.stage!r}, "
                        f"objective {e.objective}\n"
                        f"# mean {e.metric.label} {e.mean:.4f} ± {e.std:.4f} over {len(e.values)} run(s) "

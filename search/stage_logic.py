@@ -93,21 +93,22 @@ def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: l
 
 
 def failure_limit(plan: Plan, index: int) -> int:
-    """How many of a stage's first trials failing with an error, none finished, stop the campaign (0: never):
-    the plan's `fail_fast`, else max(3, a tenth of the stage's budget)."""
+    """How many of a stage's slots failing with an error, none finished, stop the campaign (0: never): the
+    plan's `fail_fast`, else max(3, a tenth of the stage's budget)."""
     if plan.fail_fast is not None:
         return plan.fail_fast
     return max(3, math.ceil(0.1 * plan.stages[index].n_trials))
 
 
 def failing(trials: list[FrozenTrial], limit: int) -> FrozenTrial | None:
-    """The first trial of a stage that keeps failing: none finished, and at least `limit` failed with an error of
-    the objective (not a stop or a lost worker); None otherwise."""
+    """The first trial of a stage that keeps failing: none finished, and the trials of at least `limit` slots
+    failed with an error of the objective (not a stop or a lost worker; a slot's retries are one slot); None
+    otherwise."""
     if limit <= 0 or any(t.state in FINISHED for t in trials):
         return None
     errors = sorted((t for t in trials if t.state == TrialState.FAIL and ERROR in t.user_attrs),
                     key=lambda t: t.number)
-    return errors[0] if len(errors) >= limit else None
+    return errors[0] if len({t.system_attrs.get(SLOT, t.number) for t in errors}) >= limit else None
 
 
 def first_error(trials: list[FrozenTrial]) -> dict[str, Any]:

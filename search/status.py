@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from optuna.storages import BaseStorage
@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hpsearch.objectives.objective import VAL_ACC, Metric
-from hpsearch.search.campaign import DUPLICATE, Campaign, StageView, rank
+from hpsearch.search.campaign import DUPLICATE, Campaign, StageView, given_up, rank
 from hpsearch.search.cost import EPOCH_EQUIVALENTS, Cost, total
 from hpsearch.search.plan import Stage, StageKind
 from hpsearch.search.record import found_lr_range
@@ -37,6 +37,7 @@ class StageStatus:
     best_std: float | None = None  # spread of that mean over the seeds (final stage only)
     best_runs: int = 1  # how many runs best_value averages
     lr_range: tuple[float, float] | None = None  # what an LR range test found; such a stage has no accuracy
+    given_up: dict[int, dict[str, Any]] = field(default_factory=dict)  # slots out of retries: slot -> trial, reason
 
     @property
     def finished(self) -> int:
@@ -56,19 +57,22 @@ def status_of(views: list[tuple[Stage, StageView | None]], metric: Metric = VAL_
         if view is None:
             out.append(StageStatus(stage.name, stage.kind, stage.n_trials, False, {}, None, {}, {}))
             continue
-        counts = dict(Counter(t.state.name for t in view.trials if DUPLICATE not in t.system_attrs))
-        space = space_to_data(view.space)
-        if stage.kind == StageKind.LR_RANGE_TEST:
-            # Its trial's value is the top of the range it found, a learning rate: never show it as an accuracy.
-            out.append(StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space,
-                                   lr_range=found_lr_range(view.trials)))
-        elif stage.kind == StageKind.FINAL:
-            out.append(_final_status(view, counts, space, metric))
-        else:
-            best = rank(view.trials, metric.minimize)
-            out.append(StageStatus(stage.name, stage.kind, stage.n_trials, True, counts,
-                                   best[0].value if best else None, dict(best[0].params) if best else {}, space))
+        out.append(replace(_stage_status(stage, view, metric), given_up=given_up(view.study.user_attrs)))
     return out
+
+
+def _stage_status(stage: Stage, view: StageView, metric: Metric) -> StageStatus:
+    counts = dict(Counter(t.state.name for t in view.trials if DUPLICATE not in t.system_attrs))
+    space = space_to_data(view.space)
+    if stage.kind == StageKind.LR_RANGE_TEST:
+        # Its trial's value is the top of the range it found, a learning rate: never show it as an accuracy.
+        return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space,
+                           lr_range=found_lr_range(view.trials))
+    if stage.kind == StageKind.FINAL:
+        return _final_status(view, counts, space, metric)
+    best = rank(view.trials, metric.minimize)
+    return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts,
+                       best[0].value if best else None, dict(best[0].params) if best else {}, space)
 
 
 def _final_status(view: StageView, counts: dict[str, int], space: dict[str, Any], metric: Metric) -> StageStatus:
@@ -133,8 +137,23 @@ def _details(s: StageStatus) -> str:
     elif s.best_params:
         mean = f" (mean ± std of {s.best_runs} seeds)" if s.best_std is not None else ""
         lines.append(f"best{mean}: {_short(s.best_params)}")
+    if s.given_up:
+        lines.append(f"[red]{under_budget_line(s)}[/red]")
     lines.append(f"space: {_space_summary(s.space)}")
     return "\n".join(lines)
+
+
+def under_budget_line(s: StageStatus) -> str:
+    """`N of M slots failed on every retry: ...`: why a stage ended (or will end) under its budget."""
+    slot = min(s.given_up)
+    last = s.given_up[slot]
+    return (f"under budget: {len(s.given_up)} of {s.n_trials} slot(s) failed on every retry (slot {slot}, "
+            f"trial {last.get('trial')}: {last.get('reason')})")
+
+
+def under_budget(stages: list[StageStatus]) -> list[str]:
+    """One line per stage with slots out of retries, naming the stage."""
+    return [f"stage {s.name} ended {under_budget_line(s)}" for s in stages if s.given_up]
 
 
 def _short(params: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.objective import Objective, describe_failure
 from hpsearch.search import worker_log
-from hpsearch.search.campaign import SLOT, Campaign, StageView, retry_trial, study_name
+from hpsearch.search.campaign import SLOT, Campaign, StageView, record_given_up, retry_trial, study_name
 from hpsearch.search.checkpoints import discard_checkpoint, open_store
 from hpsearch.search.errors import BAD_INPUT_ERRORS, CampaignFailed, OptionError
 from hpsearch.search.notes import write_trial_note
@@ -114,8 +114,9 @@ def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: Wo
         failure = campaign.failure()  # another worker found the objective failing: stop claiming
         if failure is not None:
             raise CampaignFailed(plan.name, failure)
+        gave_up = record_given_up(view.study, "its worker stopped sending heartbeats", _discarder(options))
         if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
-                             max_retry=options.max_retry, unique_key=SLOT, on_given_up=_discarder(options)):
+                             max_retry=options.max_retry, unique_key=SLOT, on_given_up=gave_up):
             return 0
     claimed = campaign.claim(view)
     if claimed is None:
