@@ -123,17 +123,18 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
 @worker_options
 def worker_command(name: str, storage: str | None, devices: str, per_device: int, max_trials: int | None,
                    **kw: Any) -> int:
-    """Pull trials of campaign NAME until it is done; SIGTERM hands the running trial back for a retry."""
+    """Pull trials of campaign NAME until it is done (exit 0); SIGTERM hands the running trial back for a retry
+    and exits 143 (130 for SIGINT), so a launcher replaces the stopped worker."""
     store = open_storage(storage, create=False)
     plan = load_plan(store, name)  # fail fast, with exit 2, before any process starts
     release_connections(store)  # the workers open their own: one PostgreSQL connection per worker process
     options = _options(storage, kw, plan, max_trials)
     slots = device_slots(devices, per_device)
     if len(slots) == 1:  # one GPU per pod or array task: no child process to start and signal
-        run_in_process(name, replace(options, device=slots[0]))
-        return 0
-    code = wait_processes(start_processes(name, options, slots))
-    return 0 if code >= 128 else code  # stopped by a signal: the trials were handed back, as asked
+        return run_in_process(name, replace(options, device=slots[0]))
+    # Stopped by a signal (128 + its number): the trials were handed back, and the campaign is not done, so
+    # an Indexed Job must not count this worker's index as complete.
+    return wait_processes(start_processes(name, options, slots))
 
 
 @app.command("run")

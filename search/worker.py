@@ -218,23 +218,32 @@ def _child(campaign: str, options: WorkerOptions, threads: int, share: int = 1) 
 
 
 def run_in_process(campaign: str, options: WorkerOptions) -> int:
-    """The worker loop in this process, with SIGTERM / SIGINT ending the current trial for a retry."""
+    """The worker loop in this process, with SIGTERM / SIGINT ending the current trial for a retry; returns the
+    exit status: 0 when the loop ended by itself, 128 + the signal's number when a signal stopped it."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     worker_log.configure(options.log_level, options.log_queue)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger(internals.QMC_LOGGER).addFilter(_ConditionalSpaceNotice())
     if options.log_queue is None:
-        return work(campaign, options, stop)
+        work(campaign, options, stop)
+        return 128 + received[0] if received else 0
     try:  # under `hpsearch run`: the parent says why a worker ended, from its last error line
-        return work(campaign, options, stop)
+        work(campaign, options, stop)
     except BAD_INPUT_ERRORS as e:
         log.error("%s", e)
         sys.exit(2)
     except Exception as e:
         log.error("%s: %s", type(e).__name__, redact_url(str(e)), exc_info=True)
         sys.exit(1)
+    return 128 + received[0] if received else 0
 
 
 class _ConditionalSpaceNotice(logging.Filter):
