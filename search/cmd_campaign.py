@@ -26,6 +26,7 @@ from hpsearch.search.outputs import writable_dir
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.run_view import StageBars
+from hpsearch.search.service import until_sigterm
 from hpsearch.search.status import StageStatus, is_done, status_of, status_view
 from hpsearch.search.summary import campaign_summary, summary_of, summary_to_dict
 from hpsearch.search.worker import (
@@ -39,6 +40,7 @@ from hpsearch.search.worker import (
 )
 from hpsearch.search.worker_log import LogRelay
 from hpsearch.storage import open_storage, redact_url, release_connections
+from hpsearch.storage.urls import parse_storage_string, resolve_storage_string
 
 console = Console(stderr=True)
 PathType = click.Path(path_type=Path)
@@ -254,13 +256,26 @@ def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path
 
 @app.command("storage-proxy")
 @storage_option
-@click.option("--host", default="0.0.0.0", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=13000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on; the proxy has no authentication, so serve other machines (0.0.0.0) only "
+                   "behind a firewall or a Kubernetes NetworkPolicy that admits just the workers")
+@click.option("--port", type=click.IntRange(1, 65535), default=13000, show_default=True, help="port to listen on")
 def storage_proxy_command(storage: str | None, host: str, port: int) -> None:
-    """Serve Optuna's gRPC storage proxy in front of PostgreSQL: workers then use grpc://HOST:PORT."""
+    """Serve Optuna's gRPC storage proxy in front of PostgreSQL: workers then use grpc://HOST:PORT.
+
+    Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
+
+    \b
+    Example, on a machine the workers reach (its PostgreSQL URL in the environment, not in `ps`):
+      HPSEARCH_STORAGE=postgresql+psycopg2://USER:PASSWORD@db:5432/hpsearch \\
+        hpsearch storage-proxy --host 0.0.0.0 --port 13000
+    """
     from hpsearch.storage import serve_storage_proxy
 
-    if not storage or not storage.startswith("postgresql"):
-        raise click.BadParameter("needs a postgresql+psycopg2://... storage", param_hint="--storage")
-    click.echo(f"serving {redact_url(storage)} on grpc://{host}:{port}")
-    serve_storage_proxy(storage, host, port)
+    url = resolve_storage_string(storage)
+    if parse_storage_string(url).kind != "rdb":  # also refuses the default journal before creating it
+        raise click.BadParameter(f"{redact_url(url)!r} is not PostgreSQL; the proxy serves a "
+                                 "postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB storage", param_hint="--storage")
+    click.echo(f"serving {redact_url(url)} on grpc://{host}:{port}")
+    with until_sigterm("storage proxy"):
+        serve_storage_proxy(url, host, port)

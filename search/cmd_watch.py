@@ -11,6 +11,7 @@ from hpsearch.search.app import app
 from hpsearch.search.cmd_campaign import storage_option
 from hpsearch.search.dashboard import artifact_dir, make_dashboard_server, url_of
 from hpsearch.search.outputs import writable_dir
+from hpsearch.search.service import until_sigterm
 from hpsearch.storage import open_storage, redact_url
 
 PathType = click.Path(path_type=Path)
@@ -24,13 +25,14 @@ PathType = click.Path(path_type=Path)
 @click.option("--artifacts", type=PathType, default=None,
               help="folder of the trials' artifacts (curves) [env HPSEARCH_ARTIFACTS_DIR; default ./artifacts]")
 def dashboard_command(storage: str | None, host: str, port: int, artifacts: Path | None) -> None:
-    """Serve optuna-dashboard over the campaign's storage until Ctrl-C."""
+    """Serve optuna-dashboard over the campaign's storage until Ctrl-C (exit 130) or SIGTERM (exit 0)."""
     opened = open_storage(storage, create=False)  # a mistyped journal path is not a new, empty campaign
     server = make_dashboard_server(opened, host, port, artifact_dir(artifacts))
     click.echo(f"optuna-dashboard for {redact_url(storage or 'hpsearch.journal')} at {url_of(server, host)} "
                "(Ctrl-C stops it)", err=False)
     try:
-        server.serve_forever()
+        with until_sigterm("optuna-dashboard", stop=server.shutdown):
+            server.serve_forever()
     finally:
         server.server_close()
 

@@ -171,3 +171,24 @@ def test_postgres_overlay_secret_points_at_its_own_database(k8s_builds):
     assert url.password == secret["POSTGRES_PASSWORD"]
     assert url.username == env_of(postgres)["POSTGRES_USER"]["value"]
     assert url.path.lstrip("/") == env_of(postgres)["POSTGRES_DB"]["value"]
+
+
+def test_only_the_workers_reach_the_proxy(k8s_builds):
+    resources = k8s_builds["overlays/with-proxy"]
+    proxy_pod = find(resources, "Deployment", "hpsearch-proxy")["spec"]["template"]
+    args = container(proxy_pod["spec"], "proxy")["args"]
+    # The proxy listens on loopback unless told otherwise; in a pod it must serve the Service's traffic.
+    assert args[args.index("--host") + 1] == "0.0.0.0"
+    [policy] = [r for r in resources if r["kind"] == "NetworkPolicy"]
+    spec = policy["spec"]
+    selected = spec["podSelector"]["matchLabels"]
+    assert selected.items() <= proxy_pod["metadata"]["labels"].items()
+    assert spec["policyTypes"] == ["Ingress"]
+    [rule] = spec["ingress"]
+    [source] = rule["from"]
+    worker_labels = find(resources, "Job", "hpsearch-worker")["spec"]["template"]["metadata"]["labels"]
+    assert source["podSelector"]["matchLabels"].items() <= worker_labels.items()
+    for other in ("hpsearch-dashboard",):  # nothing else the build runs is admitted
+        labels = find(resources, "Deployment", other)["spec"]["template"]["metadata"]["labels"]
+        assert not source["podSelector"]["matchLabels"].items() <= labels.items()
+    assert rule["ports"] == [{"protocol": "TCP", "port": int(args[args.index("--port") + 1])}]
