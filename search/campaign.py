@@ -22,6 +22,7 @@ import optuna
 from optuna.storages import BaseStorage, GrpcStorageProxy
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.search.errors import CampaignMissing
 from hpsearch.search.notes import write_stage_note
 from hpsearch.search.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.record import TrialRecord
@@ -225,7 +226,7 @@ def load_plan(storage: BaseStorage, campaign: str) -> Plan:
             plan = Plan.from_dict(summary.user_attrs["plan"])
             if plan.name == campaign:
                 return plan
-    raise PlanError(f"no campaign {campaign!r} in this storage; run 'hpsearch init PLAN --storage S' first")
+    raise CampaignMissing(f"no campaign {campaign!r} in this storage; run 'hpsearch init PLAN --storage S' first")
 
 
 def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, parent: Space | None,

@@ -16,7 +16,7 @@ from rich.live import Live
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.data import ensure_data
 from hpsearch.search.app import app
-from hpsearch.search.campaign import Campaign, init_campaign, load_plan
+from hpsearch.search.campaign import Campaign, init_campaign
 from hpsearch.search.checkpoints import open_store
 from hpsearch.search.dashboard import artifact_dir
 from hpsearch.search.errors import OptionError
@@ -29,6 +29,7 @@ from hpsearch.search.run_view import StageBars
 from hpsearch.search.service import until_sigterm
 from hpsearch.search.status import StageStatus, is_done, status_of, status_view
 from hpsearch.search.summary import campaign_summary, summary_of, summary_to_dict
+from hpsearch.search.waits import stored_plan
 from hpsearch.search.worker import (
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
@@ -122,14 +123,18 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
 @click.option("--per-device", type=click.IntRange(min=1), default=1, show_default=True,
               help="worker processes per device")
 @click.option("--max-trials", type=click.IntRange(min=1), default=None, help="stop each process after N trials")
+@click.option("--wait-for-storage", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
+              help="wait this long for a storage that does not answer yet (refused, starting up); a bad URL or "
+                   "password still fails at once")
+@click.option("--wait-for-campaign", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
+              help="wait this long for 'hpsearch init' to write the campaign")
 @worker_options
 def worker_command(name: str, storage: str | None, devices: str, per_device: int, max_trials: int | None,
-                   **kw: Any) -> int:
+                   wait_for_storage: float, wait_for_campaign: float, **kw: Any) -> int:
     """Pull trials of campaign NAME until it is done (exit 0); SIGTERM hands the running trial back for a retry
     and exits 143 (130 for SIGINT), so a launcher replaces the stopped worker."""
-    store = open_storage(storage, create=False)
-    plan = load_plan(store, name)  # fail fast, with exit 2, before any process starts
-    release_connections(store)  # the workers open their own: one PostgreSQL connection per worker process
+    # Fails with exit 2, before any process starts, on bad input or once a wait runs out.
+    plan = stored_plan(storage, name, storage_wait=wait_for_storage, campaign_wait=wait_for_campaign)
     options = _options(storage, kw, plan, max_trials)
     slots = device_slots(devices, per_device)
     if len(slots) == 1:  # one GPU per pod or array task: no child process to start and signal

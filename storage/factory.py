@@ -19,7 +19,7 @@ from optuna.storages import (
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from sqlalchemy.engine import URL, make_url
 
-from hpsearch.storage.errors import StorageError
+from hpsearch.storage.errors import StorageError, StorageUnreachable
 from hpsearch.storage.experimental import using_experimental_optuna
 from hpsearch.storage.journal_lock import JournalAppendLock
 from hpsearch.storage.urls import parse_storage_string, redact_url, resolve_storage_string, scrub
@@ -54,6 +54,10 @@ _RDB_FIXES = (
     ("could not translate host name", "check the host name in the storage URL"),
     ("permission denied", "grant the user CREATE on the database, or use a user who owns it"),
 )
+# Reasons that a server still coming up (or a name its orchestrator has not published yet) gives: waiting may
+# help. A bad password, user or database name never gets better by waiting.
+_UNREACHABLE = ("connection refused", "timeout", "timed out", "could not translate host name", "starting up",
+                "shutting down", "recovery mode", "no such file or directory")
 
 
 def default_grace_period(heartbeat_interval: int) -> int:
@@ -143,7 +147,7 @@ def _open_grpc(host: str, port: int) -> GrpcStorageProxy:
         storage.wait_server_ready(timeout=CONNECT_TIMEOUT)
     except ConnectionError:
         storage.close()
-        raise StorageError(
+        raise StorageUnreachable(
             f"no storage proxy answers at grpc://{host}:{port} within {CONNECT_TIMEOUT} s;"
             " start one with `hpsearch storage-proxy` or fix HOST:PORT"
         ) from None
@@ -241,7 +245,8 @@ def _create_rdb_storage(url: str, shown: str, **kwargs: Any) -> RDBStorage:
                 continue
             reason = _reason(exc, url)
             fix = next((f for key, f in _RDB_FIXES if key in reason.lower()), "check the storage URL")
-            raise StorageError(f"cannot open storage {shown!r}: {reason}; {fix}") from None
+            error = StorageUnreachable if any(key in reason.lower() for key in _UNREACHABLE) else StorageError
+            raise error(f"cannot open storage {shown!r}: {reason}; {fix}") from None
         except ImportError:
             raise StorageError(
                 "the PostgreSQL driver psycopg2 is not installed; pip install psycopg2-binary"
