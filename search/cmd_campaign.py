@@ -23,6 +23,7 @@ from hpsearch.search.errors import OptionError
 from hpsearch.search.export import best_configs, progress_line, unfinished, write_export, write_weights
 from hpsearch.search.objective import objective_for
 from hpsearch.search.outputs import writable_dir
+from hpsearch.search.params import Finite
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
 from hpsearch.search.run_view import StageBars
@@ -60,7 +61,7 @@ def checkpoint_place(f: Any) -> Any:
 
 
 def worker_options(f: Any) -> Any:
-    f = click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=DEFAULT_INTERVAL,
+    f = click.option("--checkpoint-interval", type=Finite(min=0), default=DEFAULT_INTERVAL,
                      show_default=True, help="seconds between a trial's epoch-end checkpoints (a stop always "
                                              "writes one)")(f)
     f = click.option("--no-checkpoints", is_flag=True, help="no trial checkpoints: a retried trial starts over")(f)
@@ -123,10 +124,10 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
 @click.option("--per-device", type=click.IntRange(min=1), default=1, show_default=True,
               help="worker processes per device")
 @click.option("--max-trials", type=click.IntRange(min=1), default=None, help="stop each process after N trials")
-@click.option("--wait-for-storage", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
+@click.option("--wait-for-storage", type=Finite(min=0), default=0, show_default=True, metavar="SECONDS",
               help="wait this long for a storage that does not answer yet (refused, starting up); a bad URL or "
                    "password still fails at once")
-@click.option("--wait-for-campaign", type=click.FloatRange(min=0), default=0, show_default=True, metavar="SECONDS",
+@click.option("--wait-for-campaign", type=Finite(min=0), default=0, show_default=True, metavar="SECONDS",
               help="wait this long for 'hpsearch init' to write the campaign")
 @worker_options
 def worker_command(name: str, storage: str | None, devices: str, per_device: int, max_trials: int | None,
@@ -201,7 +202,7 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
 @click.argument("name")
 @storage_option
 @click.option("--watch", is_flag=True, help="refresh until the campaign ends")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--interval", type=Finite(min=0.1), default=2.0, show_default=True)
 def status_command(name: str, storage: str | None, watch: bool, interval: float) -> None:
     """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far."""
     stored = Campaign.load(open_storage(storage, create=False), name)

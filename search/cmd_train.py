@@ -26,6 +26,7 @@ from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, TrainResult
 from hpsearch.search.app import app
 from hpsearch.search.outputs import writable_dir
+from hpsearch.search.params import Finite
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -60,7 +61,7 @@ def load_config(path: Path, device: str | None) -> tuple[TrainConfig, dict]:
 @click.option("--test", is_flag=True, help="also measure the held-out test set")
 @click.option("--out", type=PathType, default=Path("runs/train"), show_default=True, help="output folder")
 @click.option("--resume", is_flag=True, help="continue from the checkpoints in --out (checkpoint-seed<N>.pt)")
-@click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=DEFAULT_INTERVAL, show_default=True,
+@click.option("--checkpoint-interval", type=Finite(min=0), default=DEFAULT_INTERVAL, show_default=True,
               help="seconds between epoch-end checkpoints (the last epoch and a stop always write one)")
 def train_command(
     config_path: Path, seeds: int, test: bool, out: Path, data_dir: Path | None, download: bool, device: str | None,
@@ -118,8 +119,8 @@ def train_command(
 @config_options
 @click.option("--out", type=PathType, default=Path("runs/lr-find"), show_default=True, help="output folder")
 @click.option("--iterations", type=click.IntRange(min=10), default=200, show_default=True, help="steps of the sweep")
-@click.option("--start-lr", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True)
-@click.option("--end-lr", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
+@click.option("--start-lr", type=Finite(min=0, min_open=True), default=1e-5, show_default=True)
+@click.option("--end-lr", type=Finite(min=0, min_open=True), default=10.0, show_default=True)
 def lr_find_command(
     config_path: Path, out: Path, iterations: int, start_lr: float, end_lr: float,
     data_dir: Path | None, download: bool, device: str | None,

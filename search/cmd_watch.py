@@ -27,7 +27,7 @@ PathType = click.Path(path_type=Path)
 def dashboard_command(storage: str | None, host: str, port: int, artifacts: Path | None) -> None:
     """Serve optuna-dashboard over the campaign's storage until Ctrl-C (exit 130) or SIGTERM (exit 0)."""
     opened = open_storage(storage, create=False)  # a mistyped journal path is not a new, empty campaign
-    server = make_dashboard_server(opened, host, port, artifact_dir(artifacts))
+    server = make_dashboard_server(opened, host, port, writable_dir(artifact_dir(artifacts), "--artifacts"))
     click.echo(f"optuna-dashboard for {redact_url(storage or 'hpsearch.journal')} at {url_of(server, host)} "
                "(Ctrl-C stops it)", err=False)
     try:

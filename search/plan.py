@@ -15,6 +15,7 @@ import yaml
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.objective import OBJECTIVES
 from hpsearch.objectives.textfile import MAX_TEXT_BYTES, read_small_text
+from hpsearch.objectives.yamlfile import BoundedLoader
 from hpsearch.search.space import PlanError, Space, parse_space, space_to_data
 from hpsearch.search.stages import (
     COMPARE_ON,
@@ -83,7 +84,7 @@ class Plan:
         ):
             raise PlanError(f"{where}: objective: {objective!r} is neither one of {list(OBJECTIVES)} "
                             "nor a 'module:function' reference; use one of those forms")
-        seed = integer(data.get("seed", 0), f"{where}: seed", low=0)
+        seed = integer(data.get("seed", 0), f"{where}: seed", low=0, high=2**32 - 1)  # what numpy and torch seed with
         base = train_config(data.get("base") or {}, f"{where}: base")
         space = parse_space(data["space"], f"{where}: space") if data.get("space") or not compare_only else Space(())
         if not isinstance(raw, list) or not raw:
@@ -123,8 +124,8 @@ def plan_fingerprint(plan: Plan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class _PlanLoader(yaml.SafeLoader):
-    """SafeLoader that reads 1e-3 as a float (YAML 1.1 wants 1.0e-3) and refuses duplicate keys."""
+class _PlanLoader(BoundedLoader):
+    """A bounded SafeLoader that reads 1e-3 as a float (YAML 1.1 wants 1.0e-3) and refuses duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
