@@ -107,7 +107,12 @@ def checkpoint_dir(given: Path | None, artifacts: Path | None) -> Path:
 @storage_option
 @click.option("--name", default=None, help="campaign name (default: the plan's name)")
 def init_command(plan_path: Path, storage: str | None, name: str | None) -> None:
-    """Write a campaign into the storage and open its first stage (idempotent for the same plan)."""
+    """Write a campaign into the storage and open its first stage (idempotent for the same plan).
+
+    \b
+    Example (then start 'hpsearch worker cifar10-resnet18' on every GPU machine):
+      hpsearch init examples/cifar10-resnet18.yaml --storage postgresql+psycopg2://USER:PASSWORD@HOST:5432/DB
+    """
     plan = load_plan_file(plan_path)
     if name is not None:
         plan = Plan.from_dict({**plan.to_dict(), "name": name}, where="--name")
@@ -133,7 +138,13 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
 def worker_command(name: str, storage: str | None, devices: str, per_device: int, max_trials: int | None,
                    wait_for_storage: float, wait_for_campaign: float, **kw: Any) -> int:
     """Pull trials of campaign NAME until it is done (exit 0); SIGTERM hands the running trial back for a retry
-    and exits 143 (130 for SIGINT), so a launcher replaces the stopped worker."""
+    and exits 143 (130 for SIGINT), so a launcher replaces the stopped worker.
+
+    \b
+    Example (the storage URL in the environment keeps its password out of `ps`):
+      export HPSEARCH_STORAGE=postgresql+psycopg2://USER:PASSWORD@HOST:5432/DB
+      hpsearch worker cifar10-resnet18 --devices all --data-dir /data --wait-for-storage 300
+    """
     # Fails with exit 2, before any process starts, on bad input or once a wait runs out.
     plan = stored_plan(storage, name, storage_wait=wait_for_storage, campaign_wait=wait_for_campaign)
     options = _options(storage, kw, plan, max_trials)
@@ -156,7 +167,12 @@ def worker_command(name: str, storage: str | None, devices: str, per_device: int
 def run_command(plan_path: Path, storage: str | None, workers: int | None, out: Path | None, **kw: Any) -> int:
     """Init the campaign and run local workers until it is done, then export the best config.
 
-    SIGTERM or SIGINT hands the running trials back, exports nothing and exits 143 (130 for SIGINT)."""
+    SIGTERM or SIGINT hands the running trials back, exports nothing and exits 143 (130 for SIGINT).
+
+    \b
+    Example (the CPU demo, about five minutes):
+      hpsearch run examples/demo.yaml --download
+    """
     plan = load_plan_file(plan_path)
     out = writable_dir(out or Path("runs") / plan.name)  # before any work: a bad --out costs nothing
     queue = multiprocessing.get_context("spawn").Queue()
@@ -202,9 +218,15 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
 @click.argument("name")
 @storage_option
 @click.option("--watch", is_flag=True, help="refresh until the campaign ends")
-@click.option("--interval", type=Finite(min=0.1), default=2.0, show_default=True)
+@click.option("--interval", type=Finite(min=0.1), default=2.0, show_default=True, metavar="SECONDS",
+              help="seconds between refreshes with --watch")
 def status_command(name: str, storage: str | None, watch: bool, interval: float) -> None:
-    """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far."""
+    """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far.
+
+    \b
+    Example:
+      hpsearch status cifar10-resnet18 --watch
+    """
     stored = Campaign.load(open_storage(storage, create=False), name)
 
     def look() -> tuple[list[StageStatus], RenderableType]:
@@ -226,8 +248,10 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 @app.command("export")
 @click.argument("name")
 @storage_option
-@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+              help="how many of the best configs to write, best first: rank-1, rank-2, ...")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+              help="file format of the configs (both read by 'hpsearch train --config')")
 @click.option("--out", type=PathType, default=None, help="output folder [runs/NAME/export]")
 @click.option("--weights", is_flag=True, help="also the final stage's trained weights, every seed: rank-N.seed-S.pt")
 @click.option("--artifacts", type=PathType, default=None,
@@ -235,7 +259,12 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 @checkpoint_place
 def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None, weights: bool,
                    artifacts: Path | None, checkpoints: Path | None) -> None:
-    """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads."""
+    """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads.
+
+    \b
+    Example (then: hpsearch train --config runs/demo/export/rank-1.yaml --test):
+      hpsearch export demo --top 3
+    """
     store = open_storage(storage, create=False)
     best = best_configs(store, name, top)
     note = unfinished(store, name)

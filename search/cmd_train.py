@@ -70,6 +70,10 @@ def train_command(
     """Train one config (several seeds), writing config.yaml, metrics.json, curves.png and a checkpoint per seed.
 
     SIGINT or SIGTERM finishes the current batch, writes the checkpoint and exits 130; --resume carries on.
+
+    \b
+    Example (an exported config, three seeds, and its test accuracy):
+      hpsearch train --config runs/demo/export/rank-1.yaml --seeds 3 --test
     """
     from hpsearch.objectives.plots import plot_curves
     from hpsearch.objectives.train import resolve_device  # torch: imported only by the commands that train
@@ -119,13 +123,20 @@ def train_command(
 @config_options
 @click.option("--out", type=PathType, default=Path("runs/lr-find"), show_default=True, help="output folder")
 @click.option("--iterations", type=click.IntRange(min=10), default=200, show_default=True, help="steps of the sweep")
-@click.option("--start-lr", type=Finite(min=0, min_open=True), default=1e-5, show_default=True)
-@click.option("--end-lr", type=Finite(min=0, min_open=True), default=10.0, show_default=True)
+@click.option("--start-lr", type=Finite(min=0, min_open=True), default=1e-5, show_default=True,
+              help="learning rate of the sweep's first step")
+@click.option("--end-lr", type=Finite(min=0, min_open=True), default=10.0, show_default=True,
+              help="learning rate of its last step (the sweep rises exponentially in between)")
 def lr_find_command(
     config_path: Path, out: Path, iterations: int, start_lr: float, end_lr: float,
     data_dir: Path | None, download: bool, device: str | None,
 ) -> None:
-    """LR range test: writes lr-find.png and lr-find.yaml with the suggested [base_lr, max_lr]."""
+    """LR range test: writes lr-find.png and lr-find.yaml with the suggested [base_lr, max_lr].
+
+    \b
+    Example:
+      hpsearch lr-find --config examples/config-cpu.yaml --data-dir data
+    """
     from hpsearch.objectives.lr_find import lr_range_test
     from hpsearch.objectives.plots import plot_range_test
     from hpsearch.objectives.train import resolve_device
