@@ -9,6 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
+from hpsearch.search.status import campaign_status
 from hpsearch.storage import open_storage
 from tests.campaign.faults import duplicates
 from tests.campaign.helpers import PLAN, check_campaign, finished_count, start_workers, wait_all, write_plan
@@ -92,3 +93,6 @@ def test_sigterm_hands_the_trial_back_and_exits_143(per_device: str, tmp_path: P
     assert handed_back and "SIGTERM" in handed_back[0].user_attrs["fail_reason"]
     assert [t for t in trials if t.state == TrialState.WAITING and t.system_attrs.get("failed_trial") is not None]
     assert "handed back for a retry" in (tmp_path / "worker-0.log").read_text()
+    # Status does not count a handed-back trial as failed: its retry will run it.
+    coarse = campaign_status(storage, "syn")[0]
+    assert coarse.counts.get("FAIL", 0) == 0 and coarse.counts["RETRIED"] == len(handed_back)
