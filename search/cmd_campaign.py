@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 from optuna.artifacts.exceptions import ArtifactNotFound
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
@@ -26,6 +26,7 @@ from hpsearch.search.outputs import writable_dir
 from hpsearch.search.params import Finite
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
+from hpsearch.search.progress import running_table, running_trials
 from hpsearch.search.run_view import StageBars
 from hpsearch.search.service import until_sigterm
 from hpsearch.search.status import StageStatus, is_done, status_of, status_view
@@ -217,7 +218,7 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
 @app.command("status")
 @click.argument("name")
 @storage_option
-@click.option("--watch", is_flag=True, help="refresh until the campaign ends")
+@click.option("--watch", is_flag=True, help="refresh until the campaign ends, with the running trials' progress")
 @click.option("--interval", type=Finite(min=0.1), default=2.0, show_default=True, metavar="SECONDS",
               help="seconds between refreshes with --watch")
 def status_command(name: str, storage: str | None, watch: bool, interval: float) -> None:
@@ -232,7 +233,9 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
     def look() -> tuple[list[StageStatus], RenderableType]:
         views = stored.views()  # one read of each stage's trials serves the status and the costs
         stages = status_of(views)
-        return stages, status_view(name, stages, summary_of(views))
+        view = status_view(name, stages, summary_of(views))
+        running = running_table(running_trials(views)) if watch else None  # what moves between trials' ends
+        return stages, view if running is None else Group(view, running)
 
     stages, view = look()
     if not watch:
