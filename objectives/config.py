@@ -15,6 +15,7 @@ import yaml
 
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.textfile import MAX_TEXT_BYTES, read_small_text
+from hpsearch.objectives.yamlfile import BoundedLoader
 
 OPTIMIZER_NAMES = ("sgd", "adamw", "nadam")
 SCHEDULER_NAMES = ("constant", "step", "cosine", "plateau", "onecycle", "cyclic")
@@ -130,7 +131,7 @@ class TrainConfig:
         path = Path(path)
         text = read_small_text(path, "config file", ConfigError, MAX_CONFIG_BYTES)
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=BoundedLoader)  # a SafeLoader: no arbitrary objects
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""

@@ -26,6 +26,7 @@ from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, TrainResult
 from hpsearch.search.app import app
 from hpsearch.search.outputs import writable_dir
+from hpsearch.search.params import Finite
 from hpsearch.search.reproduce import CIFAR, exported_objective, search_path, train_export
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def load_config(path: Path, device: str | None) -> tuple[TrainConfig, dict]:
 @click.option("--test", is_flag=True, help="also measure the held-out test set")
 @click.option("--out", type=PathType, default=Path("runs/train"), show_default=True, help="output folder")
 @click.option("--resume", is_flag=True, help="continue from the checkpoints in --out (checkpoint-seed<N>.pt)")
-@click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=DEFAULT_INTERVAL, show_default=True,
+@click.option("--checkpoint-interval", type=Finite(min=0), default=DEFAULT_INTERVAL, show_default=True,
               help="seconds between epoch-end checkpoints (the last epoch and a stop always write one)")
 def train_command(
     config_path: Path, seeds: int, test: bool, out: Path, data_dir: Path | None, download: bool, device: str | None,
@@ -70,6 +71,10 @@ def train_command(
     """Train one config (several seeds), writing config.yaml, metrics.json, curves.png and a checkpoint per seed.
 
     SIGINT or SIGTERM finishes the current batch, writes the checkpoint and exits 130; --resume carries on.
+
+    \b
+    Example (an exported config, three seeds, and its test accuracy):
+      hpsearch train --config runs/demo/export/rank-1.yaml --seeds 3 --test
     """
     from hpsearch.objectives.plots import plot_curves
     from hpsearch.objectives.train import resolve_device  # torch: imported only by the commands that train
@@ -123,13 +128,20 @@ def train_command(
 @config_options
 @click.option("--out", type=PathType, default=Path("runs/lr-find"), show_default=True, help="output folder")
 @click.option("--iterations", type=click.IntRange(min=10), default=200, show_default=True, help="steps of the sweep")
-@click.option("--start-lr", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True)
-@click.option("--end-lr", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
+@click.option("--start-lr", type=Finite(min=0, min_open=True), default=1e-5, show_default=True,
+              help="learning rate of the sweep's first step")
+@click.option("--end-lr", type=Finite(min=0, min_open=True), default=10.0, show_default=True,
+              help="learning rate of its last step (the sweep rises exponentially in between)")
 def lr_find_command(
     config_path: Path, out: Path, iterations: int, start_lr: float, end_lr: float,
     data_dir: Path | None, download: bool, device: str | None,
 ) -> None:
-    """LR range test: writes lr-find.png and lr-find.yaml with the suggested [base_lr, max_lr]."""
+    """LR range test: writes lr-find.png and lr-find.yaml with the suggested [base_lr, max_lr].
+
+    \b
+    Example:
+      hpsearch lr-find --config examples/config-cpu.yaml --data-dir data
+    """
     from hpsearch.objectives.lr_find import lr_range_test
     from hpsearch.objectives.plots import plot_range_test
     from hpsearch.objectives.train import resolve_device

@@ -17,6 +17,10 @@ class PlanError(SearchError):
     """A plan, space, sampler or pruner spec is invalid; the message names the key path and the fix."""
 
 
+class CampaignMissing(PlanError):
+    """The storage holds no campaign of that name (yet: `init` may still be on its way)."""
+
+
 class OptionError(SearchError):
     """A command-line option's value cannot work on this machine (an address, a port, a device)."""
 

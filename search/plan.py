@@ -16,6 +16,7 @@ from hpsearch.objectives.errors import ObjectiveError
 from hpsearch.objectives.objective import DIRECTIONS, OBJECTIVES, VAL_ACC, Metric, Objective, get_objective
 from hpsearch.objectives.params import TRAIN_CONFIG, OpenSchema, ParamSchema
 from hpsearch.objectives.textfile import MAX_TEXT_BYTES, read_small_text
+from hpsearch.objectives.yamlfile import BoundedLoader
 from hpsearch.search.space import PlanError, Space, parse_space, space_to_data
 from hpsearch.search.stages import (
     COMPARE_ON,
@@ -140,7 +141,7 @@ class Plan:
         return cls(name, spec, base, space, tuple(stages), seed, metric, fail_fast, schema, objective, given)
 
 
-MAX_SEED = 2**31 - 1  # numpy, torch and Optuna's samplers all take a seed this large
+MAX_SEED = 2**32 - 1  # what numpy and torch seed with
 
 
 def _objective(spec: str, search_path: tuple[str | Path, ...], stored: bool) -> Objective | None:
@@ -191,8 +192,8 @@ def plan_fingerprint(plan: Plan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class _PlanLoader(yaml.SafeLoader):
-    """SafeLoader that reads 1e-3 as a float (YAML 1.1 wants 1.0e-3) and refuses duplicate keys."""
+class _PlanLoader(BoundedLoader):
+    """A bounded SafeLoader that reads 1e-3 as a float (YAML 1.1 wants 1.0e-3) and refuses duplicate keys."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()

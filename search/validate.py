@@ -10,6 +10,8 @@ from hpsearch.objectives.params import TRAIN_CONFIG, ParamSchema
 from hpsearch.search.space import PlanError
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # safe inside the study name "<campaign>.<stage>"
+# Optuna keeps a study name in 512 characters: "<campaign>.<stage>" of two names at most this long fits.
+MAX_NAME = 100
 
 
 def train_config(data: Any, at: str, schema: ParamSchema = TRAIN_CONFIG) -> Any:
@@ -39,6 +41,8 @@ def known_keys(data: dict[str, Any], keys: tuple[str, ...], at: str) -> None:
 
 def safe_name(value: Any, at: str) -> str:
     """A name that is safe in a study name."""
+    if isinstance(value, str) and len(value) > MAX_NAME:
+        raise PlanError(f"{at}: {value[:20]!r}... is {len(value):,} characters long; use at most {MAX_NAME}")
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise PlanError(f"{at}: {value!r} is not a safe name; use letters, digits, '_' and '-' only")
     return value

@@ -236,17 +236,27 @@ def _child(campaign: str, options: WorkerOptions, threads: int, share: int = 1) 
 
 
 def run_in_process(campaign: str, options: WorkerOptions) -> int:
-    """The worker loop in this process, with SIGTERM / SIGINT ending the current trial for a retry."""
+    """The worker loop in this process, with SIGTERM / SIGINT ending the current trial for a retry; returns the
+    exit status: 0 when the loop ended by itself, 128 + the signal's number when a signal stopped it."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     worker_log.configure(options.log_level, options.log_queue)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger(internals.QMC_LOGGER).addFilter(_ConditionalSpaceNotice())
-    if options.log_queue is None:
-        return work(campaign, options, stop)
-    try:  # under `hpsearch run`: the parent says why a worker ended, from its last error line
-        return work(campaign, options, stop)
+    if options.log_queue is None and multiprocessing.parent_process() is None:
+        work(campaign, options, stop)  # `hpsearch worker` in this process: the CLI says what went wrong
+        return 128 + received[0] if received else 0
+    # A child process (`hpsearch run`, or `worker --per-device`): it says itself why it ended, in one line
+    # (under `hpsearch run` the parent shows its last error line).
+    try:
+        work(campaign, options, stop)
     except CampaignFailed as e:
         log.error("%s", e)
         sys.exit(1)
@@ -256,6 +266,7 @@ def run_in_process(campaign: str, options: WorkerOptions) -> int:
     except Exception as e:
         log.error("%s: %s", type(e).__name__, redact_url(str(e)), exc_info=True)
         sys.exit(1)
+    return 128 + received[0] if received else 0
 
 
 class _ConditionalSpaceNotice(logging.Filter):
