@@ -150,7 +150,7 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
                               stop=trial_stop, artifacts=options.artifacts,
                               checkpoints=None if options.checkpoints is None else open_store(options.checkpoints),
-                              checkpoint_interval=options.checkpoint_interval)
+                              checkpoint_interval=options.checkpoint_interval, patience=options.grace_period)
             log.info("%s: %s", where, state.name)
             return False
         except Interrupted:
