@@ -29,6 +29,7 @@ def test_cut_torn_tail_keeps_every_whole_line(tmp_path: Path) -> None:
     assert cut_torn_tail(str(path)) == len(TORN) and path.read_bytes() == b""
 
 
+@pytest.mark.slow
 def test_a_campaign_goes_on_after_a_torn_last_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     journal = tmp_path / "c.journal"
     assert main(["init", str(write_plan(tmp_path / "plan.yaml", stages=SMALL)), "--storage", str(journal)]) == 0
