@@ -98,6 +98,8 @@ def train_fused(configs: Sequence[TrainConfig], *, data_dir: str | Path | None =
     device = resolve_device(first.device)
     root = resolve_data_dir(data_dir)
     splits = splits if splits is not None else make_splits(first, root)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     mode = resolve_compile(first.compile, device)
     autocast = _autocast(device, first.precision, cache=mode != "cudagraphs")
     model = StackedModel(splits.num_classes, first.width, slots, device)

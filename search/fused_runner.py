@@ -144,6 +144,8 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
         if slots[k] is None:
             break
     members = [m for m in slots if m is not None]
+    log.info("trials %s of %s train fused in %d slots", ", ".join(str(m.trial.number) for m in members),
+             ctx.view.stage.name, len(members))
 
     def on_epoch(slot: int, rec: EpochRecord) -> None:
         m = slots[slot]

@@ -191,3 +191,27 @@ def test_what_cannot_fuse_says_why(tiny_config: TrainConfig) -> None:
 def test_a_trial_that_cannot_fuse_is_refused(cifar_dir: Path, tiny_config: TrainConfig) -> None:
     with pytest.raises(ConfigError, match="its width 8 differs"):
         train_fused([tiny_config, tiny_config.replace(width=8)], data_dir=cifar_dir)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_captured_fused_step_trains_as_the_eager_one_across_a_refill(cifar_dir: Path,
+                                                                         tiny_config: TrainConfig) -> None:
+    configs = varied(tiny_config.replace(device="cuda", precision="fp32", epochs=2))
+
+    def run(compile: str) -> list[TrainResult]:
+        queue = [configs[2].replace(compile=compile)]
+        stopped: list[int] = []
+
+        def stop_slot_0(slot: int, record: EpochRecord) -> None:
+            if slot == 0 and not stopped:  # its first trial only: the refilled one runs to the end
+                stopped.append(slot)
+                raise StopTraining("pruned at epoch 1")
+
+        return train_fused([c.replace(compile=compile) for c in configs[:2]], data_dir=cifar_dir,
+                           on_epoch=stop_slot_0, refill=lambda slot: queue.pop() if queue else None)
+
+    captured, eager = run("cudagraphs"), run("off")
+    assert [r.config.seed for r in captured] == [r.config.seed for r in eager] == [0, 1, 2]
+    for g, e in zip(captured, eager, strict=True):
+        assert_same_history(g, e)
