@@ -23,6 +23,7 @@ from tests.cifar_files import write_cifar
 BASE = {"width": 4, "batch_size": 16, "val_fraction": 0.25, "data_fraction": 0.5, "device": "cpu",
         "channels_last": False}
 N_TRIALS = 7
+pytestmark = pytest.mark.slow
 SPACE = {"lr": {"type": "float", "low": 1.0e-3, "high": 3.0, "log": True},
          "momentum": {"type": "float", "low": 0.5, "high": 0.99},
          "weight_decay": {"type": "float", "low": 1.0e-6, "high": 1.0e-1, "log": True}}

@@ -35,6 +35,12 @@ from hpsearch.objectives.result import EpochRecord, StopTraining, TrainResult
 from hpsearch.objectives.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def short(tiny_config: TrainConfig) -> TrainConfig:
+    """Half the tiny training split: 4 steps an epoch, so the epoch-end parts (schedules, plateau) come soon."""
+    return tiny_config.replace(data_fraction=0.5)
 LOSS_TOL, ACC_TOL = 0.06, 0.12
 CPU = torch.device("cpu")
 
@@ -119,8 +125,9 @@ def varied(base: TrainConfig) -> list[TrainConfig]:
     ]
 
 
-def test_fused_trials_have_the_histories_of_separate_runs(cifar_dir: Path, tiny_config: TrainConfig) -> None:
-    configs = varied(tiny_config)
+@pytest.mark.slow
+def test_fused_trials_have_the_histories_of_separate_runs(cifar_dir: Path, short: TrainConfig) -> None:
+    configs = varied(short)
     seen: list[tuple[int, int]] = []
     fused = train_fused(configs, data_dir=cifar_dir, on_epoch=lambda slot, r: seen.append((slot, r.epoch)))
     assert seen == [(k, e) for e in (1, 2) for k in range(3)]  # every trial reported at every epoch
@@ -140,11 +147,11 @@ def float64(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     torch.set_default_dtype(before)
 
 
-def test_in_float64_fused_histories_equal_separate_ones(cifar_dir: Path, tiny_config: TrainConfig,
-                                                        float64: None) -> None:
-    sgd = [tiny_config, varied(tiny_config)[1].replace(label_smoothing=0.1)]  # build_loss's weights are float32
-    adamw = [tiny_config.replace(optimizer="adamw", lr=3e-3, seed=3),
-             tiny_config.replace(optimizer="adamw", lr=1e-3, weight_decay=0.05, seed=4, scheduler="onecycle")]
+@pytest.mark.slow
+def test_in_float64_fused_histories_equal_separate_ones(cifar_dir: Path, short: TrainConfig, float64: None) -> None:
+    sgd = [short, varied(short)[1].replace(label_smoothing=0.1)]  # build_loss's class weights are float32
+    adamw = [short.replace(optimizer="adamw", lr=3e-3, seed=3, epochs=1),  # one epoch: float64 is slow here
+             short.replace(optimizer="adamw", lr=1e-3, weight_decay=0.05, seed=4, scheduler="onecycle", epochs=1)]
     for group in (sgd, adamw):
         for f, config in zip(train_fused(group, data_dir=cifar_dir), group, strict=True):
             alone = train(config, data_dir=cifar_dir)
@@ -153,8 +160,9 @@ def test_in_float64_fused_histories_equal_separate_ones(cifar_dir: Path, tiny_co
                     assert getattr(x, name) == pytest.approx(getattr(y, name), abs=1e-5), (config, name)
 
 
-def test_a_stopped_or_diverged_trials_slot_takes_the_next_trial(cifar_dir: Path, tiny_config: TrainConfig) -> None:
-    base = tiny_config.replace(epochs=3)
+@pytest.mark.slow
+def test_a_stopped_or_diverged_trials_slot_takes_the_next_trial(cifar_dir: Path, short: TrainConfig) -> None:
+    base = short.replace(epochs=3)
     blowup, kept, waiting = base.replace(lr=50.0, warmup_epochs=0, seed=5), base, base.replace(seed=7, lr=0.02)
     queue = [waiting]
     ends: list[tuple[int, str]] = []
