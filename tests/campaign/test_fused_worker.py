@@ -4,7 +4,10 @@ every trial reported, pruned and told on its own, refilled slots, and trials tha
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +19,8 @@ from hpsearch.search.campaign import SLOT
 from hpsearch.search.cli import main
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.worker import WorkerOptions, work
-from tests.campaign.faults import all_trials
-from tests.campaign.helpers import PLAN, write_plan
+from tests.campaign.faults import all_trials, running_trial_of
+from tests.campaign.helpers import PLAN, start_workers, wait_all, write_plan
 from tests.cifar_files import write_cifar
 
 BASE = {"width": 4, "batch_size": 16, "val_fraction": 0.25, "data_fraction": 0.5, "device": "cpu",
@@ -88,3 +91,21 @@ def test_fuse_says_once_why_a_synthetic_stage_runs_one_at_a_time(tmp_path: Path,
     said = [r.getMessage() for r in caplog.records if "--fuse" in r.getMessage()]
     assert said == ["--fuse: objective 'synthetic' has no fused trainer (only cifar10-resnet18 does); its trials "
                     "run one at a time"]
+
+
+def test_a_terminated_fused_worker_hands_every_fused_trial_back(tmp_path: Path) -> None:
+    journal, cifar = fused_campaign(tmp_path, 3, 40)
+    (worker,) = start_workers(1, journal, extra=("--fuse", "3", "--data-dir", str(cifar), "--no-artifacts"))
+    running_trial_of(journal, worker.pid)
+    deadline = time.monotonic() + 120
+    while sum(bool(t.intermediate_values) for t in all_trials(journal)) < 3:  # the three train fused
+        assert time.monotonic() < deadline, "the fused trials never reported an epoch"
+        time.sleep(0.1)
+    os.killpg(worker.pid, signal.SIGTERM)
+    assert wait_all([worker]) == [0]
+    trials = all_trials(journal)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    waiting = [t for t in trials if t.state == TrialState.WAITING]
+    assert len(failed) == 3 and all("SIGTERM" in t.user_attrs["fail_reason"] for t in failed)
+    # Each handed back through its own retry, in its own slot: the stage's budget stays exact.
+    assert sorted(t.system_attrs[SLOT] for t in waiting) == sorted(t.system_attrs[SLOT] for t in failed) == [0, 1, 2]
