@@ -111,7 +111,8 @@ def train_fused(configs: Sequence[TrainConfig], *, data_dir: str | Path | None =
     running: list[_Slot | None] = [None] * slots
     ended: list[TrainResult] = []
 
-    def start(slot: int, config: TrainConfig) -> None:
+    def start(slot: int, config: TrainConfig) -> int:
+        """Put `config`'s trial in `slot`, from its start; returns its steps per epoch."""
         reason = why_not_fused(config, first)
         if reason is not None:
             raise ConfigError(f"a trial cannot join the fused step: {reason}")
@@ -129,11 +130,11 @@ def train_fused(configs: Sequence[TrainConfig], *, data_dir: str | Path | None =
         running[slot] = _Slot(config, loader, schedule, result)
         if step is not None:
             step.fresh.add(slot)
+        return len(loader)
 
     step: FusedStep | None = None
-    for slot, config in enumerate(configs):
-        start(slot, config)
-    steps_per_epoch = len(running[0].loader)  # type: ignore[union-attr]  # the same for every fused trial
+    # One count: fused trials share the training split and the batch size.
+    (steps_per_epoch,) = {start(slot, config) for slot, config in enumerate(configs)}
     while any(running):
         active = [(k, s) for k, s in enumerate(running) if s is not None]
         epoch_start = time.perf_counter()
