@@ -75,7 +75,7 @@ def test_trials_that_cannot_fuse_run_alone_and_say_why(tmp_path: Path, caplog: p
     with caplog.at_level(logging.INFO, logger="hpsearch.search.fused_runner"):
         assert work("syn", WorkerOptions(storage=journal, data_dir=cifar, fuse=3), threading.Event()) == 2
     trials = all_trials(journal)
-    assert all(t.state == TrialState.COMPLETE and "fused" not in TrialRecord.of(t).worker for t in trials)
+    assert all(t.state.is_finished() and "fused" not in TrialRecord.of(t).worker for t in trials)
     said = sorted(r.getMessage() for r in caplog.records if "not fused" in r.getMessage())
     assert said == [f"trial {t.number} of coarse runs alone, not fused: optimizer 'nadam' is not covered by the "
                     "fused step (sgd, adamw are)" for t in sorted(trials, key=lambda t: t.number)]
