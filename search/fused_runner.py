@@ -10,7 +10,6 @@ by a stop is retried from its start.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import socket
@@ -121,7 +120,8 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
         member = _Member(trial, config, beat, TrialRecord.of(internals.cached_frozen_trial(trial)), lost)
         beat.__enter__()
         member.rec.worker = {"host": socket.gethostname(), "device": ctx.device, "pid": os.getpid(), "fused": fuse}
-        member.rec.config, member.rec.provenance = config, provenance.collect(ctx.data_dir, [config.seed])
+        member.rec.config = ctx.campaign.plan.schema.dump(config)
+        member.rec.provenance = provenance.collect(ctx.data_dir, [config.seed])
         record(trial, member.rec.attrs("worker", "config", "provenance"))
         return member
 
@@ -147,23 +147,27 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
     log.info("trials %s of %s train fused in %d slots", ", ".join(str(m.trial.number) for m in members),
              ctx.view.stage.name, len(members))
 
+    metric = ctx.campaign.plan.metric
+
     def on_epoch(slot: int, rec: EpochRecord) -> None:
         m = slots[slot]
         assert m is not None
-        m.live.append(dataclasses.asdict(rec))
+        m.live.append(rec.to_dict())
+        value = rec.value(metric.name)
+        assert value is not None  # train_fused fills every field, as train() does
         if ctx.stop.is_set() and rec.epoch < m.config.epochs:
             raise Interrupted
         try:
             if m.lost.is_set():
                 raise optuna.exceptions.UpdateFinishedTrialError
-            m.trial.report(rec.val_acc, rec.epoch)
+            m.trial.report(value, rec.epoch)
             if rec.seconds >= LIVE_HISTORY_MIN_S:  # live curves where an epoch is worth a write
                 m.trial.set_user_attr("history", m.live)
         except optuna.exceptions.UpdateFinishedTrialError:  # its slot goes to the next trial; the end drops it
             raise StopTraining("failed as stale meanwhile and retried elsewhere") from None
         if m.trial.should_prune():
             raise StopTraining(f"pruned by {type(ctx.view.study.pruner).__name__} at epoch {rec.epoch}: "
-                               f"validation accuracy {rec.val_acc:.4f} fell behind the other trials")
+                               f"{metric.label} {value:.4f} fell behind the other trials")
 
     def on_step(batch: int, total: int) -> None:
         if ctx.stop.is_set():
@@ -210,8 +214,8 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
 
 def _finish(ctx: FusedContext, m: _Member, result: TrainResult) -> None:
     """Record the trial's end, write its note and tell the study, as `run_trial` does for a trial alone."""
-    rec, trial, study = m.rec, m.trial, ctx.view.study
-    cost = trial_cost(m.config.to_dict(), len(result.history), result.seconds)  # its share of the fused device
+    rec, trial, study, metric = m.rec, m.trial, ctx.view.study, ctx.campaign.plan.metric.name
+    cost = trial_cost(rec.config or {}, len(result.history), result.seconds)  # its share of the fused device
     rec.history, rec.status, rec.seconds = list(result.history), result.status, round(result.seconds, 3)
     rec.cost = recorded(cost)
     rec.pruned_reason = result.reason if result.status != "completed" else None
@@ -225,11 +229,14 @@ def _finish(ctx: FusedContext, m: _Member, result: TrainResult) -> None:
         raise
     except Exception:  # a note is never worth the trial
         log.exception("could not write the note or curves of trial %d", trial.number)
-    if result.status == "completed":
-        internals.tell_from_copy(study, trial, result.final_val_acc, None)
+    value = result.final_value(metric)
+    if result.status == "completed" and value is not None:
+        internals.tell_from_copy(study, trial, value, None)
         return
     if result.status == "diverged" and result.history:
         last = result.history[-1]
-        if last.val_acc == last.val_acc:  # the collapse shows on the curve
-            trial.report(last.val_acc, last.epoch)
+        value = last.value(metric)
+        reported = internals.cached_frozen_trial(trial).intermediate_values
+        if value is not None and value == value and last.epoch not in reported:  # the collapse shows on the curve
+            trial.report(value, last.epoch)
     internals.tell_from_copy(study, trial, None, TrialState.PRUNED)

@@ -102,7 +102,7 @@ def test_a_terminated_fused_worker_hands_every_fused_trial_back(tmp_path: Path) 
         assert time.monotonic() < deadline, "the fused trials never reported an epoch"
         time.sleep(0.1)
     os.killpg(worker.pid, signal.SIGTERM)
-    assert wait_all([worker]) == [0]
+    assert wait_all([worker]) == [128 + signal.SIGTERM]
     trials = all_trials(journal)
     failed = [t for t in trials if t.state == TrialState.FAIL]
     waiting = [t for t in trials if t.state == TrialState.WAITING]
