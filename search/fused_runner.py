@@ -39,6 +39,7 @@ from hpsearch.storage import optuna_internals as internals
 log = logging.getLogger(__name__)
 FUSED_OBJECTIVES = ("cifar10-resnet18",)  # objectives with a fused trainer
 STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
+NOT_CRASHES = (*STORAGE_ERRORS, optuna.exceptions.UpdateFinishedTrialError)  # the worker's to handle
 _said: set[str] = set()  # reasons a worker cannot fuse a stage, each logged once per process
 
 
@@ -83,7 +84,8 @@ class FusedContext:
     artifacts: Path | None
     stop: threading.Event
     run_alone: Callable[[Claim], None]
-    fail_and_retry: Callable[[optuna.Trial, str], bool]
+    fail_and_retry: Callable[[optuna.Trial, str, BaseException | None], bool]  # the error when the group crashed
+    after_crash: Callable[[], None]  # the worker's look at whether the stage keeps failing
 
 
 def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) -> int:
@@ -196,17 +198,26 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
         train_fused([m.config for m in members], data_dir=ctx.data_dir, slots=len(members), on_epoch=on_epoch,
                     on_step=on_step, on_end=on_end, refill=refill)
     except BaseException as e:  # hand every trial still in a slot back for a retry, then let the worker decide
-        reason = ("the worker was stopped (SIGTERM)" if isinstance(e, Interrupted | KeyboardInterrupt)
-                  else f"{type(e).__name__}: {e}")
+        stopped = isinstance(e, Interrupted | KeyboardInterrupt)
+        crashed = isinstance(e, Exception) and not stopped and not isinstance(e, NOT_CRASHES)
+        reason = "the worker was stopped (SIGTERM)" if stopped else f"{type(e).__name__}: {e}"
+        blamed = False  # one crash counts once towards the stage's fail-fast check, not once per slot
         for m in slots:
             if m is None:
                 continue
             m.beat.__exit__(None, None, None)
             if not isinstance(e, STORAGE_ERRORS):  # an outage: the stale-trial check retries them later
-                ctx.fail_and_retry(m.trial, reason)
+                ctx.fail_and_retry(m.trial, reason, e if crashed and not blamed else None)
+                blamed = True
+        held = sum(m is not None for m in slots)
         if isinstance(e, Interrupted):
-            log.warning("%d fused trial(s) of %s handed back for a retry: this worker was stopped",
-                        sum(m is not None for m in slots), ctx.view.stage.name)
+            log.warning("%d fused trial(s) of %s handed back for a retry: this worker was stopped", held,
+                        ctx.view.stage.name)
+            return ran
+        if crashed:  # a broken group (out of memory, say) must not take the worker down, as a broken trial does not
+            log.exception("%d fused trial(s) of %s failed and were handed back for a retry", held,
+                          ctx.view.stage.name)
+            ctx.after_crash()
             return ran
         raise
     return ran

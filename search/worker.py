@@ -149,10 +149,18 @@ def _run_checked(campaign: Campaign, view: StageView, claimed: Claim, objective:
 def _run_fused(campaign: Campaign, view: StageView, claimed: Claim, objective: Objective, options: WorkerOptions,
                stop: threading.Event, ran: int) -> int:
     """Up to `options.fuse` trials of the stage as one model; a trial that cannot fuse runs as `_run_one` runs it."""
+    def hand_back(trial: optuna.Trial, reason: str, error: BaseException | None) -> bool:
+        described = None if error is None else describe_failure(error, objective)
+        return _fail_and_retry(view, trial, reason, options, described)
+
+    def after_crash() -> None:
+        view.refresh()
+        campaign.check_failing(view)
+
     ctx = fused_runner.FusedContext(campaign, view, options.device, options.data_dir, options.heartbeat_interval,
                                     options.artifacts, stop,
                                     lambda claim: _run_checked(campaign, view, claim, objective, options, stop),
-                                    lambda trial, reason: _fail_and_retry(view, trial, reason, options))
+                                    hand_back, after_crash)
     budget = None if options.max_trials is None else options.max_trials - ran
     return fused_runner.run_fused(ctx, claimed, options.fuse, budget)
 

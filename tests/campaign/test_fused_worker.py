@@ -15,6 +15,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from hpsearch.objectives import fused_step
 from hpsearch.search.campaign import SLOT
 from hpsearch.search.cli import main
 from hpsearch.search.record import TrialRecord
@@ -109,3 +110,23 @@ def test_a_terminated_fused_worker_hands_every_fused_trial_back(tmp_path: Path) 
     assert len(failed) == 3 and all("SIGTERM" in t.user_attrs["fail_reason"] for t in failed)
     # Each handed back through its own retry, in its own slot: the stage's budget stays exact.
     assert sorted(t.system_attrs[SLOT] for t in waiting) == sorted(t.system_attrs[SLOT] for t in failed) == [0, 1, 2]
+
+
+def test_a_crashed_fused_group_hands_its_trials_back_and_the_worker_goes_on(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    journal, cifar = fused_campaign(tmp_path, 3, 1)
+    step = fused_step.FusedStep.__call__
+    crashes = [RuntimeError("CUDA out of memory (injected)")]
+
+    def crash_once(self: fused_step.FusedStep, x: torch.Tensor, y: torch.Tensor) -> None:
+        if crashes:
+            raise crashes.pop()
+        step(self, x, y)
+
+    monkeypatch.setattr(fused_step.FusedStep, "__call__", crash_once)
+    work("syn", WorkerOptions(storage=journal, data_dir=cifar, fuse=3), threading.Event())
+    trials = all_trials(journal)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 3 and all("out of memory (injected)" in t.user_attrs["fail_reason"] for t in failed)
+    done = [t for t in trials if t.state.is_finished() and t.state != TrialState.FAIL]
+    assert sorted(t.system_attrs[SLOT] for t in done) == [0, 1, 2]  # each retried once, fused again
