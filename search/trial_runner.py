@@ -26,6 +26,7 @@ from hpsearch.search.notes import annotate_trial, write_trial_note
 from hpsearch.search.plan import Plan, StageKind
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.space import sample_params
+from hpsearch.storage import TRANSIENT_ERRORS
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.batch import set_trial_user_attrs
 
@@ -48,14 +49,18 @@ def trial_config(plan: Plan, view: StageView, trial: optuna.Trial, device: str, 
 
 def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, *, device: str,
               data_dir: Path | None, stop: threading.Event, artifacts: Path | None = None,
-              checkpoints: Any = None, checkpoint_interval: float = DEFAULT_INTERVAL) -> TrialState:
+              checkpoints: Any = None, checkpoint_interval: float = DEFAULT_INTERVAL,
+              patience: float = 0.0) -> TrialState:
     """Train one claimed trial and tell the study how it ended; returns the state it was told.
+
+    Its writes to the storage (reports, attributes, the tell) wait out an outage of up to `patience` seconds
+    (the grace period: past it, the trial is failed as stale and retried elsewhere anyway).
 
     With `checkpoints` (an Optuna artifact store) the objective checkpoints the trial there, and a retry resumes
     from its predecessor's latest checkpoint; a finished trial's checkpoint is removed, the final stage's
     trained weights are kept as an artifact of the trial.
     """
-    study = view.study
+    study, patient = view.study, Patient(patience, stop)
     rec = TrialRecord.of(internals.cached_frozen_trial(trial))  # a retry starts with `retry_of`
     rec.worker = {"host": socket.gethostname(), "device": device, "pid": os.getpid()}
     if view.stage.kind == StageKind.LR_RANGE_TEST:
@@ -73,14 +78,14 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     params = plan.schema.dump(config)
     rec.config = params
     rec.provenance = provenance.collect(data_dir, [params["seed"]] if isinstance(params.get("seed"), int) else [])
-    record(trial, rec.attrs("worker", "config", "provenance"))
+    patient(record, trial, rec.attrs("worker", "config", "provenance"))
     started = time.monotonic()
     hook = None
     if objective.simple:
-        result, value = _run_simple(objective, params, trial, plan.metric, stop)
+        result, value = _run_simple(objective, params, trial, plan.metric, stop, patient)
     else:
         result, hook = _run_full(objective, config, trial, view, plan.metric, data_dir, stop, checkpoints,
-                                 checkpoint_interval)
+                                 checkpoint_interval, patient)
         value = result.final_value(plan.metric.name) if result.status == "completed" else None
         if result.status == "completed" and value is None:
             raise MetricMissing(f"the objective's last epoch recorded no {plan.metric.name!r}; put it in its "
@@ -91,15 +96,35 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     rec.cost = recorded(_cost(objective, params, len(result.history), seconds))
     rec.pruned_reason = result.reason if result.status != "completed" else None
     rec.resumed_from_epoch, rec.checkpoint_ignored = result.resumed_from_epoch, result.checkpoint_ignored
-    record(trial, rec.attrs("history", "status", "seconds", "cost", "pruned_reason", "resumed_from_epoch",
-                            "checkpoint_ignored"))
+    patient(record, trial, rec.attrs("history", "status", "seconds", "cost", "pruned_reason", "resumed_from_epoch",
+                                     "checkpoint_ignored"))
     if hook is not None and result.status == "completed":
         _keep_weights(hook, trial, params.get("seed", 0))
     _annotate(view, trial, rec, result.reason, artifacts)  # before tell: a finished trial takes no artifact
-    state = _finish(study, trial, result, value, plan.metric.name)
+    state = patient(_finish, study, trial, result, value, plan.metric.name)
     if hook is not None:
         hook.discard()  # told: nothing resumes it (until then a retry after a storage outage would)
     return state
+
+
+class Patient:
+    """Calls a trial's storage writes and reads, retrying one that fails because the storage is briefly away
+    (`TRANSIENT_ERRORS`) for up to `seconds`; a stop, or an outage that outlasts them, raises the error."""
+
+    RETRY_S = 1.0
+
+    def __init__(self, seconds: float, stop: threading.Event) -> None:
+        self.seconds, self.stop = seconds, stop
+
+    def __call__(self, fn: Any, *args: Any) -> Any:
+        deadline = time.monotonic() + self.seconds
+        while True:
+            try:
+                return fn(*args)
+            except TRANSIENT_ERRORS:
+                if self.stop.is_set() or time.monotonic() + self.RETRY_S > deadline:
+                    raise
+                self.stop.wait(self.RETRY_S)
 
 
 class MetricMissing(Exception):
@@ -113,8 +138,8 @@ def _cost(objective: Objective, params: dict[str, Any], steps: int, seconds: flo
 
 
 def _run_full(objective: Objective, config: Any, trial: optuna.Trial, view: StageView, metric: Metric,
-              data_dir: Path | None, stop: threading.Event, checkpoints: Any,
-              checkpoint_interval: float) -> tuple[TrainResult, TrialCheckpoint | None]:
+              data_dir: Path | None, stop: threading.Event, checkpoints: Any, checkpoint_interval: float,
+              patient: Patient) -> tuple[TrainResult, TrialCheckpoint | None]:
     """A full objective's run: each epoch's metric reported to the pruner, checkpoints where it takes them."""
     live: list[dict[str, Any]] = []  # the history so far, in its stored form
     pruner_name = type(view.study.pruner).__name__
@@ -126,12 +151,12 @@ def _run_full(objective: Objective, config: Any, trial: optuna.Trial, view: Stag
         if value is None:
             raise MetricMissing(f"epoch {record.epoch} recorded no {metric.name!r}; put it in the objective's "
                                 "EpochRecord (or EpochRecord.metrics), or name a metric it records in the plan")
-        trial.report(value, record.epoch)
+        patient(trial.report, value, record.epoch)
         if record.seconds >= LIVE_HISTORY_MIN_S:  # live curves where an epoch is worth a write
-            trial.set_user_attr("history", live)
+            patient(trial.set_user_attr, "history", live)
         if stop.is_set() and (epochs is None or record.epoch < epochs):  # after the last epoch: finish
             raise Interrupted
-        if trial.should_prune():
+        if patient(trial.should_prune):
             raise StopTraining(f"pruned by {pruner_name} at epoch {record.epoch}: "
                                f"{metric.label} {value:.4f} fell behind the other trials")
 
@@ -150,7 +175,7 @@ def _run_full(objective: Objective, config: Any, trial: optuna.Trial, view: Stag
 
 
 def _run_simple(objective: Objective, params: dict[str, Any], trial: optuna.Trial, metric: Metric,
-                stop: threading.Event) -> tuple[TrainResult, float | None]:
+                stop: threading.Event, patient: Patient) -> tuple[TrainResult, float | None]:
     """A simple objective's run: `f(params[, report])`; `report` is `trial.report` plus the pruning decision."""
     history: list[EpochRecord] = []
     pruner_name = type(trial.study.pruner).__name__
@@ -167,10 +192,10 @@ def _run_simple(objective: Objective, params: dict[str, Any], trial: optuna.Tria
         now = time.monotonic()
         history.append(EpochRecord(step, seconds=round(now - last, 4), metrics={metric.name: value}))
         last = now
-        trial.report(value, step)
+        patient(trial.report, value, step)
         if now - started >= LIVE_HISTORY_MIN_S:
-            trial.set_user_attr("history", [r.to_dict() for r in history])
-        if trial.should_prune():
+            patient(trial.set_user_attr, "history", [r.to_dict() for r in history])
+        if patient(trial.should_prune):
             raise Pruned(f"pruned by {pruner_name} at step {step}: {metric.label} {value:.4g} fell behind the "
                          "other trials")
 

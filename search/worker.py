@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import grpc
 import optuna
 import sqlalchemy.exc
 from optuna.storages import BaseStorage
@@ -36,7 +37,10 @@ from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_
 from hpsearch.storage import optuna_internals as internals
 
 log = logging.getLogger(__name__)
-STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
+# What the storage raises while it is briefly away (a database restart, a storage proxy restarted); the first
+# three are the storage's alone (OUTAGE_ERRORS), OSError may also be a trial's own file error.
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, grpc.RpcError, OSError)
+OUTAGE_ERRORS = STORAGE_ERRORS[:3]
 OUTAGE_WAIT_S = 2.0
 # A dead worker's trial is retried about GRACE_PERIOD_S + HEARTBEAT_INTERVAL_S after its last beat, and at
 # the end of a stage the rest of the fleet waits that long for it. A shorter grace period fails live trials
@@ -76,7 +80,7 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
         raise CampaignFailed(campaign, failure)
     os.environ["HPSEARCH_DEVICE"] = options.device  # where a simple objective, whose params hold no device, trains
     ran, cursor, outage = 0, _Cursor(), Outage()
-    with quiet_outages(outage, STORAGE_ERRORS[:2]):
+    with quiet_outages(outage, OUTAGE_ERRORS):
         while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
             try:
                 step = _step(stored, objective, cursor, options, stop, ran)
@@ -181,14 +185,14 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
                               stop=trial_stop, artifacts=options.artifacts,
                               checkpoints=None if options.checkpoints is None else open_store(options.checkpoints),
-                              checkpoint_interval=options.checkpoint_interval)
+                              checkpoint_interval=options.checkpoint_interval, patience=options.grace_period)
             log.info("%s: %s", where, state.name)
             return False
         except Interrupted:
             if _fail_and_retry(view, trial, "the worker was stopped (SIGTERM)", options):
                 log.warning("%s handed back for a retry: this worker was stopped", where)
                 return False
-        except STORAGE_ERRORS[:2]:  # not OSError: a trial's own file errors are the trial's failure
+        except OUTAGE_ERRORS:  # not OSError: a trial's own file errors are the trial's failure
             raise  # an outage, not a broken trial: the loop waits for the storage; a stale retry follows
         except Exception as e:  # one broken trial must not take the worker down
             if not _taken_away(storage, trial):

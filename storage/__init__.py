@@ -8,7 +8,7 @@ from hpsearch.storage.factory import (
     open_storage,
     release_connections,
 )
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, Heartbeat, supports_native_heartbeat
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, TRANSIENT_ERRORS, Heartbeat, supports_native_heartbeat
 from hpsearch.storage.proxy import serve_storage_proxy
 from hpsearch.storage.reachable import open_storage_waiting
 from hpsearch.storage.stale import fail_stale_trials
@@ -18,6 +18,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_HEARTBEAT_INTERVAL",
     "HEARTBEAT_ATTR",
+    "TRANSIENT_ERRORS",
     "Heartbeat",
     "StorageError",
     "StorageUnreachable",

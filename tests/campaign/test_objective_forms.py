@@ -78,6 +78,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "CALLS_FILE": str(tmp_path / "calls.jsonl"), "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.mark.slow
 def test_a_float_returning_objective_runs_a_campaign_and_train_calls_it_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plans = tmp_path / "plans"
@@ -116,6 +117,7 @@ def test_a_float_returning_objective_runs_a_campaign_and_train_calls_it_again(
     assert "loss" in again.stdout and "minimize" in again.stdout
 
 
+@pytest.mark.slow
 def test_an_objective_that_always_raises_stops_run_with_its_error(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "broken.py").write_text(RAISES)
@@ -154,6 +156,7 @@ def test_an_import_that_raises_is_one_line_and_exit_2(tmp_path: Path, capsys: py
     assert not Path(journal).exists() or not open_storage(journal).get_all_studies()
 
 
+@pytest.mark.slow
 def test_a_full_objective_with_its_own_config_and_metric(tmp_path: Path) -> None:
     (tmp_path / "netmod.py").write_text(FULL)
     plan = _plan(tmp_path, "netmod:train", metric={"name": "score", "direction": "maximize"},
@@ -202,6 +205,7 @@ def test_the_example_plans_are_valid(tmp_path: Path, plan: str) -> None:
     assert main(["init", str(EXAMPLES / plan), "--storage", str(tmp_path / "c.journal")]) == 0
 
 
+@pytest.mark.slow
 def test_the_full_example_runs_resumable_with_its_own_config(tmp_path: Path) -> None:
     """The example's full objective, at a smaller budget: its curves' history and checkpoints in a campaign."""
     for name in ("blobs.py", "full.py"):

@@ -13,6 +13,7 @@ from hpsearch.search.cli import main
 from tests.campaign.helpers import write_plan
 
 
+@pytest.mark.slow
 def test_a_slot_out_of_retries_ends_run_with_code_3_and_is_shown(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     journal = str(tmp_path / "c.journal")
