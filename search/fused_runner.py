@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import optuna
 import sqlalchemy.exc
 from optuna.trial import TrialState
@@ -38,7 +39,8 @@ from hpsearch.storage import optuna_internals as internals
 
 log = logging.getLogger(__name__)
 FUSED_OBJECTIVES = ("cifar10-resnet18",)  # objectives with a fused trainer
-STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
+# The storage being away (as worker.OUTAGE_ERRORS): the worker waits for it, the stale-trial check retries.
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, grpc.RpcError)
 NOT_CRASHES = (*STORAGE_ERRORS, optuna.exceptions.UpdateFinishedTrialError)  # the worker's to handle
 _said: set[str] = set()  # reasons a worker cannot fuse a stage, each logged once per process
 
