@@ -3,13 +3,17 @@
 The processes are spawned once (the most K), each capping its share of GPU memory as `--per-device K` does,
 and each warms up with a one-epoch trial (compilation, cuDNN autotuning) before any window opens. Then the
 same windows are run with the first 1, 2 and 4 of them; a trial cut by the window's end counts the fraction
-of its epochs done.
+of its epochs done. On a GPU the part starts NVIDIA MPS (`nvidia-cuda-mps-control -d`) before it spawns the
+processes, so their kernels run concurrently instead of time-slicing, and stops it at the end; where the
+binary is missing, or MPS cannot start, the rows say so and the processes time-slice.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import queue
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,14 +68,39 @@ def packing_worker(rank: int, data_dir: str, config: dict[str, Any], share: int,
         results.put(("error", rank, f"{type(e).__name__}: {e}"))
 
 
-def measure_packing(smoke: bool, config: TrainConfig, data_dir: Path, out: Callable[[dict[str, Any]], None]) -> None:
-    """Emit trials/hour for K = 1, 2, 4 (smoke: 1, 2) processes sharing the device."""
+MPS_CONTROL = "nvidia-cuda-mps-control"
+
+
+def start_mps() -> tuple[bool, str]:
+    """Start the MPS control daemon; (whether this run started it, what happened, for the rows' notes)."""
     from suite_parts import mps_running
 
+    if mps_running():
+        return False, "MPS already running"
+    binary = shutil.which(MPS_CONTROL)
+    if binary is None:
+        return False, f"MPS not running: {MPS_CONTROL} is not on this machine"
+    proc = subprocess.run([binary, "-d"], capture_output=True, text=True, timeout=30)
+    time.sleep(1.0)  # the daemon forks; give it a moment before the first client connects
+    if proc.returncode != 0 or not mps_running():
+        error = (proc.stderr or proc.stdout).strip()[-200:] or f"exit {proc.returncode}"
+        return False, f"MPS not running: {MPS_CONTROL} -d failed ({error})"
+    return True, f"MPS started by this run ({MPS_CONTROL} -d)"
+
+
+def stop_mps() -> None:
+    binary = shutil.which(MPS_CONTROL)
+    if binary is not None:
+        subprocess.run([binary], input="quit\n", text=True, capture_output=True, timeout=30)
+
+
+def measure_packing(smoke: bool, config: TrainConfig, data_dir: Path, out: Callable[[dict[str, Any]], None]) -> None:
+    """Emit trials/hour for K = 1, 2, 4 (smoke: 1, 2) processes sharing the device."""
     ks = (1, 2) if smoke else (1, 2, 4)
     window = 3.0 if smoke else 20.0
     if smoke:
         config = config.replace(device="cpu", compile="off", data_fraction=1.0, epochs=2, width=4, batch_size=16)
+    started_mps, mps = (False, "smoke: MPS not tried") if smoke else start_mps()
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     commands = [ctx.Queue() for _ in range(max(ks))]
@@ -88,7 +117,7 @@ def measure_packing(smoke: bool, config: TrainConfig, data_dir: Path, out: Calla
             warm.append(value)
         out({"measure": f"warm-up of {len(procs)} processes (1-epoch trial each, in parallel)", "value": max(warm),
              "unit": "s", "note": f"compile: {config.compile}; memory capped at 1/{max(ks)} of the GPU each; "
-                                  f"MPS {'running' if mps_running() else 'not running'}"})
+                                  + mps})
         base = None
         for k in ks:
             start_at = time.time() + 0.5
@@ -104,7 +133,7 @@ def measure_packing(smoke: bool, config: TrainConfig, data_dir: Path, out: Calla
             base = per_hour if base is None else base
             out({"measure": f"trials/hour, K={k} on one device (data 0.2, 8 epochs)", "value": per_hour,
                  "unit": "trials/h", "note": f"{total:.2f} trials in {window:.0f} s; {per_hour / base:.2f}x K=1"
-                                             + ("; target >= 2x at K=4" if k == 4 else "")})
+                                             + ("; target >= 2x at K=4" if k == 4 else "") + f"; {mps}"})
     finally:
         for c in commands:
             c.put(("stop",))
@@ -117,3 +146,5 @@ def measure_packing(smoke: bool, config: TrainConfig, data_dir: Path, out: Calla
                 results.get_nowait()
         except queue.Empty:
             pass
+        if started_mps:
+            stop_mps()

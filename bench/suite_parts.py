@@ -105,7 +105,7 @@ def run(part: str, data_dir: Path, smoke: bool, rows_file: Path | None) -> None:
         index = ["throughput-128", "throughput-512"].index(part)
         s.batches = s.batches[index:index + 1]
         part = "throughput"
-    {"compile": part_compile, "throughput": part_throughput, "packing": part_packing,
+    {"compile": part_compile, "throughput": part_throughput, "packing": part_packing, "fused": part_fused,
      "pytest": part_pytest}[part](s, data_dir, lambda row: emit({"part": part, **row}, rows_file))
 
 
@@ -284,6 +284,15 @@ def part_packing(s: Settings, data_dir: Path, out: Callable[[dict[str, Any]], No
     from suite_packing import measure_packing
 
     measure_packing(s.smoke, s.base.replace(data_fraction=0.2, epochs=8, compile="auto"), data_dir, out)
+
+
+# --- fused trials ----------------------------------------------------------------------------------------------
+
+def part_fused(s: Settings, data_dir: Path, out: Callable[[dict[str, Any]], None]) -> None:
+    """K trials as one model: trials per hour at the coarse fidelity (data 0.2, 8 epochs), width 64."""
+    from suite_fused import measure_fused
+
+    measure_fused(s.smoke, s.base.replace(data_fraction=0.2, epochs=8, compile="auto"), data_dir, out, guarded)
 
 
 # --- pytest -m gpu ---------------------------------------------------------------------------------------------

@@ -66,6 +66,9 @@ def worker_options(f: Any) -> Any:
     f = click.option("--checkpoint-interval", type=Finite(min=0), default=DEFAULT_INTERVAL,
                      show_default=True, help="seconds between a trial's epoch-end checkpoints (a stop always "
                                              "writes one)")(f)
+    f = click.option("--fuse", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="train up to K trials of a stage as one model (same width, batch size, classes and data "
+                          "fraction; SGD or AdamW); others run alone")(f)
     f = click.option("--no-checkpoints", is_flag=True, help="no trial checkpoints: a retried trial starts over")(f)
     f = checkpoint_place(f)
     f = click.option("--max-retry", type=click.IntRange(min=0), default=3, show_default=True,
@@ -94,7 +97,7 @@ def _options(storage: str | None, kw: dict[str, Any], plan: Plan, max_trials: in
     return WorkerOptions(storage=storage, max_trials=max_trials, data_dir=data_dir,
                          heartbeat_interval=kw["heartbeat_interval"], grace_period=kw["grace_period"],
                          max_retry=kw["max_retry"], artifacts=artifacts, checkpoints=checkpoints,
-                         checkpoint_interval=kw["checkpoint_interval"])
+                         checkpoint_interval=kw["checkpoint_interval"], fuse=kw["fuse"])
 
 
 def checkpoint_dir(given: Path | None, artifacts: Path | None) -> Path:

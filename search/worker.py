@@ -23,8 +23,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.objective import Objective, describe_failure
-from hpsearch.search import worker_log
-from hpsearch.search.campaign import SLOT, Campaign, StageView, record_given_up, retry_trial, study_name
+from hpsearch.search import fused_runner, worker_log
+from hpsearch.search.campaign import SLOT, Campaign, Claim, StageView, record_given_up, retry_trial, study_name
 from hpsearch.search.checkpoints import discard_checkpoint, open_store
 from hpsearch.search.errors import BAD_INPUT_ERRORS, CampaignFailed, OptionError
 from hpsearch.search.notes import write_trial_note
@@ -65,6 +65,7 @@ class WorkerOptions:
     checkpoint_interval: float = DEFAULT_INTERVAL  # seconds between a trial's epoch-end checkpoints
     log_level: int = logging.INFO
     log_queue: Any = None  # under `hpsearch run`: the parent's queue for this worker's log records
+    fuse: int = 1  # trials of one stage trained as one model (search/fused_runner.py); 1: one at a time
 
 
 def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
@@ -82,7 +83,7 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
     with quiet_outages(outage, OUTAGE_ERRORS):
         while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
             try:
-                step = _step(stored, objective, cursor, options, stop)
+                step = _step(stored, objective, cursor, options, stop, ran)
             except STORAGE_ERRORS as e:
                 # The database went away (a restart, a failover): a trial it interrupted is recovered by its
                 # heartbeat going stale; this worker waits and carries on.
@@ -106,7 +107,7 @@ class _Cursor:
 
 
 def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: WorkerOptions,
-          stop: threading.Event) -> int | None:
+          stop: threading.Event, ran: int = 0) -> int | None:
     """One look at the campaign: open, advance, claim and run, or wait. Trials run, or None when done."""
     storage, plan, index = campaign.storage, campaign.plan, cursor.complete_upto
     view = campaign.stage(index)
@@ -130,12 +131,42 @@ def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: Wo
         campaign.repair(view, options.max_retry)
         stop.wait(options.poll)
         return 0
-    crashed = _run_one(plan, view, claimed.trial, objective, storage, options, stop,
+    if options.fuse > 1:
+        blocker = fused_runner.fusion_blocker(plan, view)
+        if blocker is None:
+            return _run_fused(campaign, view, claimed, objective, options, stop, ran)
+        fused_runner.say_once(blocker)
+    _run_checked(campaign, view, claimed, objective, options, stop)
+    return 1
+
+
+def _run_checked(campaign: Campaign, view: StageView, claimed: Claim, objective: Objective, options: WorkerOptions,
+                 stop: threading.Event) -> None:
+    """`_run_one`, then, when the objective raised, a look at whether the stage keeps failing."""
+    crashed = _run_one(campaign.plan, view, claimed.trial, objective, campaign.storage, options, stop,
                        first_beat=not claimed.first_beat_recorded)
     if crashed:
         view.refresh()
         campaign.check_failing(view)
-    return 1
+
+
+def _run_fused(campaign: Campaign, view: StageView, claimed: Claim, objective: Objective, options: WorkerOptions,
+               stop: threading.Event, ran: int) -> int:
+    """Up to `options.fuse` trials of the stage as one model; a trial that cannot fuse runs as `_run_one` runs it."""
+    def hand_back(trial: optuna.Trial, reason: str, error: BaseException | None) -> bool:
+        described = None if error is None else describe_failure(error, objective)
+        return _fail_and_retry(view, trial, reason, options, described)
+
+    def after_crash() -> None:
+        view.refresh()
+        campaign.check_failing(view)
+
+    ctx = fused_runner.FusedContext(campaign, view, options.device, options.data_dir, options.heartbeat_interval,
+                                    options.artifacts, stop,
+                                    lambda claim: _run_checked(campaign, view, claim, objective, options, stop),
+                                    hand_back, after_crash)
+    budget = None if options.max_trials is None else options.max_trials - ran
+    return fused_runner.run_fused(ctx, claimed, options.fuse, budget)
 
 
 def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, storage: BaseStorage,

@@ -20,12 +20,15 @@ def test_the_gpu_suite_runs_end_to_end_in_smoke_mode(tmp_path: Path, cifar_dir: 
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
     assert {name: p["status"] for name, p in result["parts"].items()} == {
-        "compile": "ok", "throughput-128": "ok", "throughput-512": "ok", "packing": "ok", "pytest": "ok"}
+        "compile": "ok", "throughput-128": "ok", "throughput-512": "ok", "packing": "ok", "fused": "ok",
+        "pytest": "ok"}
     measures = {r["measure"]: r for r in result["rows"]}
     assert measures["second trial's extra seconds (target: none)"]["unit"] == "s"
     assert measures["epoch img/s, batch 16, compiled"]["value"] > 0
     assert measures["epoch img/s, batch 16, cudagraphs"]["note"] == "n/a (needs CUDA)"
     assert measures["DataLoader+PIL epoch img/s, batch 16, eager step"]["value"] > 0
     assert measures["trials/hour, K=2 on one device (data 0.2, 8 epochs)"]["value"] > 0
+    fused = measures["trials/hour, fused K=2 (width 4, data 0.3, 2 epochs)"]
+    assert fused["value"] > 0 and "x K=1 separate" in fused["note"]
     assert "epoch img/s, batch 16, eager" in proc.stdout  # the table is printed as rows come in
     assert not any(r["note"] and "FAILED" in r["note"] for r in result["rows"])
