@@ -27,21 +27,14 @@ from hpsearch.search.outputs import writable_dir
 from hpsearch.search.params import Finite
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
+from hpsearch.search.processes import device_slots, run_in_process, start_processes, wait_processes
 from hpsearch.search.progress import running_table, running_trials
 from hpsearch.search.run_view import StageBars
 from hpsearch.search.service import until_sigterm
 from hpsearch.search.status import StageStatus, campaign_status, is_done, status_of, status_view, under_budget
 from hpsearch.search.summary import campaign_summary, summary_of, summary_to_dict
 from hpsearch.search.waits import stored_plan
-from hpsearch.search.worker import (
-    GRACE_PERIOD_S,
-    HEARTBEAT_INTERVAL_S,
-    WorkerOptions,
-    device_slots,
-    run_in_process,
-    start_processes,
-    wait_processes,
-)
+from hpsearch.search.worker import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, WorkerOptions
 from hpsearch.search.worker_log import LogRelay
 from hpsearch.storage import open_storage, redact_url, release_connections
 from hpsearch.storage.urls import parse_storage_string, resolve_storage_string

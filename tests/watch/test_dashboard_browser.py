@@ -25,6 +25,7 @@ from hpsearch.search.record import TrialRecord
 from tests.cifar_files import write_cifar
 from tests.watch.helpers import PLAN, run_campaign
 
+pytestmark = pytest.mark.slow  # a real training run and a real browser
 CHROMIUM = "/usr/bin/chromium"  # the system's; a browser is never downloaded (CI: apt-get via .ci/setup)
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
