@@ -27,12 +27,13 @@ def campaign_lines(storage: BaseStorage) -> list[CampaignLine]:
     """One line per campaign in the storage, sorted by name."""
     lines = []
     for name in campaign_names(storage):
-        views = Campaign.load(storage, name).views()  # one read of each stage serves status and cost
-        stages = status_of(views)
+        stored = Campaign.load(storage, name)
+        views = stored.views()  # one read of each stage serves status and cost
+        stages = status_of(views, stored.plan.metric)  # the best by the plan's metric and direction
         current = next((s for s in stages if not s.opened or s.finished < s.n_trials), stages[-1])
         state = "done" if is_done(stages) else "running" if _running(stages) else "waiting"
         best = next((s.best_value for s in reversed(stages) if s.best_value is not None), None)
-        hours = sum(s.cost.device_hours for s in summary_of(views))
+        hours = sum(s.cost.device_hours for s in summary_of(views, stored.plan.cost_unit))
         lines.append(CampaignLine(name, state, current.name, current.finished, current.n_trials, hours, best))
     return lines
 

@@ -51,8 +51,9 @@ class StageBars:
 
     def update(self) -> None:
         try:
-            views = Campaign.load(self._storage, self._campaign).views()  # one read serves bars and trials
-            self.stages = status_of(views)
+            stored = Campaign.load(self._storage, self._campaign)
+            views = stored.views()  # one read serves the bars and the running trials
+            self.stages = status_of(views, stored.plan.metric)  # the best by the plan's metric and direction
             self._bars.running = running_table(running_trials(views))
         except STORAGE_ERRORS:
             return

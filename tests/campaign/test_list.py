@@ -43,3 +43,18 @@ def test_list_of_an_empty_storage_says_how_to_start(tmp_path: Path, capsys: pyte
     (tmp_path / "c.journal").touch()
     assert main(["list", "--storage", str(tmp_path / "c.journal")]) == 0
     assert "no campaigns" in capsys.readouterr().out
+
+
+def test_list_ranks_by_the_plans_metric_direction(tmp_path: Path) -> None:
+    from hpsearch.search.listing import campaign_lines
+    from hpsearch.storage import open_storage
+
+    journal = str(tmp_path / "c.journal")
+    stages = [{**PLAN["stages"][0], "overrides": {"epochs": 1}}]
+    plan = write_plan(tmp_path / "p.yaml", stages=stages, metric={"name": "val_acc", "direction": "minimize"})
+    assert main(["init", str(plan), "--storage", journal]) == 0
+    work("syn", WorkerOptions(storage=journal), threading.Event())
+    storage = open_storage(journal)
+    values = [t.value for s in storage.get_all_studies() for t in storage.get_all_trials(s._study_id)
+              if t.value is not None]
+    assert campaign_lines(storage)[0].best == min(values) < max(values)
