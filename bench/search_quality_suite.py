@@ -1,0 +1,165 @@
+"""Search quality per landscape family: bench/search_quality.py's comparison over the suite of bench/landscapes.py.
+
+For every family and repetition r, the family's member r (`landscapes.build(family, r)`) is searched by the
+coarse-to-fine plan (the example plan's shape; without its LR range test except on `synthetic`, and over the
+family's own space where it has one) and by the single-stage baselines at the same cost, exactly as
+bench/search_quality.py does it. The exported rank-1 config of each search is scored by the member's truth;
+regret is the best known value (closed form where known, else search_quality's dense optimisation) minus that.
+A family's row gives each search's mean regret with a 95% t-interval over repetitions. Families do not share a
+scale (accuracy against -Hartmann), so the pooled row divides each regret by the member's gap between its best
+known value and the median truth of 256 random configs of the space, then averages over every repetition of
+every family in the run.
+
+Usage:  python bench/search_quality_suite.py --families held-out [--reps 10] [--example PLAN]
+        (--families: tuning, held-out, all or comma-separated names; see landscapes.TUNING / HELD_OUT)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import statistics
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import yaml
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is a folder of scripts
+
+import landscapes
+import search_quality as sq
+
+from hpsearch.objectives.objective import OBJECTIVES, Objective
+from hpsearch.search.plan import Plan
+from hpsearch.search.space import active_params, sample_params
+
+C2F = "coarse-to-fine"
+
+
+def landscape_example(example: dict[str, Any], landscape: landscapes.Landscape) -> dict[str, Any]:
+    """The example plan for `landscape`: its space where it has one, no LR range test but on the synthetic
+    objective (the landscapes have none)."""
+    if landscape.name.startswith("synthetic-"):
+        return example
+    stages = [s for s in example["stages"] if s.get("kind") != "lr_range_test"]
+    out = {**example, "stages": stages}
+    if landscape.space is not None:
+        out["space"] = landscape.space
+    return out
+
+
+def objective_name(landscape: landscapes.Landscape) -> str:
+    """Registers the landscape's training function as an objective for this process; returns its name."""
+    if landscape.name.startswith("synthetic-"):
+        return "synthetic"
+    name = f"landscape-{landscape.name}"
+    OBJECTIVES[name] = Objective(landscape.train)
+    return name
+
+
+def random_median(plan: Plan, landscape: landscapes.Landscape, n: int = 256) -> float:
+    """The median truth of `n` random configs of the plan's space: the scale of a member's regrets."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    values = []
+    for _ in range(n):
+        params = sample_params(study.ask(), plan.space)
+        values.append(landscape.truth(plan.base.replace(**active_params(plan.space, params)).to_dict()))
+    return statistics.median(values)
+
+
+def run_family(example: dict[str, Any], family: str, reps: int, names: list[str], dense: int,
+               ) -> dict[str, list[tuple[float, float, float]]]:
+    """(regret, normalised regret, cost) per repetition, per search."""
+    out: dict[str, list[tuple[float, float, float]]] = {C2F: [], **{n: [] for n in names}}
+    for rep in range(reps):
+        landscape = landscapes.build(family, rep)
+        objective = objective_name(landscape)
+        ex = landscape_example(example, landscape)
+        plan = sq.coarse_to_fine_plan(ex, rep, objective)
+        optimum = landscape.best if landscape.best is not None else sq.best_known(plan, dense, score=landscape.truth)
+        scale = max(1e-12, optimum - random_median(plan, landscape))
+        results = sq.compare(ex, 1, names, objective=objective, score=landscape.truth, first=rep)
+        for name, runs in results.items():
+            regret = optimum - runs[0].value
+            out[name].append((regret, regret / scale, runs[0].cost))
+    return out
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval."""
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, math.nan
+    return mean, float(stats.t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
+
+
+def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]], reps: int, example: Path) -> None:
+    """One row per family and a pooled row of normalised regrets; a column per search."""
+    names = list(next(iter(results.values())))
+    print(f"\nmean regret ± 95% interval over {reps} repetitions per family; {example.name}; Optuna "
+          f"{optuna.__version__}")
+    header = f"{'family':<18}" + "".join(f"{n:>20}" for n in names) + f"{'best base/c2f':>15}{'cost':>8}"
+    print(header)
+    for family, by_search in results.items():
+        cells, means = [], {}
+        for name in names:
+            mean, half = interval([r for r, _, _ in by_search[name]])
+            means[name] = mean
+            cells.append(f"{mean:>10.4f} ± {half:<7.4f}")
+        best = min(means[n] for n in names if n != C2F)
+        ratio = best / means[C2F] if means[C2F] > 0 else math.inf
+        cost = statistics.fmean(c for _, _, c in by_search[C2F])
+        print(f"{family:<18}" + "".join(f"{c:>20}" for c in cells) + f"{ratio:>14.2f}x{cost:>8.0f}")
+    cells, means = [], {}
+    for name in names:
+        mean, half = interval([n for by in results.values() for _, n, _ in by[name]])
+        means[name] = mean
+        cells.append(f"{mean:>10.4f} ± {half:<7.4f}")
+    best = min(means[n] for n in names if n != C2F)
+    print(f"{'pooled (normalised)':<18}" + "".join(f"{c:>20}" for c in cells)
+          + f"{(best / means[C2F] if means[C2F] > 0 else math.inf):>14.2f}x")
+
+
+def families(spec: str) -> tuple[str, ...]:
+    """The families a --families value names."""
+    named = {"tuning": landscapes.TUNING, "held-out": landscapes.HELD_OUT, "all": landscapes.FAMILIES}
+    if spec in named:
+        return named[spec]
+    out = tuple(f.strip() for f in spec.split(",") if f.strip())
+    for f in out:
+        if f not in landscapes.FAMILIES:
+            raise SystemExit(f"--families: unknown family {f!r}; choose from {', '.join(landscapes.FAMILIES)}, "
+                             "tuning, held-out or all")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default="held-out", help="tuning, held-out, all or comma-separated names")
+    parser.add_argument("--reps", type=int, default=10, help="repetitions (members) per family")
+    parser.add_argument("--example", type=Path, default=sq.ROOT / "examples" / "cifar10-resnet18.yaml")
+    parser.add_argument("--baselines", default=",".join(sq.BASELINES), help="comma-separated names to run")
+    parser.add_argument("--dense-points", type=int, default=64,
+                        help="random points per categorical combination when the optimum is not known")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore")
+    np.seterr(all="ignore")
+    example = yaml.safe_load(args.example.read_text())
+    names = [n.strip() for n in args.baselines.split(",") if n.strip()]
+    results = {}
+    for family in families(args.families):
+        print(f"family {family}", file=sys.stderr, flush=True)
+        results[family] = run_family(example, family, args.reps, names, args.dense_points)
+    print_table(results, args.reps, args.example)
+
+
+if __name__ == "__main__":
+    main()
