@@ -112,8 +112,7 @@ def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]],
             mean, half = interval([r for r, _, _ in by_search[name]])
             means[name] = mean
             cells.append(f"{mean:>10.4f} ± {half:<7.4f}")
-        best = min(means[n] for n in names if n != C2F)
-        ratio = best / means[C2F] if means[C2F] > 0 else math.inf
+        ratio = _ratio(means)
         cost = statistics.fmean(c for _, _, c in by_search[C2F])
         print(f"{family:<18}" + "".join(f"{c:>20}" for c in cells) + f"{ratio:>14.2f}x{cost:>8.0f}")
     cells, means = [], {}
@@ -121,9 +120,15 @@ def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]],
         mean, half = interval([n for by in results.values() for _, n, _ in by[name]])
         means[name] = mean
         cells.append(f"{mean:>10.4f} ± {half:<7.4f}")
-    best = min(means[n] for n in names if n != C2F)
-    print(f"{'pooled (normalised)':<18}" + "".join(f"{c:>20}" for c in cells)
-          + f"{(best / means[C2F] if means[C2F] > 0 else math.inf):>14.2f}x")
+    print(f"{'pooled (normalised)':<18}" + "".join(f"{c:>20}" for c in cells) + f"{_ratio(means):>14.2f}x")
+
+
+def _ratio(means: dict[str, float]) -> float:
+    """The best baseline's mean regret over coarse-to-fine's (nan without baselines)."""
+    baselines = [m for n, m in means.items() if n != C2F]
+    if not baselines:
+        return math.nan
+    return min(baselines) / means[C2F] if means[C2F] > 0 else math.inf
 
 
 def families(spec: str) -> tuple[str, ...]:

@@ -81,7 +81,8 @@ def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: l
         return set_lr_range(previous_space, *found, previous.margin)
     if stage.kind == StageKind.SEARCH and stage.narrow is not None:
         # keep: the carried configs must fit the new space, or Optuna could not suggest them again
-        return narrow(previous_space, [t.params for t in rank(previous_trials)], stage.narrow, keep=stage.carry)
+        return narrow(previous_space, [t.params for t in rank(previous_trials)], stage.narrow, keep=stage.carry,
+                      bounds=plan.space)
     return previous_space
 
 
