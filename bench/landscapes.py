@@ -33,17 +33,22 @@ import dataclasses
 import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import mf_hartmann as mfh
 import numpy as np
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord, TrainResult
 from hpsearch.objectives.synthetic import BEST_LOG_LR, ceiling, divergence_lr, synthetic_train, true_value
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is a folder of scripts
+
+import mf_hartmann as mfh
 
 FULL_WORK = 30.0  # data_fraction x epochs of the example plan's final stage
 NOISE = 0.005  # one run's evaluation noise, as the synthetic objective's
@@ -63,6 +68,7 @@ class Landscape:
     truth: Callable[[dict[str, Any]], float]  # noiseless full-fidelity value of a config (TrainConfig dict)
     space: dict[str, Any] | None = None  # plan-file space; None: the example plan's
     best: float | None = None  # the known optimum of `truth`, where it is known in closed form
+    top: Callable[[TrainConfig], float] | None = None  # noiseless converged value at the config's own fidelity
 
 
 def fidelity(c: TrainConfig) -> float:
@@ -182,12 +188,13 @@ def build(family: str, seed: int) -> Landscape:
     name = f"{family}-{seed}"
     rng = np.random.default_rng([sum(map(ord, family)), seed])
     if family == "synthetic":
-        return Landscape(name, synthetic_train, lambda config: true_value(TrainConfig.from_dict(config)))
+        return Landscape(name, synthetic_train, lambda config: true_value(TrainConfig.from_dict(config)),
+                         top=ceiling)
     if family.startswith("shift-"):
         lr, wd = rng.uniform(-1, 1, 2)
         shifts = {"shift-lr": (lr, 0.0), "shift-wd": (0.0, wd), "shift-both": (lr, wd)}[family]
         top = shifted(*shifts)
-        return Landscape(name, curve_train(top), scored(top))
+        return Landscape(name, curve_train(top), scored(top), top=top)
     if family == "narrow-optimizer":
         top = narrow_peak(-2.7 + rng.uniform(-0.4, 0.4))
     elif family == "late-categorical":
@@ -200,7 +207,7 @@ def build(family: str, seed: int) -> Landscape:
         return hartmann_landscape(name, int(dims), preset, seed)
     else:
         raise KeyError(f"unknown landscape family {family!r}; choose from {list(FAMILIES)}")
-    return Landscape(name, curve_train(top), scored(top))
+    return Landscape(name, curve_train(top), scored(top), top=top)
 
 
 FAMILIES = (*TUNING, *HELD_OUT)

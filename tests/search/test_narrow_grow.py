@@ -7,13 +7,17 @@ import math
 import re
 from typing import Any
 
+import optuna
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from hpsearch.search.narrow import NarrowRule, narrow, parse_narrow_rule, rule_to_data, what_changed
+from hpsearch.search.plan import Plan
 from hpsearch.search.space import PlanError, Space, active_params, is_active, parse_space
+from hpsearch.search.stage_logic import next_space
 from tests.search.test_narrow import contains, spaces, values_in, width
 
 
@@ -156,3 +160,21 @@ def test_a_box_whose_best_trial_sits_at_an_edge_grows_on_that_side(
             assert d.low < p.low, (c.name, best[c.name], p, d)
         if to(p.high) - where <= narrow_rule.edge * span and o.high > p.high:
             assert d.high > p.high, (c.name, best[c.name], p, d)
+
+
+def test_next_space_reopens_within_the_plans_space() -> None:
+    plan = Plan.from_dict({
+        "name": "grow", "objective": "synthetic", "base": {"epochs": 2},
+        "space": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}},
+        "stages": [{"name": "coarse", "n_trials": 4},
+                   {"name": "fine", "n_trials": 4, "narrow": {"top_k": 2}},
+                   {"name": "refine", "n_trials": 4, "narrow": {"top_k": 2, "margin": 0, "min_width": 0, "grow": 1.0}}]})
+    fine_box = parse_space({"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}})
+    lr = FloatDistribution(1e-3, 1e-2, log=True)
+    trials = [optuna.trial.create_trial(state=TrialState.COMPLETE, value=v, params={"lr": x}, distributions={"lr": lr})
+              for v, x in [(0.9, 9.5e-3), (0.8, 5e-3), (0.7, 2e-3)]]
+    child = next_space(plan, 2, fine_box, trials)["lr"].distribution
+    assert child.low == pytest.approx(5e-3) and child.high == pytest.approx(1e-1)  # a decade up, the box's width
+    trials[0] = optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.9, params={"lr": 6e-3},
+                                          distributions={"lr": lr})
+    assert next_space(plan, 2, fine_box, trials)["lr"].distribution.high == pytest.approx(6e-3)  # inside: no growth
