@@ -12,8 +12,8 @@ Families over the example plan's space (`examples/cifar10-resnet18.yaml`), built
 - `shift-lr`, `shift-wd`, `shift-both`: the optimum in log LR, log weight decay or both sits S x (1 - g) decades
   away from the full-fidelity one, S drawn per seed from [-1, 1] (either direction, none to a decade): short,
   small runs favour other values, so ranks cross between the coarse and the full fidelity;
-- `narrow-optimizer`: AdamW has a narrow extra peak in LR (0.15 decade wide, placed by the seed) above every
-  other optimum;
+- `narrow-optimizer`: AdamW has a narrow extra peak in LR (0.15 decade wide, within 0.3 decade of AdamW's broad
+  optimum, placed by the seed) above every other optimum;
 - `late-categorical`: one categorical choice (label smoothing 0.1 or NAdam, by seed) is worth 0.01 to 0.02 at full
   fidelity and costs 0.008 at the lowest;
 - `ridge`: LR and weight decay matter through lr x wd (or lr / wd, by seed), steeply across that ridge and little
@@ -52,6 +52,9 @@ import mf_hartmann as mfh
 
 FULL_WORK = 30.0  # data_fraction x epochs of the example plan's final stage
 NOISE = 0.005  # one run's evaluation noise, as the synthetic objective's
+# The synthetic ceiling's maximum at full fidelity: 0.93, plus 0.02 for a cosine, plateau or one-cycle schedule
+# with its default floor (bench/search_quality.py's dense optimisation finds the same).
+SYNTHETIC_BEST = 0.95
 TUNING = ("synthetic", "shift-lr", "narrow-optimizer", "mfh3-good", "mfh6-terrible")
 HELD_OUT = ("shift-wd", "shift-both", "late-categorical", "ridge", "mfh3-bad", "mfh3-terrible", "mfh6-good",
             "mfh6-bad")
@@ -189,17 +192,23 @@ def build(family: str, seed: int) -> Landscape:
     rng = np.random.default_rng([sum(map(ord, family)), seed])
     if family == "synthetic":
         return Landscape(name, synthetic_train, lambda config: true_value(TrainConfig.from_dict(config)),
-                         top=ceiling)
+                         best=SYNTHETIC_BEST, top=ceiling)
     if family.startswith("shift-"):
         lr, wd = rng.uniform(-1, 1, 2)
         shifts = {"shift-lr": (lr, 0.0), "shift-wd": (0.0, wd), "shift-both": (lr, wd)}[family]
         top = shifted(*shifts)
-        return Landscape(name, curve_train(top), scored(top), top=top)
+        return Landscape(name, curve_train(top), scored(top), best=SYNTHETIC_BEST, top=top)
+    best = SYNTHETIC_BEST  # the ridge keeps the synthetic optimum's value, at a moved LR
     if family == "narrow-optimizer":
-        top = narrow_peak(-2.7 + rng.uniform(-0.4, 0.4))
+        centre = -2.7 + rng.uniform(-0.3, 0.3)
+        top = narrow_peak(centre)
+        grid = np.linspace(-3, 0, 30_001)  # AdamW's best: the synthetic LR term plus the peak, in one dimension
+        best = max(best, float(np.max(np.minimum(
+            0.99, SYNTHETIC_BEST - 0.06 * (grid + 2.7) ** 2 + 0.02 * np.exp(-0.5 * ((grid - centre) / 0.075) ** 2)))))
     elif family == "late-categorical":
         key, value = [("label_smoothing", 0.1), ("optimizer", "nadam")][int(rng.integers(2))]
-        top = late_choice(key, value, rng.uniform(0.01, 0.02))
+        gain = rng.uniform(0.01, 0.02)
+        top, best = late_choice(key, value, gain), SYNTHETIC_BEST + gain
     elif family == "ridge":
         top = ridge(rng.uniform(-0.5, 0.5), int(rng.choice([-1, 1])))
     elif family.startswith("mfh"):
@@ -207,7 +216,7 @@ def build(family: str, seed: int) -> Landscape:
         return hartmann_landscape(name, int(dims), preset, seed)
     else:
         raise KeyError(f"unknown landscape family {family!r}; choose from {list(FAMILIES)}")
-    return Landscape(name, curve_train(top), scored(top), top=top)
+    return Landscape(name, curve_train(top), scored(top), best=best, top=top)
 
 
 FAMILIES = (*TUNING, *HELD_OUT)

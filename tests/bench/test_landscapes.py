@@ -72,13 +72,13 @@ def test_mf_hartmann_values_at_a_few_points() -> None:
 
 def test_a_shift_familys_optimum_moves_with_fidelity() -> None:
     # The noiseless converged value at the coarse stage's fidelity, and the truth (full fidelity), over log LR.
-    grid = np.linspace(-3, 0, 601)
+    grid = np.linspace(-3, 0, 121)
     moved = []
-    for seed in range(6):
+    for seed in range(5):
         shift = landscapes.build("shift-lr", seed)
         coarse = grid[np.argmax([shift.top(BASE.replace(lr=10**g, **COARSE)) for g in grid])]
         full = grid[np.argmax([shift.truth(BASE.replace(lr=10**g).to_dict()) for g in grid])]
-        assert full == pytest.approx(-1.0, abs=0.01)  # the synthetic objective's optimum, at full fidelity
+        assert full == pytest.approx(-1.0, abs=0.03)  # the synthetic objective's optimum, at full fidelity
         moved.append(coarse - full)
     assert max(abs(m) for m in moved) > 0.3 and all(abs(m) <= 1.0 for m in moved)
     assert min(moved) < 0 < max(moved)  # either direction across seeds

@@ -168,7 +168,8 @@ def test_next_space_reopens_within_the_plans_space() -> None:
         "space": {"lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True}},
         "stages": [{"name": "coarse", "n_trials": 4},
                    {"name": "fine", "n_trials": 4, "narrow": {"top_k": 2}},
-                   {"name": "refine", "n_trials": 4, "narrow": {"top_k": 2, "margin": 0, "min_width": 0, "grow": 1.0}}]})
+                   {"name": "refine", "n_trials": 4,
+                    "narrow": {"top_k": 2, "margin": 0, "min_width": 0, "grow": 1.0}}]})
     fine_box = parse_space({"lr": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}})
     lr = FloatDistribution(1e-3, 1e-2, log=True)
     trials = [optuna.trial.create_trial(state=TrialState.COMPLETE, value=v, params={"lr": x}, distributions={"lr": lr})

@@ -1,0 +1,37 @@
+"""bench/search_quality_suite.py still runs end to end: one repetition of every search per family kind, on a tiny
+version of the plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.bench.scripts import ROOT, bench_script
+
+
+def test_search_quality_suite_prints_one_row_per_family(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = yaml.safe_load((ROOT / "examples" / "cifar10-resnet18.yaml").read_text())
+    _, coarse, fine, final = example["stages"]
+    coarse.update(n_trials=4, overrides={**coarse["overrides"], "epochs": 3},
+                  pruner={"name": "median", "n_startup_trials": 2})
+    fine.update(n_trials=3, carry=1, overrides={**fine["overrides"], "epochs": 3},
+                pruner={"name": "median", "n_startup_trials": 2})
+    final.update(top=1, seeds=2, overrides={**final["overrides"], "epochs": 3})
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(example))
+    bench = bench_script("search_quality_suite")
+    bench.main(["--families", "shift-lr,mfh3-good", "--reps", "1", "--example", str(tiny), "--dense-points", "4",
+                "--baselines", "TPE + Hyperband,GP"])
+    table = capsys.readouterr().out.splitlines()
+    header = next(line for line in table if line.startswith("family"))
+    assert "coarse-to-fine" in header and "TPE + Hyperband" in header and "GP" in header
+    for family in ("shift-lr", "mfh3-good", "pooled (normalised)"):
+        row = next(line for line in table if line.startswith(family))
+        assert row.count("±") == 3, row
+
+
+def test_unknown_family_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="--families: unknown family 'nope'; choose from synthetic"):
+        bench_script("search_quality_suite").main(["--families", "nope"])
