@@ -17,6 +17,7 @@ Usage:  python bench/search_quality_suite.py --families held-out [--reps 10] [--
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import statistics
@@ -99,11 +100,12 @@ def interval(values: list[float]) -> tuple[float, float]:
     return mean, float(stats.t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]], reps: int, example: Path) -> None:
-    """One row per family and a pooled row of normalised regrets; a column per search."""
+def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]], example: Path) -> None:
+    """One row per family and a pooled row of normalised regrets; a column per search, with its repetitions."""
     names = list(next(iter(results.values())))
-    print(f"\nmean regret ± 95% interval over {reps} repetitions per family; {example.name}; Optuna "
-          f"{optuna.__version__}")
+    counts = {n: sorted({len(by[n]) for by in results.values() if n in by}) for n in names}
+    print(f"\nmean regret ± 95% interval; {example.name}; Optuna {optuna.__version__}; repetitions per family: "
+          + ", ".join(f"{n} {'/'.join(map(str, c))}" for n, c in counts.items()))
     header = f"{'family':<18}" + "".join(f"{n:>20}" for n in names) + f"{'best base/c2f':>15}{'cost':>8}"
     print(header)
     for family, by_search in results.items():
@@ -152,7 +154,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baselines", default=",".join(sq.BASELINES), help="comma-separated names to run")
     parser.add_argument("--dense-points", type=int, default=64,
                         help="random points per categorical combination when the optimum is not known")
+    parser.add_argument("--save", type=Path, help="also write the per-repetition results to this JSON file")
+    parser.add_argument("--merge", type=Path, nargs="+",
+                        help="print one table from saved runs instead of running (a search is taken from the first "
+                             "file that has it, so a slow baseline can run apart at its own count)")
     args = parser.parse_args(argv)
+    if args.merge:
+        print_table(merged(args.merge), args.example)
+        return
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
@@ -163,7 +172,19 @@ def main(argv: list[str] | None = None) -> None:
     for family in families(args.families):
         print(f"family {family}", file=sys.stderr, flush=True)
         results[family] = run_family(example, family, args.reps, names, args.dense_points)
-    print_table(results, args.reps, args.example)
+        if args.save:
+            args.save.write_text(json.dumps(results))
+    print_table(results, args.example)
+
+
+def merged(paths: list[Path]) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
+    """Saved runs as one: per family, each search from the first file that has it."""
+    out: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    for path in paths:
+        for family, by_search in json.loads(path.read_text()).items():
+            for name, runs in by_search.items():
+                out.setdefault(family, {}).setdefault(name, [tuple(r) for r in runs])
+    return out
 
 
 if __name__ == "__main__":

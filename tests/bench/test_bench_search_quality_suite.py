@@ -22,14 +22,19 @@ def test_search_quality_suite_prints_one_row_per_family(tmp_path: Path, capsys: 
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(yaml.safe_dump(example))
     bench = bench_script("search_quality_suite")
+    saved = tmp_path / "run.json"
     bench.main(["--families", "shift-lr,mfh3-good", "--reps", "1", "--example", str(tiny), "--dense-points", "4",
-                "--baselines", "TPE + Hyperband,GP"])
+                "--baselines", "TPE + Hyperband,GP", "--save", str(saved)])
     table = capsys.readouterr().out.splitlines()
     header = next(line for line in table if line.startswith("family"))
     assert "coarse-to-fine" in header and "TPE + Hyperband" in header and "GP" in header
     for family in ("shift-lr", "mfh3-good", "pooled (normalised)"):
         row = next(line for line in table if line.startswith(family))
         assert row.count("±") == 3, row
+    bench.main(["--merge", str(saved), "--example", str(tiny)])  # the same table from the saved run
+    again = capsys.readouterr().out.splitlines()
+    assert [line for line in again if line.startswith("shift-lr")] == [line for line in table
+                                                                      if line.startswith("shift-lr")]
 
 
 def test_unknown_family_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
