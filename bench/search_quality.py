@@ -1,7 +1,9 @@
 """Search-quality benchmark: the coarse-to-fine plan against single-stage searches at full fidelity, at equal cost.
 
 The coarse-to-fine side is the plan shape of examples/cifar10-resnet18.yaml (LR range test, a cheap wide coarse
-stage, a narrowed fine stage, a final stage re-training the top configs over seeds) with the synthetic objective
+stage, narrowed fine and refine stages, a final stage re-training the top configs over seeds; the figures below
+are from before the refine stage, when one fine stage of 64 trials held its budget: bench/search_quality_suite.py
+has the later ones) with the synthetic objective
 in place of CIFAR-10. The baselines search the same base config and space in one stage at the final stage's
 fidelity (all the data, the same epochs): TPE + median pruner, TPE + Hyperband, random + median pruner, and
 Optuna's GPSampler (no pruner). Every campaign runs through the product: `init_campaign` and the worker loop
