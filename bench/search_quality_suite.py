@@ -74,22 +74,18 @@ def random_median(plan: Plan, landscape: landscapes.Landscape, n: int = 256) -> 
     return statistics.median(values)
 
 
-def run_family(example: dict[str, Any], family: str, reps: int, names: list[str], dense: int,
-               ) -> dict[str, list[tuple[float, float, float]]]:
-    """(regret, normalised regret, cost) per repetition, per search."""
-    out: dict[str, list[tuple[float, float, float]]] = {C2F: [], **{n: [] for n in names}}
-    for rep in range(reps):
-        landscape = landscapes.build(family, rep)
-        objective = objective_name(landscape)
-        ex = landscape_example(example, landscape)
-        plan = sq.coarse_to_fine_plan(ex, rep, objective)
-        optimum = landscape.best if landscape.best is not None else sq.best_known(plan, dense, score=landscape.truth)
-        scale = max(1e-12, optimum - random_median(plan, landscape))
-        results = sq.compare(ex, 1, names, objective=objective, score=landscape.truth, first=rep)
-        for name, runs in results.items():
-            regret = optimum - runs[0].value
-            out[name].append((regret, regret / scale, runs[0].cost))
-    return out
+def run_member(example: dict[str, Any], family: str, rep: int, names: list[str], dense: int,
+               ) -> dict[str, tuple[float, float, float]]:
+    """(regret, normalised regret, cost) per search, on the family's member `rep`."""
+    landscape = landscapes.build(family, rep)
+    objective = objective_name(landscape)
+    ex = landscape_example(example, landscape)
+    plan = sq.coarse_to_fine_plan(ex, rep, objective)
+    optimum = landscape.best if landscape.best is not None else sq.best_known(plan, dense, score=landscape.truth)
+    scale = max(1e-12, optimum - random_median(plan, landscape))
+    results = sq.compare(ex, 1, names, objective=objective, score=landscape.truth, first=rep)
+    return {name: (optimum - runs[0].value, (optimum - runs[0].value) / scale, runs[0].cost)
+            for name, runs in results.items()}
 
 
 def interval(values: list[float]) -> tuple[float, float]:
@@ -168,12 +164,15 @@ def main(argv: list[str] | None = None) -> None:
     np.seterr(all="ignore")
     example = yaml.safe_load(args.example.read_text())
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
-    results = {}
-    for family in families(args.families):
-        print(f"family {family}", file=sys.stderr, flush=True)
-        results[family] = run_family(example, family, args.reps, names, args.dense_points)
-        if args.save:
-            args.save.write_text(json.dumps(results))
+    results: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    # Repetitions outside, families inside: a run stopped early has as many repetitions of every family.
+    for rep in range(args.reps):
+        for family in families(args.families):
+            print(f"family {family}, repetition {rep + 1}", file=sys.stderr, flush=True)
+            for name, outcome in run_member(example, family, rep, names, args.dense_points).items():
+                results.setdefault(family, {}).setdefault(name, []).append(outcome)
+            if args.save:
+                args.save.write_text(json.dumps(results))
     print_table(results, args.example)
 
 
