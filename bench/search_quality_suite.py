@@ -118,28 +118,28 @@ def interval(values: list[float]) -> tuple[float, float]:
 
 
 def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]], example: Path) -> None:
-    """One row per family and a pooled row of normalised regrets; a column per search, with its repetitions."""
-    names = list(next(iter(results.values())))
+    """One row per family and a pooled row of normalised regrets; a column per search, with its repetitions. A
+    search that did not run on a family shows a dash there, and pools only if it ran on every family."""
+    names = list(dict.fromkeys(n for by in results.values() for n in by))
     counts = {n: sorted({len(by[n]) for by in results.values() if n in by}) for n in names}
     print(f"\nmean regret ± 95% interval; {example.name}; Optuna {optuna.__version__}; repetitions per family: "
           + ", ".join(f"{n} {'/'.join(map(str, c))}" for n, c in counts.items()))
-    header = f"{'family':<18}" + "".join(f"{n:>20}" for n in names) + f"{'best base/c2f':>15}{'cost':>8}"
-    print(header)
+    print(f"{'family':<20}" + "".join(f"{n:>20}" for n in names) + f"{'best base/c2f':>15}{'cost':>8}")
     for family, by_search in results.items():
-        cells, means = [], {}
-        for name in names:
-            mean, half = interval([r for r, _, _ in by_search[name]])
-            means[name] = mean
-            cells.append(f"{mean:>10.4f} ± {half:<7.4f}")
-        ratio = _ratio(means)
+        means = {n: interval([r for r, _, _ in by_search[n]]) for n in names if n in by_search}
         cost = statistics.fmean(c for _, _, c in by_search[C2F])
-        print(f"{family:<18}" + "".join(f"{c:>20}" for c in cells) + f"{ratio:>14.2f}x{cost:>8.0f}")
-    cells, means = [], {}
-    for name in names:
-        mean, half = interval([n for by in results.values() for _, n, _ in by[name]])
-        means[name] = mean
-        cells.append(f"{mean:>10.4f} ± {half:<7.4f}")
-    print(f"{'pooled (normalised)':<18}" + "".join(f"{c:>20}" for c in cells) + f"{_ratio(means):>14.2f}x")
+        print(f"{family:<20}" + "".join(_cell(means.get(n)) for n in names)
+              + f"{_ratio({n: m for n, (m, _) in means.items()}):>14.2f}x{cost:>8.0f}")
+    pooled = {n: interval([x for by in results.values() for _, x, _ in by[n]]) for n in names
+              if all(n in by for by in results.values())}
+    print(f"{'pooled (normalised)':<20}" + "".join(_cell(pooled.get(n)) for n in names)
+          + f"{_ratio({n: m for n, (m, _) in pooled.items()}):>14.2f}x")
+
+
+def _cell(mean_half: tuple[float, float] | None) -> str:
+    if mean_half is None:
+        return f"{'—':>20}"
+    return f"{mean_half[0]:>10.4f} ± {mean_half[1]:<7.4f}"
 
 
 def _ratio(means: dict[str, float]) -> float:
