@@ -60,9 +60,10 @@ class Checkpointer(Protocol):
     def save(self, state: dict[str, Any]) -> None: ...
 
 
-def config_hash(config: TrainConfig) -> str:
-    """A short digest of every field that changes the result (all but `EXECUTION_ONLY`)."""
-    fields = {k: v for k, v in config.to_dict().items() if k not in EXECUTION_ONLY}
+def config_hash(config: TrainConfig | Any) -> str:
+    """A short digest of every field that changes the result (all but `EXECUTION_ONLY`); any dataclass config."""
+    data = config.to_dict() if isinstance(config, TrainConfig) else dataclasses.asdict(config)
+    fields = {k: v for k, v in data.items() if k not in EXECUTION_ONLY}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -122,7 +123,7 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def usable_state(hook: Checkpointer | None, config: TrainConfig, kind: str,
+def usable_state(hook: Checkpointer | None, config: TrainConfig | Any, kind: str,
                  required: tuple[str, ...]) -> tuple[dict[str, Any] | None, str | None]:
     """`hook.load()` checked against this run: (state, None), (None, None) when there is none, or (None, reason)."""
     if hook is None:
@@ -139,12 +140,12 @@ def usable_state(hook: Checkpointer | None, config: TrainConfig, kind: str,
     history = state.get("history")
     fields = {f.name for f in dataclasses.fields(EpochRecord)}
     if (not isinstance(history, list) or len(history) != state.get("epoch")
-            or any(not isinstance(r, dict) or set(r) != fields for r in history)):
+            or any(not isinstance(r, dict) or "epoch" not in r or not set(r) <= fields for r in history)):
         return None, "the checkpoint's history does not match its epoch count or the epoch record's fields"
     return state, None
 
 
-def base_state(config: TrainConfig, kind: str, result: TrainResult, epoch: int) -> dict[str, Any]:
+def base_state(config: TrainConfig | Any, kind: str, result: TrainResult, epoch: int) -> dict[str, Any]:
     """The fields every objective's state carries: format, kind, config hash, epochs done and their history."""
     history = [dataclasses.asdict(r) for r in result.history[:epoch]]
     return {"format": FORMAT, "kind": kind, "config_hash": config_hash(config), "epoch": epoch, "history": history}

@@ -15,6 +15,7 @@ import yaml
 
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.textfile import MAX_TEXT_BYTES, read_small_text
+from hpsearch.objectives.yamlfile import BoundedLoader
 
 OPTIMIZER_NAMES = ("sgd", "adamw", "nadam")
 SCHEDULER_NAMES = ("constant", "step", "cosine", "plateau", "onecycle", "cyclic")
@@ -110,8 +111,8 @@ class TrainConfig:
             raise ConfigError(
                 f"{where}: unknown key {unknown[0]!r}; valid keys are {', '.join(sorted(known))}"
             )
-        hints = _type_hints(cls)
-        values = {name: _coerce(name, value, hints[name], where) for name, value in data.items()}
+        hints = type_hints(cls)
+        values = {name: coerce_field(name, value, hints[name], where) for name, value in data.items()}
         try:
             return cls(**values)
         except ConfigError as e:
@@ -130,7 +131,7 @@ class TrainConfig:
         path = Path(path)
         text = read_small_text(path, "config file", ConfigError, MAX_CONFIG_BYTES)
         try:
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=BoundedLoader)  # a SafeLoader: no arbitrary objects
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -140,8 +141,9 @@ class TrainConfig:
         return cls.from_dict(data, where=str(path))
 
 
-def _coerce(name: str, value: Any, hint: Any, where: str) -> Any:
-    """Check one value against its field type; ints are accepted for floats, lists for tuples."""
+def coerce_field(name: str, value: Any, hint: Any, where: str) -> Any:
+    """Check one value against its field type; ints are accepted for floats, lists for tuples. A type other
+    than bool, int, float, str, a tuple of ints or one of those or None is taken as it comes."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
@@ -150,12 +152,14 @@ def _coerce(name: str, value: Any, hint: Any, where: str) -> Any:
         hint = next(a for a in args if a is not type(None))
         origin = typing.get_origin(hint)
     expected = _type_name(hint)
-    if origin is tuple:
+    if origin is tuple and typing.get_args(hint)[:1] == (int,):
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             raise ConfigError(f"{where}: {name} must be a list of integers, got {value!r}")
         return tuple(value)
+    if hint not in (bool, int, float, str):
+        return value
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -240,6 +244,6 @@ def _valid_device(device: str) -> bool:
 
 
 @functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
+def type_hints(cls: type) -> dict[str, Any]:
     """The fields' resolved types: resolving them costs far more than building a config from a dict."""
     return typing.get_type_hints(cls)

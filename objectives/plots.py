@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 
 def plot_curves(histories: Sequence[Sequence[EpochRecord]], path: str | Path, title: str = "") -> Path:
-    """Loss and accuracy, train and validation on the same axes, one line pair per seed."""
+    """Loss and accuracy, train and validation on the same axes, one line pair per seed; a history of a user's
+    objective that records neither gets its own metrics per step instead."""
+    if not any(r.val_acc is not None or r.train_loss is not None for h in histories for r in h):
+        return _plot_metrics(histories, Path(path), title)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for i, history in enumerate(histories):
         epochs = [r.epoch for r in history]
@@ -39,6 +42,27 @@ def plot_curves(histories: Sequence[Sequence[EpochRecord]], path: str | Path, ti
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _plot_metrics(histories: Sequence[Sequence[EpochRecord]], path: Path, title: str) -> Path:
+    """Each named metric against the reported step, one line per seed."""
+    names = sorted({name for h in histories for r in h for name in r.metrics})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, history in enumerate(histories):
+        suffix = f" (seed {i})" if len(histories) > 1 else ""
+        for j, name in enumerate(names):
+            points = [(r.epoch, r.metrics[name]) for r in history if name in r.metrics]
+            ax.plot([p[0] for p in points], [p[1] for p in points], "-o", color=f"C{j}", label=name + suffix)
+    ax.set(xlabel="step", ylabel="reported value", title="reported values")
+    ax.grid(alpha=0.3)
+    if names:
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

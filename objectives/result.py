@@ -20,19 +20,39 @@ class StopTraining(Exception):
 
 @dataclass(frozen=True)
 class EpochRecord:
-    epoch: int  # 1-based
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    val_bacc: float  # balanced accuracy: mean per-class recall
-    lr: float  # at the end of the epoch
-    seconds: float
+    """One epoch (or one reported step) of a run. The built-in objectives fill every field; a user's objective
+    may leave the ones it does not measure as None and put its own metrics in `metrics`."""
+
+    epoch: int  # 1-based (a simple objective's reported step)
+    train_loss: float | None = None
+    train_acc: float | None = None
+    val_loss: float | None = None
+    val_acc: float | None = None
+    val_bacc: float | None = None  # balanced accuracy: mean per-class recall
+    lr: float | None = None  # at the end of the epoch
+    seconds: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)  # any other named values of the epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: the fields that are set (`metrics` only when it holds any)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != {}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpochRecord:
+        """Read the stored form back; KeyError / TypeError when it is not one."""
+        return cls(**data)
+
+    def value(self, name: str) -> float | None:
+        """The metric `name`: one of `metrics`, else the field of that name; None when the epoch has none."""
+        if name in self.metrics:
+            return self.metrics[name]
+        value = getattr(self, name, None) if name in _RECORD_FIELDS else None
+        return value if isinstance(value, int | float) else None
 
 
 @dataclass
 class TrainResult:
-    config: TrainConfig
+    config: Any  # the objective's config: a TrainConfig for the built-in objectives
     history: list[EpochRecord] = field(default_factory=list)
     status: str = "completed"  # completed | stopped | diverged
     reason: str | None = None
@@ -63,11 +83,16 @@ class TrainResult:
                 return True
         return False
 
+    def final_value(self, metric: str) -> float | None:
+        """The metric's value at the last epoch (not its best, a lucky draw); None without one."""
+        return self.history[-1].value(metric) if self.history else None
+
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out["config"] = self.config.to_dict()
+        out["config"] = self.config.to_dict() if isinstance(self.config, TrainConfig) else out["config"]
         return out
 
 
+_RECORD_FIELDS = frozenset(f.name for f in dataclasses.fields(EpochRecord)) - {"metrics", "epoch"}
 EpochCallback = Callable[[EpochRecord], None]
 StepCallback = Callable[[int, int], None]  # (batch index within the epoch, batches per epoch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 MAX_TEXT_BYTES = 1_000_000  # a config or a plan is a page of YAML; refuse /dev/zero or a wrong file at once
@@ -12,7 +14,13 @@ def read_small_text(path: str | Path, what: str, error: type[Exception], limit: 
     naming `what` (`config file`, `plan file`) and the fix. At most `limit` + 1 bytes are ever read."""
     where = str(path)
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: opening a FIFO for reading would wait for a writer; a regular file ignores the flag.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            kind = os.fstat(f.fileno()).st_mode
+            if stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind) or stat.S_ISDIR(kind):
+                what_it_is = "a folder" if stat.S_ISDIR(kind) else "a pipe or socket, not a file"
+                raise error(f"{what} {where!r} is {what_it_is}; pass a YAML file")
             raw = f.read(limit + 1)
     except FileNotFoundError:
         raise error(f"{what} {where!r} does not exist; pass an existing YAML file") from None

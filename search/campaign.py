@@ -14,6 +14,7 @@ import functools
 import logging
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import optuna
 from optuna.storages import BaseStorage, GrpcStorageProxy
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.search.errors import CampaignFailed, CampaignMissing
 from hpsearch.search.notes import write_stage_note
 from hpsearch.search.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.record import TrialRecord
@@ -29,10 +31,14 @@ from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
 from hpsearch.search.stage_logic import (
     DUPLICATE,
+    ERROR,
     FINISHED,
     OVERRIDES,
     RETRY_OF,
     SLOT,
+    failing,
+    failure_limit,
+    first_error,
     live,
     next_space,
     orphans,
@@ -50,6 +56,11 @@ __all__ = ["DUPLICATE", "FINISHED", "OVERRIDES", "SLOT", "Campaign", "Claim", "S
            "load_plan", "open_stage", "rank", "retry_trial", "study_name"]
 
 log = logging.getLogger(__name__)
+
+
+FAILED = "failed"  # the first stage's user attribute: why the campaign stopped, when its objective kept failing
+OBJECTIVE_PATH = "objective_path"  # the folder a user's objective module was found in at init
+GIVEN_UP = "given_up:"  # a stage's user attribute per slot whose retries were used up: the stage ends under budget
 
 
 def study_name(plan_name: str, stage: Stage) -> str:
@@ -149,15 +160,44 @@ class Campaign:
 
     def open(self, index: int) -> None:
         """Open stage `index`: its space from the stage before (the plan's space for the first) and its slots.
-        Idempotent and safe to race: any worker that finds the stage not open opens it."""
+        Idempotent and safe to race: any worker that finds the stage not open opens it. A stage before it that
+        ended with no completed trial fails the campaign instead (CampaignFailed): nothing to go on from."""
         if index == 0:
             open_stage(self.storage, self.plan, 0, self.plan.space, None, [])
             return
         previous = self.stage(index - 1)
         if previous is None:
             raise RuntimeError(f"stage {index} cannot open before stage {index - 1}")
+        if not any(t.state == TrialState.COMPLETE for t in previous.trials):
+            error = first_error(previous.trials)
+            self.fail({**error, "stage": previous.stage.name,
+                       "why": f"it ended with no completed trial, so stage {self.plan.stages[index].name} "
+                              "cannot open"})
         open_stage(self.storage, self.plan, index, next_space(self.plan, index, previous.space, previous.trials),
-                   previous.space, rank(previous.trials))
+                   previous.space, rank(previous.trials, self.plan.metric.minimize))
+
+    def failure(self) -> dict[str, Any] | None:
+        """Why the campaign stopped (its objective kept failing), read from the storage; None while it runs."""
+        attrs = _study_attrs(self.storage, study_name(self.plan.name, self.plan.stages[0]))
+        failed = (attrs or {}).get(FAILED)
+        return dict(failed) if isinstance(failed, dict) else None
+
+    def fail(self, failure: dict[str, Any]) -> None:
+        """Mark the campaign failed (the first reason written stands) and raise CampaignFailed with it."""
+        known = self.failure()
+        if known is None:
+            study_id = self.storage.get_study_id_from_name(study_name(self.plan.name, self.plan.stages[0]))
+            self.storage.set_study_user_attr(study_id, FAILED, failure)
+            known = failure
+        raise CampaignFailed(self.plan.name, known)
+
+    def check_failing(self, view: StageView) -> None:
+        """Fail the campaign (CampaignFailed) when the stage's first trials all failed with an error."""
+        trial = failing(view.trials, failure_limit(self.plan, view.index))
+        if trial is not None:
+            count = sum(1 for t in view.trials if t.state == TrialState.FAIL and ERROR in t.user_attrs)
+            self.fail({**trial.user_attrs[ERROR], "stage": view.stage.name,
+                       "why": f"its first {count} trials (retries included) all failed, none finished"})
 
     def claim(self, view: StageView) -> Claim | None:
         """Take one WAITING slot of the stage, retries first; None when none is waiting.
@@ -219,24 +259,58 @@ def init_campaign(storage: BaseStorage, plan: Plan) -> bool:
 
 
 def load_plan(storage: BaseStorage, campaign: str) -> Plan:
-    """The plan as stored by `init`; a campaign that is not there is bad input."""
-    for summary in storage.get_all_studies():
+    """The plan as stored by `init`; a campaign that is not there is bad input, answered with those that are."""
+    summaries = storage.get_all_studies()
+    for summary in summaries:
         if summary.study_name.startswith(f"{campaign}.") and "plan" in summary.user_attrs:
-            plan = Plan.from_dict(summary.user_attrs["plan"])
+            found = summary.user_attrs.get(OBJECTIVE_PATH)  # where init found a user's module, on its machine
+            plan = Plan.from_dict(summary.user_attrs["plan"], stored=True,
+                                  search_path=(found,) if isinstance(found, str) else ())
             if plan.name == campaign:
                 return plan
-    raise PlanError(f"no campaign {campaign!r} in this storage; run 'hpsearch init PLAN --storage S' first")
+    shown = campaign if len(campaign) <= 100 else campaign[:100] + "..."
+    names = _names_in(summaries)
+    held = ""
+    if names:
+        more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
+        held = f" (it holds {', '.join(names[:SHOWN_NAMES])}{more}: see 'hpsearch list')"
+    raise CampaignMissing(f"no campaign {shown!r} in this storage{held}; run 'hpsearch init PLAN --storage S' first")
+
+
+SHOWN_NAMES = 10  # in the error for a campaign that is not there; `hpsearch list` shows them all
+
+
+def campaign_names(storage: BaseStorage) -> list[str]:
+    """The campaigns in the storage, sorted: the plan names `init` stored with their stages."""
+    return _names_in(storage.get_all_studies())
+
+
+def _names_in(summaries: list[Any]) -> list[str]:
+    names = set()
+    for summary in summaries:
+        plan = summary.user_attrs.get("plan")
+        if isinstance(plan, dict) and isinstance(plan.get("name"), str) \
+                and summary.study_name.startswith(f"{plan['name']}."):
+            names.add(plan["name"])
+    return sorted(names)
 
 
 def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, parent: Space | None,
                ranked: list[FrozenTrial]) -> None:
     """Create stage `index` with its space and slots, then mark it open. Safe to repeat and to race."""
     stage = plan.stages[index]
-    study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage, direction="maximize",
-                                load_if_exists=True)
+    study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage,
+                                direction=plan.metric.direction, load_if_exists=True)
+    if study.metric_names != [plan.metric.name]:  # the dashboard's axis: the metric's name, not "Objective 0"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([plan.metric.name])
     attrs = {"plan": plan.to_dict(), "fingerprint": plan_fingerprint(plan), "stage_index": index,
              "stage": stage.name, "kind": stage.kind.value, "n_trials": stage.n_trials,
              "space": space_to_json(space), "parent_space": space_to_json(parent) if parent else None}
+    folder = plan.objective_fn.folder if plan.objective_fn is not None else None
+    if folder is not None:
+        attrs[OBJECTIVE_PATH] = folder
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
@@ -268,10 +342,30 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry:
                 on_given_up: Callable[[FrozenTrial], None] | None = None) -> bool:
     """Enqueue the retry of failed `trial` (Optuna's copy: its slot, params and retry history; user attribute
     `retry_of` says from where and why), unless retries are used up or its slot has a live or finished trial.
-    `on_given_up` is called with `trial` when its retries are used up (`queue_retry`, which the stale-trial
-    check shares)."""
+    When its retries are used up the slot is recorded as given up and `on_given_up` is called with `trial`
+    (`queue_retry`, which the stale-trial check shares)."""
     return bool(queue_retry(internals.study_storage(study), internals.study_id(study), trial, reason, max_retry,
-                            unique_key=SLOT, on_given_up=on_given_up))
+                            unique_key=SLOT, on_given_up=record_given_up(study, reason, on_given_up)))
+
+
+def record_given_up(study: optuna.Study, reason: str,
+                    then: Callable[[FrozenTrial], None] | None = None) -> Callable[[FrozenTrial], None]:
+    """What runs when a slot's retries are used up: the stage's `given_up:<slot>` attribute says which trial
+    failed last and why (status, run and export report the stage as under budget), then `then`."""
+    def record(trial: FrozenTrial) -> None:
+        slot = trial.system_attrs.get(SLOT)
+        if slot is not None:
+            why = trial.user_attrs.get("fail_reason") or reason
+            study.set_user_attr(f"{GIVEN_UP}{slot}", {"trial": trial.number, "reason": why})
+        if then is not None:
+            then(trial)
+    return record
+
+
+def given_up(study_attrs: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Slot -> {trial, reason} of the stage's slots whose retries were used up, from its study's attributes."""
+    return {int(k[len(GIVEN_UP):]): dict(v) for k, v in study_attrs.items()
+            if k.startswith(GIVEN_UP) and isinstance(v, dict)}
 
 
 def _study_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:

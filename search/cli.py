@@ -12,7 +12,7 @@ import click
 # that train, so `hpsearch --help` and the campaign commands stay light.
 from hpsearch.search import cmd_campaign, cmd_train, cmd_watch  # noqa: F401
 from hpsearch.search.app import app
-from hpsearch.search.errors import BAD_INPUT_ERRORS
+from hpsearch.search.errors import BAD_INPUT_ERRORS, CampaignFailed
 
 __all__ = ["BAD_INPUT_ERRORS", "ExitStatus", "app", "entry", "main"]
 
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     except BAD_INPUT_ERRORS as e:
         _fail(str(e))
         return ExitStatus.BAD_INPUT
+    except CampaignFailed as e:  # the objective keeps failing: not the command line's fault, but one line too
+        _fail(str(e))
+        return ExitStatus.ERROR
     except click.UsageError as e:
         ctx = e.ctx
         where = ctx.command_path if ctx is not None else "hpsearch"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import shlex
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -10,24 +11,28 @@ from typing import Any
 
 import click
 from optuna.artifacts.exceptions import ArtifactNotFound
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.data import ensure_data
-from hpsearch.search.app import app
-from hpsearch.search.campaign import Campaign, init_campaign, load_plan
+from hpsearch.search.app import app, invoked_as
+from hpsearch.search.campaign import Campaign, init_campaign
 from hpsearch.search.checkpoints import open_store
 from hpsearch.search.dashboard import artifact_dir
-from hpsearch.search.errors import OptionError
+from hpsearch.search.errors import OptionError, describe_campaign_failure
 from hpsearch.search.export import best_configs, progress_line, unfinished, write_export, write_weights
 from hpsearch.search.objective import objective_for
 from hpsearch.search.outputs import writable_dir
+from hpsearch.search.params import Finite
 from hpsearch.search.plan import Plan
 from hpsearch.search.plan import load_plan as load_plan_file
+from hpsearch.search.progress import running_table, running_trials
 from hpsearch.search.run_view import StageBars
-from hpsearch.search.status import StageStatus, is_done, status_of, status_view
+from hpsearch.search.service import until_sigterm
+from hpsearch.search.status import StageStatus, campaign_status, is_done, status_of, status_view, under_budget
 from hpsearch.search.summary import campaign_summary, summary_of, summary_to_dict
+from hpsearch.search.waits import stored_plan
 from hpsearch.search.worker import (
     GRACE_PERIOD_S,
     HEARTBEAT_INTERVAL_S,
@@ -39,6 +44,7 @@ from hpsearch.search.worker import (
 )
 from hpsearch.search.worker_log import LogRelay
 from hpsearch.storage import open_storage, redact_url, release_connections
+from hpsearch.storage.urls import parse_storage_string, resolve_storage_string
 
 console = Console(stderr=True)
 PathType = click.Path(path_type=Path)
@@ -57,7 +63,7 @@ def checkpoint_place(f: Any) -> Any:
 
 
 def worker_options(f: Any) -> Any:
-    f = click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=DEFAULT_INTERVAL,
+    f = click.option("--checkpoint-interval", type=Finite(min=0), default=DEFAULT_INTERVAL,
                      show_default=True, help="seconds between a trial's epoch-end checkpoints (a stop always "
                                              "writes one)")(f)
     f = click.option("--no-checkpoints", is_flag=True, help="no trial checkpoints: a retried trial starts over")(f)
@@ -103,7 +109,12 @@ def checkpoint_dir(given: Path | None, artifacts: Path | None) -> Path:
 @storage_option
 @click.option("--name", default=None, help="campaign name (default: the plan's name)")
 def init_command(plan_path: Path, storage: str | None, name: str | None) -> None:
-    """Write a campaign into the storage and open its first stage (idempotent for the same plan)."""
+    """Write a campaign into the storage and open its first stage (idempotent for the same plan).
+
+    \b
+    Example (then start 'hpsearch worker cifar10-resnet18' on every GPU machine):
+      hpsearch init examples/cifar10-resnet18.yaml --storage postgresql+psycopg2://USER:PASSWORD@HOST:5432/DB
+    """
     plan = load_plan_file(plan_path)
     if name is not None:
         plan = Plan.from_dict({**plan.to_dict(), "name": name}, where="--name")
@@ -120,20 +131,31 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
 @click.option("--per-device", type=click.IntRange(min=1), default=1, show_default=True,
               help="worker processes per device")
 @click.option("--max-trials", type=click.IntRange(min=1), default=None, help="stop each process after N trials")
+@click.option("--wait-for-storage", type=Finite(min=0), default=0, show_default=True, metavar="SECONDS",
+              help="wait this long for a storage that does not answer yet (refused, starting up); a bad URL or "
+                   "password still fails at once")
+@click.option("--wait-for-campaign", type=Finite(min=0), default=0, show_default=True, metavar="SECONDS",
+              help="wait this long for 'hpsearch init' to write the campaign")
 @worker_options
 def worker_command(name: str, storage: str | None, devices: str, per_device: int, max_trials: int | None,
-                   **kw: Any) -> int:
-    """Pull trials of campaign NAME until it is done; SIGTERM hands the running trial back for a retry."""
-    store = open_storage(storage, create=False)
-    plan = load_plan(store, name)  # fail fast, with exit 2, before any process starts
-    release_connections(store)  # the workers open their own: one PostgreSQL connection per worker process
+                   wait_for_storage: float, wait_for_campaign: float, **kw: Any) -> int:
+    """Pull trials of campaign NAME until it is done (exit 0); SIGTERM hands the running trial back for a retry
+    and exits 143 (130 for SIGINT), so a launcher replaces the stopped worker.
+
+    \b
+    Example (the storage URL in the environment keeps its password out of `ps`):
+      export HPSEARCH_STORAGE=postgresql+psycopg2://USER:PASSWORD@HOST:5432/DB
+      hpsearch worker cifar10-resnet18 --devices all --data-dir /data --wait-for-storage 300
+    """
+    # Fails with exit 2, before any process starts, on bad input or once a wait runs out.
+    plan = stored_plan(storage, name, storage_wait=wait_for_storage, campaign_wait=wait_for_campaign)
     options = _options(storage, kw, plan, max_trials)
     slots = device_slots(devices, per_device)
     if len(slots) == 1:  # one GPU per pod or array task: no child process to start and signal
-        run_in_process(name, replace(options, device=slots[0]))
-        return 0
-    code = wait_processes(start_processes(name, options, slots))
-    return 0 if code >= 128 else code  # stopped by a signal: the trials were handed back, as asked
+        return run_in_process(name, replace(options, device=slots[0]))
+    # Stopped by a signal (128 + its number): the trials were handed back, and the campaign is not done, so
+    # an Indexed Job must not count this worker's index as complete.
+    return wait_processes(start_processes(name, options, slots))
 
 
 @app.command("run")
@@ -147,7 +169,12 @@ def worker_command(name: str, storage: str | None, devices: str, per_device: int
 def run_command(plan_path: Path, storage: str | None, workers: int | None, out: Path | None, **kw: Any) -> int:
     """Init the campaign and run local workers until it is done, then export the best config.
 
-    SIGTERM or SIGINT hands the running trials back, exports nothing and exits 143 (130 for SIGINT)."""
+    SIGTERM or SIGINT hands the running trials back, exports nothing and exits 143 (130 for SIGINT).
+
+    \b
+    Example (the CPU demo, about five minutes):
+      hpsearch run examples/demo.yaml --download
+    """
     plan = load_plan_file(plan_path)
     out = writable_dir(out or Path("runs") / plan.name)  # before any work: a bad --out costs nothing
     queue = multiprocessing.get_context("spawn").Queue()
@@ -168,12 +195,17 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     finally:
         relay.close()
     stages = bars.stages
+    failure = Campaign.load(store, plan.name).failure()
+    if failure is not None:
+        console.print(f"hpsearch: {describe_campaign_failure(plan.name, failure)}", soft_wrap=True)
+        return 1
     if code >= 128 and not (stages and is_done(stages)):
         where = progress_line(stages) if stages else "see 'hpsearch status'"
         shown = f" --storage {redact_url(storage)}" if storage else ""
+        me = invoked_as()
         console.print(f"hpsearch: stopped by a signal; the workers handed their trials back. campaign {plan.name}: "
-                      f"{where}. No export written. Continue with: hpsearch run {plan_path}{shown} "
-                      f"(or hpsearch worker {plan.name}{shown} on any machine)", soft_wrap=True)
+                      f"{where}. No export written. Continue with: {me} run {plan_path}{shown} "
+                      f"(or {me} worker {plan.name}{shown} on any machine)", soft_wrap=True)
         return code
     for i, p in enumerate(procs):
         if p.exitcode not in (0, None):
@@ -182,33 +214,50 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     if code != 0:
         return 1
     best = best_configs(store, plan.name, 1)
-    paths = write_export(best, plan.name, out, "yaml", summary_to_dict(campaign_summary(store, plan.name)))
-    click.echo(f"best config: {paths[0]} (mean validation accuracy {best[0].mean:.4f} over {len(best[0].values)} runs)")
-    data = f" --data-dir {options.data_dir}" if options.data_dir else ""
-    click.echo(f"reproduce it: hpsearch train --config {paths[0]} --seeds {len(best[0].values)}{data} --test")
-    return 0
+    short = under_budget(stages)  # slots that failed on every retry: the campaign ran fewer trials than planned
+    paths = write_export(best, plan.name, out, "yaml", summary_to_dict(campaign_summary(store, plan.name)),
+                         under_budget=short)
+    for line in short:
+        console.print(f"hpsearch: {line}", soft_wrap=True, markup=False)
+    metric = plan.metric
+    click.echo(f"best config: {paths[0]} (mean {metric.label} {best[0].mean:.4f} over {len(best[0].values)} runs)")
+    data = f" --data-dir {shlex.quote(str(options.data_dir))}" if options.data_dir else ""
+    test = " --test" if plan.objective == "cifar10-resnet18" else ""  # the one objective with a held-out test set
+    click.echo(f"reproduce it: {invoked_as()} train --config {shlex.quote(str(paths[0]))} "
+               f"--seeds {len(best[0].values)}{data}{test}")
+    return 3 if short else 0  # done, but under budget: a script must not take it for a full campaign
 
 
 @app.command("status")
 @click.argument("name")
 @storage_option
-@click.option("--watch", is_flag=True, help="refresh until the campaign ends")
-@click.option("--interval", type=click.FloatRange(min=0.1), default=2.0, show_default=True)
+@click.option("--watch", is_flag=True, help="refresh until the campaign ends, with the running trials' progress")
+@click.option("--interval", type=Finite(min=0.1), default=2.0, show_default=True, metavar="SECONDS",
+              help="seconds between refreshes with --watch")
 def status_command(name: str, storage: str | None, watch: bool, interval: float) -> None:
-    """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far."""
+    """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far.
+
+    \b
+    Example:
+      hpsearch status cifar10-resnet18 --watch
+    """
     stored = Campaign.load(open_storage(storage, create=False), name)
 
     def look() -> tuple[list[StageStatus], RenderableType]:
         views = stored.views()  # one read of each stage's trials serves the status and the costs
-        stages = status_of(views)
-        return stages, status_view(name, stages, summary_of(views))
+        plan, failure = stored.plan, stored.failure()
+        stages = status_of(views, plan.metric)
+        failed = describe_campaign_failure(name, failure) if failure else None
+        view = status_view(name, stages, summary_of(views, plan.cost_unit), plan.metric, plan.cost_unit, failed)
+        running = running_table(running_trials(views)) if watch else None  # what moves between trials' ends
+        return stages, view if running is None else Group(view, running)
 
     stages, view = look()
     if not watch:
         Console().print(view)
         return
     with Live(view, console=Console(), refresh_per_second=4) as live:
-        while not is_done(stages):
+        while not is_done(stages) and stored.failure() is None:  # a failed campaign is over too
             time.sleep(interval)
             stages, view = look()
             live.update(view)
@@ -217,8 +266,10 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 @app.command("export")
 @click.argument("name")
 @storage_option
-@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
+              help="how many of the best configs to write, best first: rank-1, rank-2, ...")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
+              help="file format of the configs (both read by 'hpsearch train --config')")
 @click.option("--out", type=PathType, default=None, help="output folder [runs/NAME/export]")
 @click.option("--weights", is_flag=True, help="also the final stage's trained weights, every seed: rank-N.seed-S.pt")
 @click.option("--artifacts", type=PathType, default=None,
@@ -226,12 +277,21 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 @checkpoint_place
 def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None, weights: bool,
                    artifacts: Path | None, checkpoints: Path | None) -> None:
-    """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads."""
+    """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads.
+
+    \b
+    Example (then: hpsearch train --config runs/demo/export/rank-1.yaml --test):
+      hpsearch export demo --top 3
+    """
     store = open_storage(storage, create=False)
     best = best_configs(store, name, top)
     note = unfinished(store, name)
+    short = under_budget(campaign_status(store, name))
     folder = writable_dir(out or Path("runs") / name / "export")
-    paths = write_export(best, name, folder, fmt, summary_to_dict(campaign_summary(store, name)), unfinished=note)
+    paths = write_export(best, name, folder, fmt, summary_to_dict(campaign_summary(store, name)), unfinished=note,
+                         under_budget=short)
+    for line in short:
+        click.echo(line)
     if note:
         click.echo(f"campaign {name} is unfinished ({note}): these are the best configs so far")
     if weights:
@@ -253,13 +313,26 @@ def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path
 
 @app.command("storage-proxy")
 @storage_option
-@click.option("--host", default="0.0.0.0", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=13000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to listen on; the proxy has no authentication, so serve other machines (0.0.0.0) only "
+                   "behind a firewall or a Kubernetes NetworkPolicy that admits just the workers")
+@click.option("--port", type=click.IntRange(1, 65535), default=13000, show_default=True, help="port to listen on")
 def storage_proxy_command(storage: str | None, host: str, port: int) -> None:
-    """Serve Optuna's gRPC storage proxy in front of PostgreSQL: workers then use grpc://HOST:PORT."""
+    """Serve Optuna's gRPC storage proxy in front of PostgreSQL: workers then use grpc://HOST:PORT.
+
+    Runs until Ctrl-C (exit 130) or SIGTERM (exit 0).
+
+    \b
+    Example, on a machine the workers reach (its PostgreSQL URL in the environment, not in `ps`):
+      HPSEARCH_STORAGE=postgresql+psycopg2://USER:PASSWORD@db:5432/hpsearch \\
+        hpsearch storage-proxy --host 0.0.0.0 --port 13000
+    """
     from hpsearch.storage import serve_storage_proxy
 
-    if not storage or not storage.startswith("postgresql"):
-        raise click.BadParameter("needs a postgresql+psycopg2://... storage", param_hint="--storage")
-    click.echo(f"serving {redact_url(storage)} on grpc://{host}:{port}")
-    serve_storage_proxy(storage, host, port)
+    url = resolve_storage_string(storage)
+    if parse_storage_string(url).kind != "rdb":  # also refuses the default journal before creating it
+        raise click.BadParameter(f"{redact_url(url)!r} is not PostgreSQL; the proxy serves a "
+                                 "postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB storage", param_hint="--storage")
+    click.echo(f"serving {redact_url(url)} on grpc://{host}:{port}")
+    with until_sigterm("storage proxy"):
+        serve_storage_proxy(url, host, port)

@@ -26,6 +26,8 @@ from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, TrainResult
 from hpsearch.search.app import app
 from hpsearch.search.outputs import writable_dir
+from hpsearch.search.params import Finite
+from hpsearch.search.reproduce import CIFAR, exported_objective, search_path, train_export
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
@@ -60,7 +62,7 @@ def load_config(path: Path, device: str | None) -> tuple[TrainConfig, dict]:
 @click.option("--test", is_flag=True, help="also measure the held-out test set")
 @click.option("--out", type=PathType, default=Path("runs/train"), show_default=True, help="output folder")
 @click.option("--resume", is_flag=True, help="continue from the checkpoints in --out (checkpoint-seed<N>.pt)")
-@click.option("--checkpoint-interval", type=click.FloatRange(min=0), default=DEFAULT_INTERVAL, show_default=True,
+@click.option("--checkpoint-interval", type=Finite(min=0), default=DEFAULT_INTERVAL, show_default=True,
               help="seconds between epoch-end checkpoints (the last epoch and a stop always write one)")
 def train_command(
     config_path: Path, seeds: int, test: bool, out: Path, data_dir: Path | None, download: bool, device: str | None,
@@ -69,10 +71,18 @@ def train_command(
     """Train one config (several seeds), writing config.yaml, metrics.json, curves.png and a checkpoint per seed.
 
     SIGINT or SIGTERM finishes the current batch, writes the checkpoint and exits 130; --resume carries on.
+
+    \b
+    Example (an exported config, three seeds, and its test accuracy):
+      hpsearch train --config runs/demo/export/rank-1.yaml --seeds 3 --test
     """
     from hpsearch.objectives.plots import plot_curves
     from hpsearch.objectives.train import resolve_device  # torch: imported only by the commands that train
 
+    spec, doc = exported_objective(config_path)
+    if spec != CIFAR:  # an export of another objective: run that objective, not ResNet-18
+        _train_other(spec, doc, config_path, seeds, test, out, data_dir, download)
+        return
     config, recorded = load_config(config_path, device)
     resolve_device(config.device)  # fail before any work when the device is not there
     root = ensure_data(data_dir, download)
@@ -118,13 +128,20 @@ def train_command(
 @config_options
 @click.option("--out", type=PathType, default=Path("runs/lr-find"), show_default=True, help="output folder")
 @click.option("--iterations", type=click.IntRange(min=10), default=200, show_default=True, help="steps of the sweep")
-@click.option("--start-lr", type=click.FloatRange(min=0, min_open=True), default=1e-5, show_default=True)
-@click.option("--end-lr", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
+@click.option("--start-lr", type=Finite(min=0, min_open=True), default=1e-5, show_default=True,
+              help="learning rate of the sweep's first step")
+@click.option("--end-lr", type=Finite(min=0, min_open=True), default=10.0, show_default=True,
+              help="learning rate of its last step (the sweep rises exponentially in between)")
 def lr_find_command(
     config_path: Path, out: Path, iterations: int, start_lr: float, end_lr: float,
     data_dir: Path | None, download: bool, device: str | None,
 ) -> None:
-    """LR range test: writes lr-find.png and lr-find.yaml with the suggested [base_lr, max_lr]."""
+    """LR range test: writes lr-find.png and lr-find.yaml with the suggested [base_lr, max_lr].
+
+    \b
+    Example:
+      hpsearch lr-find --config examples/config-cpu.yaml --data-dir data
+    """
     from hpsearch.objectives.lr_find import lr_range_test
     from hpsearch.objectives.plots import plot_range_test
     from hpsearch.objectives.train import resolve_device
@@ -143,6 +160,23 @@ def lr_find_command(
     (out / "lr-find.yaml").write_text(yaml.safe_dump(suggestion, sort_keys=False))
     click.echo(f"suggested LR range: base_lr {result.base_lr:.3g}, max_lr {result.max_lr:.3g}")
     click.echo(f"wrote {out / 'lr-find.png'}, {out / 'lr-find.yaml'}")
+
+
+def _train_other(spec: str, doc: dict, path: Path, seeds: int, test: bool, out: Path, data_dir: Path | None,
+                 download: bool) -> None:
+    from hpsearch.objectives.objective import get_objective
+
+    if test:
+        raise ConfigError(f"--test measures the CIFAR-10 test set, and {path} is an export of objective {spec!r}; "
+                          "drop --test (a held-out set of your own belongs in your objective)")
+    objective = get_objective(spec, search_path(path, doc))
+    root = ensure_data(data_dir, download) if objective.needs_data else data_dir
+    out = _prepare_out(out)
+    metrics = train_export(spec, doc, path, seeds, root, out)
+    value, metric = metrics["value"], metrics["metric"]
+    mean = f"{value['mean']:.4g} ± {value['std']:.4g}" if value["mean"] is not None else "none"
+    click.echo(f"objective {spec}: {metric['name']} {mean} over {seeds} run(s) ({metric['direction']})")
+    click.echo(f"wrote {out / 'config.yaml'}, {out / 'metrics.json'}")
 
 
 def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str, checkpoint: FileCheckpoint,

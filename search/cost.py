@@ -1,10 +1,11 @@
 """What trials cost, and the sums that stages and campaigns report; pure arithmetic, no storage.
 
-The unit of work is the epoch-equivalent: one epoch over the full training split at width 64 (the standard
+Every trial counts the device seconds it held its device and its work in the objective's unit. For the built-in
+objectives the unit is the epoch-equivalent: one epoch over the full training split at width 64 (the standard
 ResNet-18). A trial's work is `epochs it ran x data_fraction x (width / 64) ** 2`: the data fraction scales
-the images per epoch and the width scales every convolution's FLOPs quadratically. A trial stopped early
-(pruned, diverged, failed) counts the epochs it ran and no more; device seconds are the wall time it held
-its device.
+the images per epoch and the width scales every convolution's FLOPs quadratically. A user's objective gives its
+own cost function of its params and the steps it reported, or counts the steps it reported. A trial stopped
+early (pruned, diverged, failed) counts the epochs (steps) it ran and no more.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+EPOCH_EQUIVALENTS = "epoch-equivalents"
 REFERENCE_WIDTH = 64  # channels of the standard ResNet-18: one epoch-equivalent is one epoch at this width
 
 
@@ -26,15 +28,22 @@ class Cost:
     """What some trials consumed; `+` adds two, `total` adds many."""
 
     trials: int = 0
-    epochs: int = 0  # epochs actually run, at whatever fidelity
+    epochs: int = 0  # epochs (reported steps) actually run, at whatever fidelity
     device_seconds: float = 0.0
-    epoch_equivalents: float = 0.0
-    saved: float = 0.0  # epoch-equivalents pruned trials did not run: their planned epochs minus those they ran
+    work: float = 0.0  # in `unit`
+    saved: float = 0.0  # work pruned trials did not do: their planned epochs minus those they ran (built-ins)
+    unit: str = EPOCH_EQUIVALENTS
 
     def __add__(self, other: Cost) -> Cost:
+        unit = self.unit if self.trials or not other.trials else other.unit  # a sum's unit: its trials'
         return Cost(self.trials + other.trials, self.epochs + other.epochs,
-                    self.device_seconds + other.device_seconds, self.epoch_equivalents + other.epoch_equivalents,
-                    self.saved + other.saved)
+                    self.device_seconds + other.device_seconds, self.work + other.work, self.saved + other.saved,
+                    unit)
+
+    @property
+    def epoch_equivalents(self) -> float:
+        """The work, for the built-in objectives' unit."""
+        return self.work
 
     @property
     def device_hours(self) -> float:
@@ -42,10 +51,15 @@ class Cost:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, rounded numbers for exports and reports."""
-        return {"trials": self.trials, "epochs": self.epochs, "device_seconds": round(self.device_seconds, 3),
-                "device_hours": round(self.device_hours, 6),
-                "epoch_equivalents": round(self.epoch_equivalents, 6),
-                "saved_by_pruning": round(self.saved, 6)}
+        out: dict[str, Any] = {"trials": self.trials, "epochs": self.epochs,
+                               "device_seconds": round(self.device_seconds, 3),
+                               "device_hours": round(self.device_hours, 6)}
+        if self.unit == EPOCH_EQUIVALENTS:
+            out["epoch_equivalents"] = round(self.work, 6)
+        else:
+            out["work"], out["work_unit"] = round(self.work, 6), self.unit
+        out["saved_by_pruning"] = round(self.saved, 6)
+        return out
 
 
 def total(costs: Iterable[Cost]) -> Cost:
@@ -64,21 +78,36 @@ def trial_cost(config: Mapping[str, Any], epochs_run: int, device_seconds: float
                 epoch_equivalents(left, fraction, width))
 
 
+def user_cost(steps: int, device_seconds: float, work: float, unit: str) -> Cost:
+    """One trial of a user's objective: `steps` reported, `work` in its own `unit` (nothing saved is known)."""
+    return Cost(1, steps, device_seconds, work, 0.0, unit)
+
+
 def recorded(cost: Cost) -> dict[str, Any]:
     """The `cost` attribute a trial records at its end: what it measured, not what can be derived."""
-    return {"device_seconds": round(cost.device_seconds, 3), "epochs": cost.epochs,
-            "epoch_equivalents": round(cost.epoch_equivalents, 6)}
+    out = {"device_seconds": round(cost.device_seconds, 3), "epochs": cost.epochs}
+    if cost.unit == EPOCH_EQUIVALENTS:
+        out["epoch_equivalents"] = round(cost.work, 6)
+    else:
+        out["work"], out["unit"] = round(cost.work, 6), cost.unit
+    return out
 
 
-def stored_cost(user_attrs: Mapping[str, Any], *, pruned: bool, wall_seconds: float | None) -> Cost:
+def stored_cost(user_attrs: Mapping[str, Any], *, pruned: bool, wall_seconds: float | None,
+                unit: str = EPOCH_EQUIVALENTS) -> Cost:
     """A stored trial's cost: its recorded `cost`, else (its worker died, or it never trained) what its config,
-    the history it wrote so far and its wall time from claim to end say."""
+    the history it wrote so far and its wall time from claim to end say. `unit`: the campaign's (a trial of a
+    user's objective that recorded no cost counts its steps)."""
     config = user_attrs.get("config")
     if not isinstance(config, Mapping):  # failed before its config was built: nothing trained
-        return Cost(1, 0, wall_seconds or 0.0)
+        return Cost(1, 0, wall_seconds or 0.0, unit=unit)
     rec = user_attrs.get("cost")
+    if isinstance(rec, Mapping) and "work" in rec:
+        return user_cost(int(rec["epochs"]), float(rec["device_seconds"]), float(rec["work"]), str(rec["unit"]))
     if isinstance(rec, Mapping):
         return trial_cost(config, int(rec["epochs"]), float(rec["device_seconds"]), pruned=pruned)
     history = user_attrs.get("history") or []
     seconds = sum(float(r.get("seconds", 0.0)) for r in history) if history else wall_seconds or 0.0
+    if unit != EPOCH_EQUIVALENTS:
+        return user_cost(len(history), seconds, float(len(history)) if unit == "steps" else 0.0, unit)
     return trial_cost(config, len(history), seconds, pruned=pruned)

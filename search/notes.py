@@ -50,7 +50,7 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
     in the study, a cost that grows with the stage.
     """
     rec = record if record is not None else TrialRecord.of(trial)
-    config: dict[str, Any] = rec.config.to_dict() if rec.config is not None else {}
+    config: dict[str, Any] = dict(rec.config) if rec.config is not None else {}
     searched = list(trial.params)
     stage = stage or study.user_attrs.get("stage", study.study_name)
     lines = [f"## Trial {trial.number} of stage {stage}", ""]
@@ -67,7 +67,8 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
     # The rest only where it differs from the defaults: what sets this run apart, and a short note (the
     # dashboard re-reads every note of a stage on each save). The full config is the `config` attribute.
     rows += [(k, v, "set") for k, v in config.items()
-             if k not in searched and k not in FIDELITY_KEYS and v != _DEFAULTS.get(k, v) and k != "device"]
+             if k not in searched and k not in FIDELITY_KEYS and (k not in _DEFAULTS or v != _DEFAULTS[k])
+             and k != "device"]
     lines += _table(("key", "value", "role"), ((k, _fmt(v), tag) for k, v, tag in rows))
     lines += ["", "Every other key has its default; the full config is the trial's `config` attribute."]
     body = "\n".join(lines) + "\n"

@@ -15,8 +15,6 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.objectives.config import TrainConfig
-from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord
 
 _EPOCH_FIELDS = frozenset(f.name for f in dataclasses.fields(EpochRecord))
@@ -27,7 +25,7 @@ class TrialRecord:
     """One trial as its worker recorded it; every field is optional, since a trial may end at any phase."""
 
     worker: dict[str, Any] = field(default_factory=dict)  # host, device, pid
-    config: TrainConfig | None = None  # the TrainConfig it trained (None: failed before one was built)
+    config: dict[str, Any] | None = None  # the config it trained, as plain data (None: failed before one was built)
     provenance: dict[str, Any] = field(default_factory=dict)  # code version, data hash, seeds
     history: list[EpochRecord] = field(default_factory=list)
     status: str | None = None  # completed | stopped | diverged: how training ended
@@ -39,16 +37,15 @@ class TrialRecord:
     checkpoint_ignored: str | None = None  # why a checkpoint that was there was not used
     retry_of: dict[str, Any] | None = None  # {"trial": number, "reason": why} for a retry
     lr_range: tuple[float, float] | None = None  # an LR range test's result
+    error: dict[str, Any] | None = None  # a failed trial's exception: {"type", "message", "where"}
 
     def attrs(self, *names: str) -> dict[str, Any]:
         """The user attributes of the fields `names` (every set field when none), in their stored form."""
         out: dict[str, Any] = {}
         for name in names or tuple(f.name for f in dataclasses.fields(self)):
             value = getattr(self, name)
-            if name == "config":
-                value = value.to_dict() if value is not None else None
-            elif name == "history":
-                value = [dataclasses.asdict(r) for r in value]
+            if name == "history":
+                value = [r.to_dict() for r in value]
             elif name in ("status", "seconds"):
                 continue
             elif name == "lr_range" and value is not None:
@@ -70,27 +67,20 @@ class TrialRecord:
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:
         """Read the record back; a malformed part (a campaign from another version, say) is left out, not fatal."""
         outcome = attrs.get("outcome") if isinstance(attrs.get("outcome"), Mapping) else {}
-        history = [EpochRecord(**r) for r in attrs.get("history") or []
-                   if isinstance(r, Mapping) and set(r) == _EPOCH_FIELDS]
+        history = [EpochRecord.from_dict(dict(r)) for r in attrs.get("history") or []
+                   if isinstance(r, Mapping) and "epoch" in r and set(r) <= _EPOCH_FIELDS]
         lr_range = attrs.get("lr_range")
         return cls(
-            worker=dict(attrs.get("worker") or {}), config=_config(attrs.get("config")),
+            worker=dict(attrs.get("worker") or {}),
+            config=dict(attrs["config"]) if isinstance(attrs.get("config"), Mapping) else None,
             provenance=dict(attrs.get("provenance") or {}), history=history,
             status=outcome.get("status"), seconds=outcome.get("seconds"), cost=attrs.get("cost"),
             pruned_reason=attrs.get("pruned_reason"), fail_reason=attrs.get("fail_reason"),
             resumed_from_epoch=attrs.get("resumed_from_epoch"), checkpoint_ignored=attrs.get("checkpoint_ignored"),
             retry_of=attrs.get("retry_of"),
+            error=attrs.get("error") if isinstance(attrs.get("error"), Mapping) else None,
             lr_range=(float(lr_range[0]), float(lr_range[1])) if isinstance(lr_range, list | tuple) else None,
         )
-
-
-def _config(data: Any) -> TrainConfig | None:
-    if not isinstance(data, Mapping):
-        return None
-    try:
-        return TrainConfig.from_dict(dict(data), where="stored config")
-    except ConfigError:  # a key this version no longer knows: the rest of the record still reads
-        return None
 
 
 def found_lr_range(trials: list[FrozenTrial]) -> tuple[float, float] | None:

@@ -15,9 +15,10 @@ from typing import Any
 
 from optuna.storages import BaseStorage
 
+from hpsearch.objectives.objective import Metric
 from hpsearch.search import report_plots as plots
 from hpsearch.search.campaign import DUPLICATE, Campaign, rank
-from hpsearch.search.cost import Cost
+from hpsearch.search.cost import EPOCH_EQUIVALENTS, Cost
 from hpsearch.search.narrow import what_changed
 from hpsearch.search.plan import StageKind
 from hpsearch.search.record import found_lr_range
@@ -63,12 +64,13 @@ def render_report(storage: BaseStorage, campaign: str, command: str, runs: Path 
             summaries.append(StageSummary(stage.name, stage.kind, False))
             parts.append("<p class='note'>not opened yet</p></section>")
             continue
-        summaries.append(stage_summary(view))
-        parts.append(_stage_section(view))
+        summaries.append(stage_summary(view, plan.cost_unit))
+        parts.append(_stage_section(view, plan.metric))
         if stage.kind == StageKind.COMPARE:
             parts.append(_compare_section(summaries[-1]))
         parts.append("</section>")
-    parts.insert(intro, _cost_section(summaries))  # right after the introduction: what the campaign cost
+    # right after the introduction: what the campaign cost
+    parts.insert(intro, _cost_section(summaries, plan.cost_unit))
     tests = _test_results(runs) if runs is not None else []
     if tests:
         parts.append("<section><h2>Test accuracy of exported runs</h2>")
@@ -78,16 +80,16 @@ def render_report(storage: BaseStorage, campaign: str, command: str, runs: Path 
     return "\n".join(parts)
 
 
-def _stage_section(view: Any) -> str:
+def _stage_section(view: Any, metric: Metric) -> str:
     trials = [t for t in view.trials if DUPLICATE not in t.system_attrs]
     attrs = view.study.user_attrs
     parent = space_from_json(attrs["parent_space"]) if attrs.get("parent_space") else None
     counts = Counter(t.state.name.lower() for t in trials)
     # An LR range test's value is the top of the range it found, a learning rate: not ranked as an accuracy.
-    ranked = rank(trials) if view.stage.kind != StageKind.LR_RANGE_TEST else []
+    ranked = rank(trials, metric.minimize) if view.stage.kind != StageKind.LR_RANGE_TEST else []
     out = [f"<p>{view.stage.n_trials} trial(s) budgeted; "
            + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-           + (f". Best validation accuracy <b>{ranked[0].value:.4f}</b> (trial {ranked[0].number})" if ranked else "")
+           + (f". Best {_e(metric.label)} <b>{ranked[0].value:.4g}</b> (trial {ranked[0].number})" if ranked else "")
            + ".</p>"]
     if ranked:
         out.append(_table(("trial", "value", *ranked[0].params),
@@ -118,9 +120,9 @@ def _stage_section(view: Any) -> str:
     return "\n".join(out)
 
 
-def _cost_section(summaries: list[StageSummary]) -> str:
+def _cost_section(summaries: list[StageSummary], unit: str = EPOCH_EQUIVALENTS) -> str:
     """What each stage and the campaign consumed, pruned and failed trials included."""
-    rows, everything = [], Cost()
+    rows, everything = [], Cost(unit=unit)
     for s in summaries:
         if s.opened:
             c, pruned, failed = s.cost, s.costs.get("pruned", Cost()), s.costs.get("fail", Cost())
@@ -129,14 +131,19 @@ def _cost_section(summaries: list[StageSummary]) -> str:
                          f"{pruned.epoch_equivalents:.4g}", f"{failed.epoch_equivalents:.4g}", f"{c.saved:.4g}"))
     rows.append(("campaign", everything.trials, everything.epochs, f"{everything.device_hours:.4g}",
                  f"{everything.epoch_equivalents:.4g}", "", "", f"{everything.saved:.4g}"))
-    return ("<section id='cost'><h2>Cost</h2><p>Device-hours are the wall time trials held their device; an "
-            "epoch-equivalent is one epoch over the full training split at width 64 (epochs run x data fraction x "
-            "(width / 64)<sup>2</sup>). Pruned, diverged and failed trials count the epochs they ran; "
-            "<i>saved</i> is what pruning cut off.</p>"
-            + _table(("stage", "trials", "epochs", "device-hours", "epoch-equivalents", "of which pruned",
-                      "of which failed", "saved by pruning"), rows)
-            + _figure("Epoch-equivalents per stage", plots.stage_costs(
-                {s.name: (s.cost.epoch_equivalents, s.cost.saved) for s in summaries if s.opened}))
+    if unit == EPOCH_EQUIVALENTS:
+        what = ("an epoch-equivalent is one epoch over the full training split at width 64 (epochs run x data "
+                "fraction x (width / 64)<sup>2</sup>). Pruned, diverged and failed trials count the epochs they ran; "
+                "<i>saved</i> is what pruning cut off.")
+    else:
+        what = (f"the work column is the objective's own cost, in {_e(unit)}; pruned and failed trials count the "
+                "steps they reported.")
+    return ("<section id='cost'><h2>Cost</h2><p>Device-hours are the wall time trials held their device; "
+            + what + "</p>"
+            + _table(("stage", "trials", "epochs" if unit == EPOCH_EQUIVALENTS else "steps", "device-hours",
+                      _e(unit), "of which pruned", "of which failed", "saved by pruning"), rows)
+            + _figure(f"{unit.capitalize()} per stage", plots.stage_costs(
+                {s.name: (s.cost.work, s.cost.saved) for s in summaries if s.opened}, unit))
             + "</section>")
 
 

@@ -176,8 +176,8 @@ def _complete(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)]
 
 
-def stage_costs(costs: dict[str, tuple[float, float]]) -> bytes | None:
-    """Bars per stage: epoch-equivalents run, and stacked on them in grey what pruning saved."""
+def stage_costs(costs: dict[str, tuple[float, float]], unit: str = "epoch-equivalents") -> bytes | None:
+    """Bars per stage: the work run (in `unit`), and stacked on them in grey what pruning saved."""
     if not costs or not any(run + saved for run, saved in costs.values()):
         return None
     names = list(costs)
@@ -186,7 +186,8 @@ def stage_costs(costs: dict[str, tuple[float, float]]) -> bytes | None:
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(names)), 3.5))
     ax.bar(names, run, color="C0", label="run")
     ax.bar(names, saved, bottom=run, color="0.8", label="saved by pruning")
-    ax.set(ylabel="epoch-equivalents (full data, width 64)", title="cost per stage")
+    label = "epoch-equivalents (full data, width 64)" if unit == "epoch-equivalents" else unit
+    ax.set(ylabel=label, title="cost per stage")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hpsearch.search.status import StageStatus, campaign_status
+from hpsearch.search.campaign import Campaign
+from hpsearch.search.progress import running_table, running_trials
+from hpsearch.search.status import StageStatus, status_of
 from hpsearch.search.worker import STORAGE_ERRORS
 
 
+class _BarsAndTrials(Progress):
+    """The stages' bars, then the table of running trials (rich's way to add to what a Progress draws)."""
+
+    running: RenderableType | None = None
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        if self.running is not None:
+            yield self.running
+
+
 class StageBars:
-    """A progress bar per stage, finished slots out of the budget, while `hpsearch run` waits.
+    """A progress bar per stage, finished slots out of the budget, and below them the running trials (epoch of
+    epochs, last value, time left), while `hpsearch run` waits.
 
     A storage outage leaves the bars where they were until it ends, as the workers wait it out too. The
     bars keep one PostgreSQL connection for the whole run (the "+ 1" of N workers + 1): closing it after each
@@ -21,7 +36,7 @@ class StageBars:
 
     def __init__(self, storage: Any, campaign: str, console: Console) -> None:
         self._storage, self._campaign = storage, campaign
-        self._bars = Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
+        self._bars = _BarsAndTrials(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console)
         self._tasks: dict[str, Any] = {}
         self.stages: list[StageStatus] | None = None  # the last status read, None before the first
@@ -36,7 +51,9 @@ class StageBars:
 
     def update(self) -> None:
         try:
-            self.stages = campaign_status(self._storage, self._campaign)
+            views = Campaign.load(self._storage, self._campaign).views()  # one read serves bars and trials
+            self.stages = status_of(views)
+            self._bars.running = running_table(running_trials(views))
         except STORAGE_ERRORS:
             return
         for s in self.stages:

@@ -19,8 +19,8 @@ from optuna.distributions import (
 )
 from optuna.trial import BaseTrial
 
-from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.params import TRAIN_CONFIG, ParamSchema
 from hpsearch.search.errors import PlanError
 
 Distribution = FloatDistribution | IntDistribution | CategoricalDistribution
@@ -32,13 +32,12 @@ _KEYS = {
     "int": ("type", "low", "high", "step", "log", "condition"),
     "categorical": ("type", "choices", "condition"),
 }
-_FIELD_TYPES = typing.get_type_hints(TrainConfig)
 SPACE_JSON_VERSION = 1
 
 
 @dataclass(frozen=True)
 class Param:
-    """One searched TrainConfig field: its distribution and when it is active."""
+    """One searched parameter of the objective: its distribution and when it is active."""
 
     name: str
     distribution: Distribution
@@ -113,12 +112,13 @@ def sample_params(trial: BaseTrial, space: Space) -> dict[str, Any]:
     return out
 
 
-def parse_space(data: Any, where: str = "space") -> Space:
-    """Build a Space from its plan-file form (name -> {type, low, high, log, step, choices, condition})."""
+def parse_space(data: Any, where: str = "space", schema: ParamSchema = TRAIN_CONFIG) -> Space:
+    """Build a Space from its plan-file form (name -> {type, low, high, log, step, choices, condition}), each
+    name a parameter of the objective (`schema`; a TrainConfig key for the built-in objectives)."""
     if not isinstance(data, dict) or not data:
-        raise PlanError(f"{where}: expected a non-empty mapping of TrainConfig keys to "
+        raise PlanError(f"{where}: expected a non-empty mapping of {schema.name} keys to "
                         f"{{type: float|int|categorical, ...}}, got {data!r}")
-    params = [_parse_param(str(name), spec, f"{where}.{name}") for name, spec in data.items()]
+    params = [_parse_param(str(name), spec, f"{where}.{name}", schema) for name, spec in data.items()]
     by_name = {p.name: p for p in params}
     for p in params:
         for parent, allowed in p.condition.items():
@@ -139,10 +139,11 @@ def parse_space(data: Any, where: str = "space") -> Space:
     return Space(_dependency_order(params, where))
 
 
-def _parse_param(name: str, spec: Any, where: str) -> Param:
-    if name not in _FIELD_TYPES:
-        raise PlanError(f"{where}: {name!r} is not a TrainConfig key; searchable keys are "
-                        f"{', '.join(sorted(_FIELD_TYPES))}")
+def _parse_param(name: str, spec: Any, where: str, schema: ParamSchema) -> Param:
+    hint = schema.field_type(name)
+    if hint is None:
+        raise PlanError(f"{where}: {name!r} is not a {schema.name} key; searchable keys are "
+                        f"{', '.join(sorted(schema.keys() or ()))}")
     if not isinstance(spec, dict):
         raise PlanError(f"{where}: expected a mapping like {{type: float, low: 0.1, high: 1.0}}, "
                         f"got {spec!r}")
@@ -153,7 +154,7 @@ def _parse_param(name: str, spec: Any, where: str) -> Param:
     if unknown:
         raise PlanError(f"{where}: unknown key {unknown[0]!r} for type {kind}; valid keys are "
                         f"{', '.join(_KEYS[kind])}")
-    _check_field_type(name, kind, spec, where)
+    _check_field_type(name, hint, kind, where)
     if kind == "categorical":
         dist: Distribution = _categorical(spec.get("choices"), where)
         values = list(dist.choices)
@@ -162,14 +163,15 @@ def _parse_param(name: str, spec: Any, where: str) -> Param:
         values = [dist.low, dist.high]
     for v in values:
         try:
-            TrainConfig.from_dict({name: v}, where=where)
+            schema.check_value(name, v, where)
         except ConfigError as e:
             raise PlanError(f"{e}; keep the space inside the valid values") from None
     return Param(name, dist, _condition(spec.get("condition"), f"{where}.condition"))
 
 
-def _check_field_type(name: str, kind: str, spec: dict, where: str) -> None:
-    hint = _FIELD_TYPES[name]
+def _check_field_type(name: str, hint: Any, kind: str, where: str) -> None:
+    if hint is Any:  # a simple objective's params: any type
+        return
     if type(None) in typing.get_args(hint):  # `float | None` (e.g. warmup_fraction): None is "not set"
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     if kind == "float" and hint is not float:

@@ -6,6 +6,7 @@ and which slots lost their retry. `search/campaign.py` reads the trials and acts
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
@@ -20,6 +21,7 @@ OVERRIDES = "hpsearch:overrides"  # per-slot TrainConfig changes, e.g. the seed 
 DUPLICATE = "hpsearch:duplicate"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RETRY_OF = "failed_trial"  # the system attribute Optuna's retry gives the copy of a failed trial
+ERROR = "error"  # a failed trial's user attribute: the objective's exception, {"type", "message", "where"}
 REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enqueued by whoever sees it
 
 
@@ -28,10 +30,11 @@ def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tu
     stage = plan.stages[index]
     if stage.kind == StageKind.FINAL:
         top = ranked[: stage.top]
-        return [(dict(t.params), {"seed": plan.base.seed + s}) for t in top for s in range(stage.seeds)]
+        base_seed = int(plan.base_params.get("seed", 0))
+        return [(dict(t.params), {"seed": base_seed + s}) for t in top for s in range(stage.seeds)]
     if stage.kind == StageKind.COMPARE:  # slot = variant * seeds + seed; the variant's changes win over the params
         fixed = best_params(plan, index, ranked) if stage.compare_on == "best" else {}
-        seed = plan.base.seed
+        seed = int(plan.base_params.get("seed", 0))
         return [(dict(fixed), {**changes, "seed": seed + s})
                 for _, changes in stage.variants for s in range(stage.seeds)]
     carried = [(dict(t.params), {}) for t in ranked[: stage.carry]] if index > 0 else []
@@ -56,19 +59,22 @@ def best_params(plan: Plan, index: int, ranked: list[FrozenTrial]) -> dict[str, 
     if previous is not None and previous.kind == StageKind.FINAL:
         groups = config_groups(ranked, previous.seeds)
         if groups:
-            best = max(sorted(groups), key=lambda g: sum(t.value for t in groups[g]) / len(groups[g]))
+            sign = -1.0 if plan.metric.minimize else 1.0
+            best = max(sorted(groups), key=lambda g: sign * sum(t.value for t in groups[g]) / len(groups[g]))
             return dict(groups[best][0].params)
     return dict(ranked[0].params) if ranked else {}
 
 
-def rank(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """Completed trials best first, then pruned ones by their last reported accuracy.
+def rank(trials: list[FrozenTrial], minimize: bool = False) -> list[FrozenTrial]:
+    """Completed trials best first (lowest first when the metric is minimized), then pruned ones by their last
+    reported value.
 
     Ties are broken by trial number, so every worker ranks alike. Pruned trials come last because their
     value is from an earlier epoch; they matter when the pruner cut most of a stage.
     """
     done = [t for t in trials if t.state in FINISHED and t.value is not None and DUPLICATE not in t.system_attrs]
-    return sorted(done, key=lambda t: (t.state != TrialState.COMPLETE, -t.value, t.number))
+    sign = 1.0 if minimize else -1.0
+    return sorted(done, key=lambda t: (t.state != TrialState.COMPLETE, sign * t.value, t.number))
 
 
 def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: list[FrozenTrial]) -> Space:
@@ -81,9 +87,35 @@ def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: l
         return set_lr_range(previous_space, *found, previous.margin)
     if stage.kind == StageKind.SEARCH and stage.narrow is not None:
         # keep: the carried configs must fit the new space, or Optuna could not suggest them again
-        return narrow(previous_space, [t.params for t in rank(previous_trials)], stage.narrow, keep=stage.carry,
+        ranked = rank(previous_trials, plan.metric.minimize)
+        return narrow(previous_space, [t.params for t in ranked], stage.narrow, keep=stage.carry,
                       bounds=plan.space)
     return previous_space
+
+
+def failure_limit(plan: Plan, index: int) -> int:
+    """How many of a stage's slots failing with an error, none finished, stop the campaign (0: never): the
+    plan's `fail_fast`, else max(3, a tenth of the stage's budget)."""
+    if plan.fail_fast is not None:
+        return plan.fail_fast
+    return max(3, math.ceil(0.1 * plan.stages[index].n_trials))
+
+
+def failing(trials: list[FrozenTrial], limit: int) -> FrozenTrial | None:
+    """The first trial of a stage that keeps failing: none finished, and the trials of at least `limit` slots
+    failed with an error of the objective (not a stop or a lost worker; a slot's retries are one slot); None
+    otherwise."""
+    if limit <= 0 or any(t.state in FINISHED for t in trials):
+        return None
+    errors = sorted((t for t in trials if t.state == TrialState.FAIL and ERROR in t.user_attrs),
+                    key=lambda t: t.number)
+    return errors[0] if len({t.system_attrs.get(SLOT, t.number) for t in errors}) >= limit else None
+
+
+def first_error(trials: list[FrozenTrial]) -> dict[str, Any]:
+    """The objective's error of the stage's first trial that failed with one; empty when none did."""
+    errors = sorted((t for t in trials if ERROR in t.user_attrs), key=lambda t: t.number)
+    return dict(errors[0].user_attrs[ERROR]) if errors else {}
 
 
 def live(trials: list[FrozenTrial]) -> list[FrozenTrial]:
@@ -130,5 +162,6 @@ def slots(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
     return out
 
 
-__all__ = ["DUPLICATE", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S", "RETRY_OF", "SLOT", "best_params",
-           "config_groups", "live", "next_space", "orphans", "rank", "slot_templates", "slots", "stage_complete"]
+__all__ = ["DUPLICATE", "ERROR", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S", "RETRY_OF", "SLOT", "best_params",
+           "config_groups", "failing", "failure_limit", "first_error", "live", "next_space", "orphans", "rank",
+           "slot_templates", "slots", "stage_complete"]

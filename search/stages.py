@@ -8,6 +8,7 @@ from typing import Any
 
 from optuna.distributions import FloatDistribution
 
+from hpsearch.objectives.params import TRAIN_CONFIG, ParamSchema
 from hpsearch.search.narrow import NarrowRule, parse_narrow_rule, rule_to_data
 from hpsearch.search.samplers import Spec, pruner_spec, sampler_spec
 from hpsearch.search.space import PlanError, Space
@@ -61,7 +62,7 @@ class Stage:
 
 
 def parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before: list[Stage],
-                 *, last: bool) -> Stage:
+                 *, last: bool, schema: ParamSchema = TRAIN_CONFIG) -> Stage:
     """One stage entry of a plan, checked against the stages `before` it; `last`: only compare stages follow."""
     mapping(data, at, "a stage mapping with at least name and n_trials")
     raw_kind = data.get("kind", "search")
@@ -77,7 +78,7 @@ def parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before: 
     if "name" not in data:
         raise PlanError(f"{at}: missing 'name'; name the stage, e.g. name: coarse")
     name = safe_name(data["name"], f"{at}.name")
-    overrides = _overrides(data.get("overrides") or {}, f"{at}.overrides", base, space)
+    overrides = _overrides(data.get("overrides") or {}, f"{at}.overrides", base, space, schema)
     prev = before[-1] if before else None
     after_search = prev is not None and prev.kind == StageKind.SEARCH
     if kind == StageKind.LR_RANGE_TEST:
@@ -106,7 +107,7 @@ def parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before: 
                             "hold; lower them")
         return Stage(name, kind, top * seeds, overrides, top=top, seeds=seeds)
     if kind == StageKind.COMPARE:
-        return _parse_compare(data, at, name, overrides, base, before)
+        return _parse_compare(data, at, name, overrides, base, before, schema)
     if "n_trials" not in data:
         raise PlanError(f"{at}: missing 'n_trials'; give the stage's trial budget, e.g. n_trials: 32")
     n_trials = integer(data["n_trials"], f"{at}.n_trials", low=1)
@@ -131,7 +132,7 @@ def parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before: 
 
 
 def _parse_compare(data: dict[str, Any], at: str, name: str, overrides: dict[str, Any], base: dict[str, Any],
-                   before: list[Stage]) -> Stage:
+                   before: list[Stage], schema: ParamSchema) -> Stage:
     has_best = any(s.kind in (StageKind.SEARCH, StageKind.FINAL) for s in before)
     on = data.get("config", "best" if has_best else "base")
     if on not in COMPARE_ON:
@@ -144,12 +145,13 @@ def _parse_compare(data: dict[str, Any], at: str, name: str, overrides: dict[str
         raise PlanError(f"{at}.config: best takes the config of the stage before, which compares on the base "
                         "config; use config: base, or move this stage right after the search or final stage")
     seeds = integer(data.get("seeds", 3), f"{at}.seeds", low=2)  # an interval needs two values
-    variants = _variants(data.get("variants"), f"{at}.variants", {**base, **overrides})
+    variants = _variants(data.get("variants"), f"{at}.variants", {**base, **overrides}, schema)
     return Stage(name, StageKind.COMPARE, len(variants) * seeds, overrides, seeds=seeds, variants=variants,
                  compare_on=on)
 
 
-def _variants(data: Any, at: str, config: dict[str, Any]) -> tuple[tuple[str, dict[str, Any]], ...]:
+def _variants(data: Any, at: str, config: dict[str, Any],
+              schema: ParamSchema) -> tuple[tuple[str, dict[str, Any]], ...]:
     """A mapping name -> overrides (in order; the first is the reference), or the stored list of
     {name, overrides}."""
     example = "e.g. {sgd: {optimizer: sgd}, adamw: {optimizer: adamw, lr: 1.0e-3}}"
@@ -172,7 +174,7 @@ def _variants(data: Any, at: str, config: dict[str, Any]) -> tuple[tuple[str, di
         for key in ("seed", "device"):
             if key in changes:
                 raise PlanError(f"{at}.{name}.{key}: set by the stage (seeds) and the worker (device); remove it")
-        train_config({**config, **changes}, f"{at}.{name}")
+        train_config({**config, **changes}, f"{at}.{name}", schema)
         out.append((name, dict(changes)))
     return tuple(out)
 
@@ -187,11 +189,11 @@ def stage_to_data(s: Stage) -> dict[str, Any]:
     return {k: everything[k] for k in _STAGE_KEYS[s.kind] if everything[k] is not None}
 
 
-def _overrides(data: Any, at: str, base: dict[str, Any], space: Space) -> dict[str, Any]:
-    mapping(data, at, "a mapping of TrainConfig keys (data_fraction, epochs, width, classes, ...)")
+def _overrides(data: Any, at: str, base: dict[str, Any], space: Space, schema: ParamSchema) -> dict[str, Any]:
+    mapping(data, at, f"a mapping of {schema.name} keys (for CIFAR-10: data_fraction, epochs, width, ...)")
     for key in data:
         if key in space:
             raise PlanError(f"{at}.{key}: {key!r} is searched in the space; remove it from the overrides "
                             "or from the space")
-    train_config({**base, **data}, at)
+    train_config({**base, **data}, at, schema)
     return dict(data)

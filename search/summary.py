@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, StageView
 from hpsearch.search.comparison import VariantResult, compare_variants
-from hpsearch.search.cost import Cost, stored_cost, total
+from hpsearch.search.cost import EPOCH_EQUIVALENTS, Cost, stored_cost, total
 from hpsearch.search.plan import Stage, StageKind
 
 COSTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)  # running trials count once they end
@@ -37,23 +37,24 @@ class StageSummary:
 
 def campaign_summary(storage: BaseStorage, campaign: str) -> list[StageSummary]:
     """Every stage of the campaign in plan order; stages not open yet cost nothing."""
-    return summary_of(Campaign.load(storage, campaign).views())
+    stored = Campaign.load(storage, campaign)
+    return summary_of(stored.views(), stored.plan.cost_unit)
 
 
-def summary_of(views: list[tuple[Stage, StageView | None]]) -> list[StageSummary]:
-    """`campaign_summary` of stages already looked at (`Campaign.views`)."""
-    return [stage_summary(view) if view is not None else StageSummary(stage.name, stage.kind, False)
+def summary_of(views: list[tuple[Stage, StageView | None]], unit: str = EPOCH_EQUIVALENTS) -> list[StageSummary]:
+    """`campaign_summary` of stages already looked at (`Campaign.views`); `unit`: the objective's cost unit."""
+    return [stage_summary(view, unit) if view is not None else StageSummary(stage.name, stage.kind, False)
             for stage, view in views]
 
 
-def stage_summary(view: StageView) -> StageSummary:
+def stage_summary(view: StageView, unit: str = EPOCH_EQUIVALENTS) -> StageSummary:
     """The summary of one open stage, from its trials as the view read them."""
     trials = [t for t in view.trials if DUPLICATE not in t.system_attrs]
     costs: dict[str, Cost] = {}
     for t in trials:
         if t.state in COSTED:
             key = t.state.name.lower()
-            costs[key] = costs.get(key, Cost()) + trial_cost_of(t)
+            costs[key] = costs.get(key, Cost(unit=unit)) + trial_cost_of(t, unit)
     stage = view.stage
     if stage.kind != StageKind.COMPARE:
         return StageSummary(stage.name, stage.kind, True, costs)
@@ -62,12 +63,12 @@ def stage_summary(view: StageView) -> StageSummary:
                         {name: dict(changes) for name, changes in stage.variants}, stage.compare_on)
 
 
-def trial_cost_of(t: FrozenTrial) -> Cost:
+def trial_cost_of(t: FrozenTrial, unit: str = EPOCH_EQUIVALENTS) -> Cost:
     """The cost of one stored trial (see `cost.stored_cost`)."""
     wall = None
     if t.datetime_start is not None and t.datetime_complete is not None:
         wall = (t.datetime_complete - t.datetime_start).total_seconds()
-    return stored_cost(t.user_attrs, pruned=t.state == TrialState.PRUNED, wall_seconds=wall)
+    return stored_cost(t.user_attrs, pruned=t.state == TrialState.PRUNED, wall_seconds=wall, unit=unit)
 
 
 def variant_values(trials: list[FrozenTrial], names: list[str], seeds: int) -> list[tuple[str, list[float]]]:
@@ -83,9 +84,11 @@ def variant_values(trials: list[FrozenTrial], names: list[str], seeds: int) -> l
 
 def summary_to_dict(stages: list[StageSummary]) -> dict[str, Any]:
     """Plain data for an export: the campaign's cost, each stage's, and each comparison's results."""
+    everything = total(s.cost for s in stages)
+    unit = ("epoch-equivalent = one full-data epoch at width 64" if everything.unit == EPOCH_EQUIVALENTS
+            else everything.unit)
     out: dict[str, Any] = {
-        "cost": {"unit": "epoch-equivalent = one full-data epoch at width 64", **total(
-            s.cost for s in stages).to_dict()},
+        "cost": {"unit": unit, **everything.to_dict()},
         "stages": {s.name: {"kind": str(s.kind), "cost": s.cost.to_dict(),
                             "cost_by_state": {k: c.to_dict() for k, c in sorted(s.costs.items())}}
                    for s in stages if s.opened},

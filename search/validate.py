@@ -5,17 +5,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
+from hpsearch.objectives.params import TRAIN_CONFIG, ParamSchema
 from hpsearch.search.space import PlanError
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")  # safe inside the study name "<campaign>.<stage>"
+# Optuna keeps a study name in 512 characters: "<campaign>.<stage>" of two names at most this long fits.
+MAX_NAME = 100
 
 
-def train_config(data: Any, at: str) -> TrainConfig:
-    """`data` as a TrainConfig, its problems as PlanErrors."""
+def train_config(data: Any, at: str, schema: ParamSchema = TRAIN_CONFIG) -> Any:
+    """`data` checked as (part of) the objective's config: a whole TrainConfig for the built-in objectives, the
+    names and values given for others; its problems as PlanErrors."""
+    if data is None:
+        data = {}
+    mapping(data, at, f"a mapping of {schema.name} keys")
     try:
-        return TrainConfig.from_dict(data, where=at)
+        return schema.check_part(data, at)
     except ConfigError as e:
         raise PlanError(str(e)) from None
 
@@ -35,6 +41,8 @@ def known_keys(data: dict[str, Any], keys: tuple[str, ...], at: str) -> None:
 
 def safe_name(value: Any, at: str) -> str:
     """A name that is safe in a study name."""
+    if isinstance(value, str) and len(value) > MAX_NAME:
+        raise PlanError(f"{at}: {value[:20]!r}... is {len(value):,} characters long; use at most {MAX_NAME}")
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise PlanError(f"{at}: {value!r} is not a safe name; use letters, digits, '_' and '-' only")
     return value

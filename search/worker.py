@@ -15,27 +15,32 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import grpc
 import optuna
 import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
-from hpsearch.objectives.objective import Objective
+from hpsearch.objectives.objective import Objective, describe_failure
 from hpsearch.search import worker_log
-from hpsearch.search.campaign import SLOT, Campaign, StageView, retry_trial, study_name
+from hpsearch.search.campaign import SLOT, Campaign, StageView, record_given_up, retry_trial, study_name
 from hpsearch.search.checkpoints import discard_checkpoint, open_store
-from hpsearch.search.errors import BAD_INPUT_ERRORS, OptionError
+from hpsearch.search.errors import BAD_INPUT_ERRORS, CampaignFailed, OptionError
 from hpsearch.search.notes import write_trial_note
 from hpsearch.search.objective import objective_for
 from hpsearch.search.plan import Plan
+from hpsearch.search.stage_logic import ERROR
 from hpsearch.search.trial_runner import Interrupted, run_trial
 from hpsearch.search.worker_log import Outage, quiet_outages
 from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage, redact_url
 from hpsearch.storage import optuna_internals as internals
 
 log = logging.getLogger(__name__)
-STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError)
+# What the storage raises while it is briefly away (a database restart, a storage proxy restarted); the first
+# three are the storage's alone (OUTAGE_ERRORS), OSError may also be a trial's own file error.
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, grpc.RpcError, OSError)
+OUTAGE_ERRORS = STORAGE_ERRORS[:3]
 OUTAGE_WAIT_S = 2.0
 # A dead worker's trial is retried about GRACE_PERIOD_S + HEARTBEAT_INTERVAL_S after its last beat, and at
 # the end of a stage the rest of the fleet waits that long for it. A shorter grace period fails live trials
@@ -69,8 +74,12 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
     # Samplers other than QMC need one seed per worker.
     stored = Campaign.load(storage, campaign, seed=random.SystemRandom().randrange(2**31))
     objective = objective_for(stored.plan)
+    failure = stored.failure()
+    if failure is not None:
+        raise CampaignFailed(campaign, failure)
+    os.environ["HPSEARCH_DEVICE"] = options.device  # where a simple objective, whose params hold no device, trains
     ran, cursor, outage = 0, _Cursor(), Outage()
-    with quiet_outages(outage, STORAGE_ERRORS[:2]):
+    with quiet_outages(outage, OUTAGE_ERRORS):
         while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
             try:
                 step = _step(stored, objective, cursor, options, stop)
@@ -106,8 +115,12 @@ def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: Wo
         return 0
     if time.monotonic() - cursor.last_stale_check > options.heartbeat_interval:
         cursor.last_stale_check = time.monotonic()
+        failure = campaign.failure()  # another worker found the objective failing: stop claiming
+        if failure is not None:
+            raise CampaignFailed(plan.name, failure)
+        gave_up = record_given_up(view.study, "its worker stopped sending heartbeats", _discarder(options))
         if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
-                             max_retry=options.max_retry, unique_key=SLOT, on_given_up=_discarder(options)):
+                             max_retry=options.max_retry, unique_key=SLOT, on_given_up=gave_up):
             return 0
     claimed = campaign.claim(view)
     if claimed is None:
@@ -117,14 +130,18 @@ def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: Wo
         campaign.repair(view, options.max_retry)
         stop.wait(options.poll)
         return 0
-    _run_one(plan, view, claimed.trial, objective, storage, options, stop,
-             first_beat=not claimed.first_beat_recorded)
+    crashed = _run_one(plan, view, claimed.trial, objective, storage, options, stop,
+                       first_beat=not claimed.first_beat_recorded)
+    if crashed:
+        view.refresh()
+        campaign.check_failing(view)
     return 1
 
 
 def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, storage: BaseStorage,
-             options: WorkerOptions, stop: threading.Event, *, first_beat: bool = True) -> None:
-    """Train one claimed trial under a heartbeat; an interrupted or crashed trial is failed and retried.
+             options: WorkerOptions, stop: threading.Event, *, first_beat: bool = True) -> bool:
+    """Train one claimed trial under a heartbeat; an interrupted or crashed trial is failed and retried. True when
+    the objective raised (the caller looks whether the stage keeps failing).
 
     A trial taken away meanwhile (failed as stale while this worker was paused or cut off from the storage,
     and retried elsewhere) makes its next write fail: the worker drops it and goes on claiming.
@@ -137,20 +154,22 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
             state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
                               stop=trial_stop, artifacts=options.artifacts,
                               checkpoints=None if options.checkpoints is None else open_store(options.checkpoints),
-                              checkpoint_interval=options.checkpoint_interval)
+                              checkpoint_interval=options.checkpoint_interval, patience=options.grace_period)
             log.info("%s: %s", where, state.name)
-            return
+            return False
         except Interrupted:
             if _fail_and_retry(view, trial, "the worker was stopped (SIGTERM)", options):
                 log.warning("%s handed back for a retry: this worker was stopped", where)
-                return
-        except STORAGE_ERRORS[:2]:  # not OSError: a trial's own file errors are the trial's failure
+                return False
+        except OUTAGE_ERRORS:  # not OSError: a trial's own file errors are the trial's failure
             raise  # an outage, not a broken trial: the loop waits for the storage; a stale retry follows
         except Exception as e:  # one broken trial must not take the worker down
             if not _taken_away(storage, trial):
-                log.exception("%s failed", where)
-                if _fail_and_retry(view, trial, f"{type(e).__name__}: {e}", options):
-                    return
+                error = describe_failure(e, objective)
+                log.exception("%s failed: %s: %s (%s)", where, error["type"], error["message"], error["where"])
+                reason = f"{error['type']}: {error['message']} ({error['where']})"
+                if _fail_and_retry(view, trial, reason, options, error):
+                    return True
     log.warning("%s was failed and retried elsewhere after its heartbeat went stale (this worker was paused "
                 "or cut off for over %d s); dropped it", where, options.grace_period)
 
@@ -184,12 +203,15 @@ def _discarder(options: WorkerOptions) -> Callable[[FrozenTrial], None] | None:
     return discard
 
 
-def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: WorkerOptions) -> bool:
-    """Record why, fail the trial and enqueue its retry (bounded by max_retry) for any worker to take; False
-    when the trial was no longer this worker's to fail."""
+def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: WorkerOptions,
+                    error: dict[str, str] | None = None) -> bool:
+    """Record why (and the objective's `error`), fail the trial and enqueue its retry (bounded by max_retry) for
+    any worker to take; False when the trial was no longer this worker's to fail."""
     storage = internals.study_storage(view.study)
     try:
         trial.set_user_attr("fail_reason", reason)
+        if error is not None:
+            trial.set_user_attr(ERROR, error)
         try:
             write_trial_note(view.study, trial, reason, stage=view.stage.name)
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -218,23 +240,37 @@ def _child(campaign: str, options: WorkerOptions, threads: int, share: int = 1) 
 
 
 def run_in_process(campaign: str, options: WorkerOptions) -> int:
-    """The worker loop in this process, with SIGTERM / SIGINT ending the current trial for a retry."""
+    """The worker loop in this process, with SIGTERM / SIGINT ending the current trial for a retry; returns the
+    exit status: 0 when the loop ended by itself, 128 + the signal's number when a signal stopped it."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     worker_log.configure(options.log_level, options.log_queue)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger(internals.QMC_LOGGER).addFilter(_ConditionalSpaceNotice())
-    if options.log_queue is None:
-        return work(campaign, options, stop)
-    try:  # under `hpsearch run`: the parent says why a worker ended, from its last error line
-        return work(campaign, options, stop)
+    if options.log_queue is None and multiprocessing.parent_process() is None:
+        work(campaign, options, stop)  # `hpsearch worker` in this process: the CLI says what went wrong
+        return 128 + received[0] if received else 0
+    # A child process (`hpsearch run`, or `worker --per-device`): it says itself why it ended, in one line
+    # (under `hpsearch run` the parent shows its last error line).
+    try:
+        work(campaign, options, stop)
+    except CampaignFailed as e:
+        log.error("%s", e)
+        sys.exit(1)
     except BAD_INPUT_ERRORS as e:
         log.error("%s", e)
         sys.exit(2)
     except Exception as e:
         log.error("%s: %s", type(e).__name__, redact_url(str(e)), exc_info=True)
         sys.exit(1)
+    return 128 + received[0] if received else 0
 
 
 class _ConditionalSpaceNotice(logging.Filter):

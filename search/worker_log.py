@@ -110,12 +110,14 @@ def configure(level: int, queue: Any | None) -> None:
 
 class LogRelay:
     """The parent's end of the workers' queue: every line to `path`, warnings above the bars, and the last
-    error of each worker kept to say why it failed."""
+    error of each worker kept to say why it failed. An error with a traceback is shown in full the first time
+    its exception is seen; later ones of the same kind are one line with a count."""
 
     def __init__(self, queue: Any, path: os.PathLike[str] | str, show: Any) -> None:
         self._queue, self._show = queue, show
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self.last_error: dict[int, str] = {}
+        self.errors_seen: dict[str, int] = {}  # an exception's last line -> how often
 
     def drain(self) -> None:
         """Handle every record waiting in the queue; never blocks."""
@@ -129,8 +131,17 @@ class LogRelay:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
             message = record.getMessage()
             self._file.write(f"{stamp} worker {record.process} {record.levelname} {message}\n")
-            first = message.splitlines()[0] if message else ""
-            if record.levelno >= logging.WARNING:
+            lines = message.splitlines() or [""]
+            first = lines[0]
+            if record.levelno >= logging.ERROR and len(lines) > 1:  # a traceback: its kind is its last line
+                kind = lines[-1]
+                self.errors_seen[kind] = self.errors_seen.get(kind, 0) + 1
+                if self.errors_seen[kind] == 1:
+                    self._show(f"worker {record.process}: {message}")
+                else:
+                    self._show(f"worker {record.process}: {first} (seen {self.errors_seen[kind]} times; the first "
+                               "is shown in full above)")
+            elif record.levelno >= logging.WARNING:
                 self._show(f"worker {record.process}: {first}")
             if record.levelno >= logging.ERROR:
                 self.last_error[record.process] = first

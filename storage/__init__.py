@@ -1,6 +1,6 @@
 """Storage strings to Optuna storages: PostgreSQL, a gRPC proxy or a journal file; heartbeats and retries."""
 
-from hpsearch.storage.errors import StorageError
+from hpsearch.storage.errors import StorageError, StorageUnreachable
 from hpsearch.storage.factory import (
     CONNECT_TIMEOUT,
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -8,8 +8,9 @@ from hpsearch.storage.factory import (
     open_storage,
     release_connections,
 )
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, Heartbeat, supports_native_heartbeat
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, TRANSIENT_ERRORS, Heartbeat, supports_native_heartbeat
 from hpsearch.storage.proxy import serve_storage_proxy
+from hpsearch.storage.reachable import open_storage_waiting
 from hpsearch.storage.stale import fail_stale_trials
 from hpsearch.storage.urls import redact_url
 
@@ -17,11 +18,14 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_HEARTBEAT_INTERVAL",
     "HEARTBEAT_ATTR",
+    "TRANSIENT_ERRORS",
     "Heartbeat",
     "StorageError",
+    "StorageUnreachable",
     "default_grace_period",
     "fail_stale_trials",
     "open_storage",
+    "open_storage_waiting",
     "redact_url",
     "release_connections",
     "serve_storage_proxy",

@@ -6,3 +6,7 @@ class StorageError(Exception):
 
     The message is one line that never contains a password; the CLI prints it and exits 2.
     """
+
+
+class StorageUnreachable(StorageError):
+    """The storage named is well-formed but does not answer yet (refused, timed out, starting up): worth a wait."""

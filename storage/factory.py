@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -19,7 +20,7 @@ from optuna.storages import (
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from sqlalchemy.engine import URL, make_url
 
-from hpsearch.storage.errors import StorageError
+from hpsearch.storage.errors import StorageError, StorageUnreachable
 from hpsearch.storage.experimental import using_experimental_optuna
 from hpsearch.storage.journal_lock import JournalAppendLock
 from hpsearch.storage.urls import parse_storage_string, redact_url, resolve_storage_string, scrub
@@ -39,6 +40,7 @@ POOL_MAX_OVERFLOW = 0
 POOL_TIMEOUT = 30  # seconds
 APPLICATION_NAME = "hpsearch"  # shown in pg_stat_activity, with the process id: who holds which connection
 _TABLE_CREATION_ATTEMPTS = 5
+_FIRST_LINE_BYTES = 1 << 20  # a journal record is a few kB at most; a longer first "line" is no journal
 # Workers starting together on a fresh database race to CREATE TABLE/TYPE: PostgreSQL lets one win
 # and the others hit unique_violation, duplicate_table or duplicate_object. The tables exist then.
 _CREATION_RACE_CODES = {"23505", "42P07", "42710"}
@@ -54,6 +56,10 @@ _RDB_FIXES = (
     ("could not translate host name", "check the host name in the storage URL"),
     ("permission denied", "grant the user CREATE on the database, or use a user who owns it"),
 )
+# Reasons that a server still coming up (or a name its orchestrator has not published yet) gives: waiting may
+# help. A bad password, user or database name never gets better by waiting.
+_UNREACHABLE = ("connection refused", "timeout", "timed out", "could not translate host name", "starting up",
+                "shutting down", "recovery mode", "no such file or directory")
 
 
 def default_grace_period(heartbeat_interval: int) -> int:
@@ -108,6 +114,7 @@ def open_storage(
 
 
 def _open_journal(path: str) -> JournalStorage:
+    _check_journal_start(path)
     lock = JournalAppendLock(path)
     try:
         storage = JournalStorage(JournalFileBackend(path, lock_obj=lock))
@@ -115,9 +122,33 @@ def _open_journal(path: str) -> JournalStorage:
         raise StorageError(
             f"cannot open journal file {path!r}: {exc.strerror}; check its permissions"
         ) from None
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError: a torn or foreign line before the end
+        raise StorageError(f"journal file {path!r} holds a line that is not an Optuna journal record;"
+                           " check --storage (a plan or config file is not a storage)") from None
     logger.info("opened journal storage %s", path)
     _JOURNAL_LOCKS[storage] = lock
     return storage
+
+
+def _check_journal_start(path: str) -> None:
+    """Refuse a file whose first whole line is not a journal record: a plan passed as --storage would otherwise
+    read as an empty campaign store, and `init` would append to it."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(_FIRST_LINE_BYTES)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot read journal file {path!r}: {exc.strerror}; check its permissions") from None
+    if not first.endswith(b"\n"):  # empty, or a first write cut short: Optuna skips a torn last line itself
+        return
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    if not (isinstance(record, dict) and "op_code" in record):
+        raise StorageError(f"{path!r} is not an Optuna journal file (its first line is no journal record);"
+                           " check --storage (a plan or config file is not a storage)")
 
 
 # The append lock of each journal storage this process opened: its file, beside which `enqueue.py` keeps its
@@ -143,7 +174,7 @@ def _open_grpc(host: str, port: int) -> GrpcStorageProxy:
         storage.wait_server_ready(timeout=CONNECT_TIMEOUT)
     except ConnectionError:
         storage.close()
-        raise StorageError(
+        raise StorageUnreachable(
             f"no storage proxy answers at grpc://{host}:{port} within {CONNECT_TIMEOUT} s;"
             " start one with `hpsearch storage-proxy` or fix HOST:PORT"
         ) from None
@@ -241,7 +272,8 @@ def _create_rdb_storage(url: str, shown: str, **kwargs: Any) -> RDBStorage:
                 continue
             reason = _reason(exc, url)
             fix = next((f for key, f in _RDB_FIXES if key in reason.lower()), "check the storage URL")
-            raise StorageError(f"cannot open storage {shown!r}: {reason}; {fix}") from None
+            error = StorageUnreachable if any(key in reason.lower() for key in _UNREACHABLE) else StorageError
+            raise error(f"cannot open storage {shown!r}: {reason}; {fix}") from None
         except ImportError:
             raise StorageError(
                 "the PostgreSQL driver psycopg2 is not installed; pip install psycopg2-binary"

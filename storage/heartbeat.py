@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_ATTR = "hpsearch:heartbeat"
 # What a storage raises when its server or file is briefly unavailable; anything else is a bug.
-_TRANSIENT_ERRORS = (StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError, grpc.RpcError)
+TRANSIENT_ERRORS = (StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError, grpc.RpcError)
+_TRANSIENT_ERRORS = TRANSIENT_ERRORS
 _JOIN_TIMEOUT = 5.0  # seconds; a beat stuck in a reconnect must not hold up the worker's exit
 
 

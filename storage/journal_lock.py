@@ -138,6 +138,11 @@ class JournalAppendLock(BaseJournalFileLock):
         if self._held_since - start > LONG_WAIT_S:
             with self._waits_lock:
                 self._waits.append((start, self._held_since))
+        try:
+            cut_torn_tail(self.journal_path)
+        except BaseException:
+            release(fd)
+            raise
         self._fd = fd
         return True
 
@@ -162,6 +167,40 @@ class JournalAppendLock(BaseJournalFileLock):
             release(fd)
         with self._waits_lock:
             return holds + list(self._waits)
+
+
+def cut_torn_tail(journal_path: str) -> int:
+    """Cut a last line the journal's writer did not finish (it died, or the disk filled, mid-append); call under
+    the append lock. Returns the bytes cut. Optuna skips such a line when it reads, but the next append would
+    glue its record onto it and leave a line that no reader can parse, for good."""
+    try:
+        fd = os.open(journal_path, os.O_RDWR)
+    except FileNotFoundError:
+        return 0
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+            return 0
+        end = size  # find the last newline, a block at a time from the end
+        while end > 0:
+            start = max(0, end - TAIL_BLOCK)
+            found = os.pread(fd, end - start, start).rfind(b"\n")
+            if found >= 0:
+                keep = start + found + 1
+                break
+            end = start
+        else:
+            keep = 0
+        os.ftruncate(fd, keep)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    logger.warning("journal %s ended in a record cut short (%d bytes: a writer died or the disk filled mid-write); "
+                   "removed it", journal_path, size - keep)
+    return size - keep
+
+
+TAIL_BLOCK = 1 << 16
 
 
 def _read_holds(fd: int) -> list[tuple[float, float]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -26,6 +27,8 @@ _EMBEDDED_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)\S*@"
 _PASSWORD_PARAM_RE = re.compile(r"((?:^|[^A-Za-z0-9_])password=)[^&\s]*", re.IGNORECASE)
 
 Kind = Literal["rdb", "journal", "grpc"]
+# A password shorter than this is masked in its URL field only, not wherever its letters occur in a message.
+MIN_MASKED_SECRET = 6
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,13 @@ def _split_scheme(url: str) -> tuple[str, str]:
 
 
 def scrub(text: str, url: str) -> str:
-    """Collapse `text` to one line and remove every spelling of `url`'s password from it."""
+    """Collapse `text` to one line and mask passwords in it: every URL's password field and `password=` value,
+    and `url`'s own password wherever it appears when it is long enough not to match ordinary words."""
+    text = _EMBEDDED_USERINFO_RE.sub(r"\1***@", text)
     for secret in sorted(secrets_of(url), key=len, reverse=True):
-        text = text.replace(secret, "***")
+        # A short password also spells parts of words: masking "p" everywhere turned "port 1" into "***ort 1".
+        if len(secret) >= MIN_MASKED_SECRET:
+            text = text.replace(secret, "***")
     return " ".join(_PASSWORD_PARAM_RE.sub(r"\1***", text).split())
 
 
@@ -127,6 +134,9 @@ def _journal_path(url: str, path: str) -> str:
         raise StorageError(
             f"journal path {shown!r} is a folder; name a file inside it, e.g. {shown}/hpsearch.journal"
         )
+    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+        # /dev/null takes writes but not fsync, /dev/full fails every write: neither keeps a campaign.
+        raise StorageError(f"journal path {shown!r} is not a regular file; name a file, e.g. ./hpsearch.journal")
     return path
 
 

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-COMMANDS = ("dashboard", "export", "init", "lr-find", "report", "run", "status", "storage-proxy", "train", "worker")
+COMMANDS = ("dashboard", "export", "init", "list", "lr-find", "report", "run", "status", "storage-proxy", "train",
+            "worker")
 
 
 @pytest.mark.parametrize("first", ["hpsearch.search.cli", "hpsearch.search.cmd_campaign", "hpsearch.search.cmd_train",

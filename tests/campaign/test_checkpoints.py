@@ -128,7 +128,7 @@ def test_a_stale_trial_with_no_retry_left_loses_its_checkpoint(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "journal"])
-def test_a_terminated_worker_checkpoints_hands_back_and_exits_0(backend: str, pg_url: str, tmp_path: Path) -> None:
+def test_a_terminated_worker_checkpoints_hands_back_and_exits_143(backend: str, pg_url: str, tmp_path: Path) -> None:
     url = _url(backend, pg_url, tmp_path)
     procs = _start(url, tmp_path, 2)  # the default interval: only the stop writes a checkpoint
     victim = procs[0]
@@ -138,7 +138,7 @@ def test_a_terminated_worker_checkpoints_hands_back_and_exits_0(backend: str, pg
         time.sleep(0.05)
     assert POINTER not in storage.get_trial(trial_id).system_attrs
     os.killpg(victim.pid, signal.SIGTERM)
-    assert wait_all(procs) == [0, 0]
+    assert wait_all(procs) == [128 + signal.SIGTERM, 0]
     _exact_budget(url)
     failed, retry = _retry_of(url, trial_id)
     assert failed.state == TrialState.FAIL and "SIGTERM" in failed.user_attrs["fail_reason"]
@@ -161,7 +161,7 @@ def test_a_terminated_trial_with_no_retry_left_loses_its_checkpoint(tmp_path: Pa
     while not storage.get_trial(trial_id).intermediate_values:
         time.sleep(0.05)
     os.killpg(victim.pid, signal.SIGTERM)
-    assert wait_all(procs) == [0, 0]
+    assert wait_all(procs) == [128 + signal.SIGTERM, 0]
     failed = storage.get_trial(trial_id)
     assert failed.state == TrialState.FAIL and "SIGTERM" in failed.user_attrs["fail_reason"]
     # The stop wrote a checkpoint; with no retry to resume it, its worker removed it on failing the trial.

@@ -25,6 +25,9 @@ echo "scontrol $*" >> "$STUB_LOG"
 """
 
 
+ARGV = "argv worker cifar10-resnet18 --devices all --wait-for-storage 300 --wait-for-campaign 600 --per-device 1"
+
+
 def sbatch_options() -> dict[str, str]:
     options = {}
     for name, value in re.findall(r"^#SBATCH\s+--([\w-]+)(?:=(\S+))?", SBATCH_FILE.read_text(), re.M):
@@ -107,13 +110,13 @@ def run_and_signal(env: dict[str, str], signum: int) -> tuple[int, list[str]]:
 
 def test_time_limit_signal_stops_the_worker_gracefully_and_requeues(stubbed):
     status, log = run_and_signal(stubbed, signal.SIGUSR1)
-    assert log == ["argv worker cifar10-resnet18 --devices all --per-device 1", "TERM", "scontrol requeue 4242"]
+    assert log == [ARGV, "TERM", "scontrol requeue 4242"]
     assert status == 7, "the script must wait for the worker and report the worker's own status"
 
 
 def test_sigterm_is_passed_to_the_worker_without_requeueing(stubbed):
     status, log = run_and_signal(stubbed, signal.SIGTERM)
-    assert log == ["argv worker cifar10-resnet18 --devices all --per-device 1", "TERM"]
+    assert log == [ARGV, "TERM"]
     assert status == 7
 
 

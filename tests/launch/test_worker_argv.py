@@ -13,7 +13,8 @@ from worker_argv import (
     worker_argv,
 )
 
-EXPECTED = ["hpsearch", "worker", "cifar10-resnet18", "--devices", "all", "--per-device", "1"]
+EXPECTED = ["hpsearch", "worker", "cifar10-resnet18", "--devices", "all", "--wait-for-storage", "300",
+            "--wait-for-campaign", "600", "--per-device", "1"]
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
@@ -25,6 +26,14 @@ def test_every_launcher_runs_the_same_worker_command(launcher):
 def test_no_launcher_puts_the_storage_url_in_the_arguments(launcher):
     # The URL carries the password: it travels in $HPSEARCH_STORAGE, where `ps` does not show it.
     assert not any(a.startswith("--storage") or "://" in a for a in worker_argv(launcher))
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_every_launcher_waits_a_bounded_time_for_its_database_and_campaign(launcher):
+    # Fleets start with their database and their init: exit 2 at once would crash-loop them.
+    argv = worker_argv(launcher)
+    for option in ("--wait-for-storage", "--wait-for-campaign"):
+        assert 60 <= float(argv[argv.index(option) + 1]) <= 3600, option
 
 
 def test_image_entrypoint_is_hpsearch():

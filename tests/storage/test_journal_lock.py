@@ -60,11 +60,9 @@ def test_a_paused_holder_keeps_the_lock_until_it_resumes_or_dies(end: str, tmp_p
 def test_a_bounded_wait_gives_up_with_a_transient_error(tmp_path: Path) -> None:
     path = str(tmp_path / "c.journal.enqueue.lock")
     holder = paused_holder(path)
-    try:
-        start = time.monotonic()
+    try:  # it raises, rather than waiting for the holder (which never lets go): no clock to read
         with pytest.raises(StorageInternalError, match=f"process {holder.pid} has held"):
             acquire(path, give_up_after=0.3)
-        assert time.monotonic() - start < 5
     finally:
         holder.kill()
         holder.wait()
@@ -81,8 +79,10 @@ def test_a_long_hold_is_recorded_for_every_process_and_a_long_wait_for_the_waite
     assert holder.wait() == 0
     [hold] = JournalAppendLock(journal).stalls()  # another process's view: the hold alone
     [wait] = [s for s in waiter.stalls() if s != hold]  # the waiter's view: the hold and its own wait
-    assert 1.2 < hold[1] - hold[0] < 5 and 1.2 < wait[1] - wait[0] < 5
-    assert 1.2 < unwritable_between([hold, wait], start - 60, time.time()) < 5  # they overlap: counted once
+    # At least the 1.5 s pause, at most the time the test has taken: no window a loaded machine could miss.
+    elapsed = time.time() - start
+    assert 1.2 < hold[1] - hold[0] <= elapsed and 1.2 < wait[1] - wait[0] <= elapsed
+    assert 1.2 < unwritable_between([hold, wait], start - 60, time.time()) <= elapsed  # overlapping: counted once
     waiter.acquire()  # uncontended and short: nothing more to remember
     waiter.release()
     assert len(waiter.stalls()) == 2

@@ -27,3 +27,14 @@ def test_report_command_writes_the_file_and_records_itself(tmp_path: Path, capsy
     text = (out / "watch-report.html").read_text()
     assert f"hpsearch report watch --out {out} --storage {campaign.path}" in text
     assert f"wrote {out / 'watch-report.html'}" in capsys.readouterr().out
+
+
+def test_report_writes_under_runs_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str], campaign,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "watch", "--storage", str(campaign.path)]) == 0
+    assert (tmp_path / "runs" / "watch" / "report" / "watch-report.html").is_file()
+    capsys.readouterr()
+    assert main(["report", "nope", "--storage", str(campaign.path)]) == 2
+    assert "no campaign 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "nope").exists()
