@@ -1,7 +1,9 @@
 """Search-quality benchmark: the coarse-to-fine plan against single-stage searches at full fidelity, at equal cost.
 
 The coarse-to-fine side is the plan shape of examples/cifar10-resnet18.yaml (LR range test, a cheap wide coarse
-stage, a narrowed fine stage, a final stage re-training the top configs over seeds) with the synthetic objective
+stage, narrowed fine and refine stages, a final stage re-training the top configs over seeds; the figures below
+are from before the refine stage, when one fine stage of 64 trials held its budget: bench/search_quality_suite.py
+has the later ones) with the synthetic objective
 in place of CIFAR-10. The baselines search the same base config and space in one stage at the final stage's
 fidelity (all the data, the same epochs): TPE + median pruner, TPE + Hyperband, random + median pruner, and
 Optuna's GPSampler (no pruner). Every campaign runs through the product: `init_campaign` and the worker loop
@@ -178,9 +180,10 @@ def single_stage_plan(example: dict[str, Any], name: str, sampler: Any, pruner: 
                            "base": {**example["base"], "device": "cpu"}})
 
 
-def best_known(plan: Plan, points: int = 256, seed: int = 0) -> float:
-    """max of `true_value` over the plan's space: every categorical combination, `points` random points, then
-    L-BFGS-B from the best few."""
+def best_known(plan: Plan, points: int = 256, seed: int = 0,
+               score: Callable[[dict[str, Any]], float] | None = None) -> float:
+    """max of `score` (a config dict's truth; default `true_value`) over the plan's space: every categorical
+    combination, `points` random points, then L-BFGS-B from the best few."""
     rng = np.random.default_rng(seed)
     space = plan.space
     categorical = [p for p in space if isinstance(p.distribution, CategoricalDistribution)]
@@ -190,19 +193,19 @@ def best_known(plan: Plan, points: int = 256, seed: int = 0) -> float:
         numeric = [p for p in space if p.name not in fixed and is_active(p, fixed)]
         if any(p.name in fixed and not is_active(p, fixed) for p in categorical):
             continue  # an inactive categorical with a value: the same point as another combination
-        best = max(best, _optimise(plan, space, fixed, numeric, rng, points))
+        best = max(best, _optimise(plan, space, fixed, numeric, rng, points, score))
     return best
 
 
 def _optimise(plan: Plan, space: Space, fixed: dict[str, Any], numeric: list[Any], rng: np.random.Generator,
-              points: int) -> float:
+              points: int, score: Callable[[dict[str, Any]], float] | None) -> float:
     lows = np.array([_to_unit(p, p.distribution.low) for p in numeric])
     highs = np.array([_to_unit(p, p.distribution.high) for p in numeric])
 
     def value(x: np.ndarray) -> float:
         params = {**fixed, **{p.name: _from_unit(p, v) for p, v in zip(numeric, x, strict=True)}}
         config = plan.base.replace(**active_params(space, params), device="cpu")
-        return true_value(config)
+        return true_value(config) if score is None else score(config.to_dict())
 
     if not numeric:
         return value(np.array([]))
@@ -226,14 +229,15 @@ def _from_unit(param: Any, x: float) -> float | int:
 
 def compare(example: dict[str, Any], reps: int, names: list[str], *, objective: str = "synthetic",
             score: Callable[[dict[str, Any]], float] | None = None,
-            data_dir: Path | None = None) -> dict[str, list[Outcome]]:
-    """`reps` repetitions of coarse-to-fine (the plan `example`) and of the baselines `names` at its cost, each
+            data_dir: Path | None = None, first: int = 0) -> dict[str, list[Outcome]]:
+    """`reps` repetitions (numbered from `first`, which seeds the plan) of coarse-to-fine (the plan `example`) and
+    of the baselines `names` at its cost, each
     exported rank-1 config scored by `score` (`run_campaign`'s default: the synthetic `true_value`)."""
     results: dict[str, list[Outcome]] = {"coarse-to-fine": [], **{n: [] for n in names}}
     # Journal writes fsync each record: in memory (tmpfs) where there is one, so the disk does not set the pace.
     shm = "/dev/shm" if Path("/dev/shm").is_dir() else None
     with tempfile.TemporaryDirectory(dir=shm) as tmp:
-        for rep in range(reps):
+        for rep in range(first, first + reps):
             folder = Path(tmp) / f"rep{rep}"
             folder.mkdir()
             c2f = run_campaign(coarse_to_fine_plan(example, rep, objective), folder, score=score, data_dir=data_dir)
@@ -242,7 +246,7 @@ def compare(example: dict[str, Any], reps: int, names: list[str], *, objective: 
                 sampler, pruner = BASELINES[name]
                 plan = single_stage_plan(example, f"single{i}", sampler, pruner, c2f.cost, objective)
                 results[name].append(run_campaign(plan, folder, budget=c2f.cost, score=score, data_dir=data_dir))
-            print(f"rep {rep + 1}/{reps}: " + ", ".join(
+            print(f"rep {rep + 1 - first}/{reps}: " + ", ".join(
                 f"{n} {r[-1].value:.4f} ({r[-1].cost:.4g} ep-eq)" for n, r in results.items()), file=sys.stderr,
                 flush=True)
     return results

@@ -11,7 +11,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from hpsearch.search.space import Distribution, Param, PlanError, Space, is_active, same_value
 
-_RULE_KEYS = ("top_k", "top_fraction", "margin", "min_width")
+_RULE_KEYS = ("top_k", "top_fraction", "margin", "min_width", "grow", "edge")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,10 @@ class NarrowRule:
     top_fraction: float | None = None  # of the ranked trials, rounded up, at least one
     margin: float = 0.25  # widen by this fraction of the top trials' range on each side
     min_width: float = 0.1  # never narrower than this fraction of the parent's width (in its scale)
+    # Re-open a side, as a trust region does: when the best trial lies within `edge` x the parent box's width of a
+    # side the plan's space reaches past, the child extends `grow` x that width beyond it (0: never).
+    grow: float = 1.0
+    edge: float = 0.1
 
     def __post_init__(self) -> None:
         if (self.top_k is None) == (self.top_fraction is None):
@@ -55,7 +59,16 @@ def parse_narrow_rule(data: Any, where: str = "narrow") -> NarrowRule:
     if not isinstance(margin, (int, float)) or isinstance(margin, bool) or not 0 <= margin < math.inf:
         raise PlanError(f"{where}.margin: must be a number >= 0, got {margin!r}")
     min_width = _fraction(data.get("min_width", NarrowRule.min_width), f"{where}.min_width", low_open=False)
-    return NarrowRule(top_k, fraction, float(margin), min_width if min_width is not None else 0.0)
+    grow = data.get("grow", NarrowRule.grow)
+    if not isinstance(grow, (int, float)) or isinstance(grow, bool) or not 0 <= grow <= 10:
+        raise PlanError(f"{where}.grow: must be a number in [0, 10] (widths of the previous box to re-open a side "
+                        f"by; 0 never re-opens), got {grow!r}")
+    edge = data.get("edge", NarrowRule.edge)
+    if not isinstance(edge, (int, float)) or isinstance(edge, bool) or not 0 <= edge <= 0.5:
+        raise PlanError(f"{where}.edge: must be a number in [0, 0.5] (the share of the previous box's width that "
+                        f"counts as its edge), got {edge!r}")
+    return NarrowRule(top_k, fraction, float(margin), min_width if min_width is not None else 0.0, float(grow),
+                      float(edge))
 
 
 def _fraction(value: Any, where: str, *, low_open: bool) -> float | None:
@@ -71,15 +84,18 @@ def _fraction(value: Any, where: str, *, low_open: bool) -> float | None:
 def rule_to_data(rule: NarrowRule) -> dict[str, Any]:
     """Plan-file form of a rule, which `parse_narrow_rule` reads back."""
     top = {"top_k": rule.top_k} if rule.top_k is not None else {"top_fraction": rule.top_fraction}
-    return {**top, "margin": rule.margin, "min_width": rule.min_width}
+    return {**top, "margin": rule.margin, "min_width": rule.min_width, "grow": rule.grow, "edge": rule.edge}
 
 
 def narrow(
-    space: Space, ranked_trials: Sequence[Mapping[str, Any]], rule: NarrowRule, *, keep: int = 0
+    space: Space, ranked_trials: Sequence[Mapping[str, Any]], rule: NarrowRule, *, keep: int = 0,
+    bounds: Space | None = None,
 ) -> Space:
     """The child space around the top trials (param dicts, best first); the best `keep` always count as top.
 
-    Pass `keep` = the number of configs carried into the next stage, so that they lie in its space.
+    Pass `keep` = the number of configs carried into the next stage, so that they lie in its space. With
+    `bounds` (the plan's whole space), a side of `space` that the best trial sits against is re-opened by
+    `rule.grow` x its width, within `bounds`: the child may then reach past `space` on that side.
     """
     top = ranked_trials[: max(rule.count(len(ranked_trials)), min(keep, len(ranked_trials)))]
     if not top:
@@ -98,7 +114,10 @@ def narrow(
                 break
         else:
             values = [t[p.name] for t in top if p.name in t and is_active(p, t)]
-            children[p.name] = Param(p.name, _narrow_distribution(p.distribution, values, rule), condition)
+            child = _narrow_distribution(p.distribution, values, rule)
+            if bounds is not None and p.name in bounds and values:
+                child = grow_side(p.distribution, child, values[0], bounds[p.name].distribution, rule)
+            children[p.name] = Param(p.name, child, condition)
     return Space(tuple(children.values()))
 
 
@@ -149,6 +168,52 @@ def _widen(parent: FloatDistribution | IntDistribution, vmin: float, vmax: float
     high = parent.high if at_high else back(hi)
     # The round trip through log/exp may also land an ulp inside the top trials' own values.
     return min(low, vmin), max(high, vmax)
+
+
+def grow_side(parent: Distribution, child: Distribution, best: Any, outer: Distribution,
+              rule: NarrowRule) -> Distribution:
+    """`child`, re-opened on each side of `parent` that `best` lies within `rule.edge` of, by `rule.grow` x the
+    parent's width in its scale, never past `outer` (the plan's space). Other kinds come back unchanged."""
+    numeric = (FloatDistribution, IntDistribution)
+    if (not isinstance(parent, numeric) or type(child) is not type(parent) or type(outer) is not type(parent)
+            or rule.grow <= 0 or isinstance(best, bool) or not isinstance(best, (int, float))):
+        return child
+    assert isinstance(parent, numeric) and isinstance(child, numeric) and isinstance(outer, numeric)
+    to, back = (math.log, math.exp) if parent.log else (float, float)
+    plo, phi, olo, ohi = to(parent.low), to(parent.high), to(outer.low), to(outer.high)
+    width, where = phi - plo, to(best)
+    low, high = child.low, child.high
+    if where - plo <= rule.edge * width and outer.low < parent.low:
+        low = min(low, max(outer.low, back(max(olo, plo - rule.grow * width))))
+    if phi - where <= rule.edge * width and outer.high > parent.high:
+        high = max(high, min(outer.high, back(min(ohi, phi + rule.grow * width))))
+    if (low, high) == (child.low, child.high):
+        return child
+    if isinstance(child, IntDistribution):
+        step = child.step
+        low = child.low - math.ceil((child.low - low) / step - 1e-9) * step
+        high = child.high + math.ceil((high - child.high) / step - 1e-9) * step
+        return IntDistribution(int(max(outer.low, low)), int(min(outer.high, high)), log=child.log, step=step)
+    return FloatDistribution(low, high, log=child.log)
+
+
+def what_changed(parent: Distribution | None, child: Distribution | None) -> str:
+    """In words, what narrowing did to one param: kept, narrowed, re-opened below / above, or moved."""
+    if parent is None or child is None:
+        return "added" if parent is None else "dropped"
+    if isinstance(parent, CategoricalDistribution) or isinstance(child, CategoricalDistribution):
+        if not isinstance(parent, CategoricalDistribution) or not isinstance(child, CategoricalDistribution):
+            return "changed"
+        dropped = len(parent.choices) - len(child.choices)
+        return f"narrowed ({dropped} choice(s) dropped)" if dropped > 0 else "kept"
+    below, above = child.low < parent.low, child.high > parent.high
+    if below and above:
+        return "widened"
+    if below or above:
+        side = "below" if below else "above"
+        inside = child.high < parent.high if below else child.low > parent.low
+        return f"moved (re-opened {side})" if inside else f"re-opened {side}"
+    return "kept" if (child.low, child.high) == (parent.low, parent.high) else "narrowed"
 
 
 def set_lr_range(space: Space, low: float, high: float, margin: float = 0.0) -> Space:

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord
-from hpsearch.search.narrow import rule_to_data
+from hpsearch.search.narrow import rule_to_data, what_changed
 from hpsearch.search.plan import Stage, StageKind
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.space import Space, space_to_data
@@ -138,8 +138,16 @@ def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | No
     this = space_to_data(space)
     parent = space_to_data(parent_space) if parent_space is not None else {}
     names = list(parent) + [n for n in this if n not in parent]
-    lines += _table(("param", "parent", "this stage"),
-                    ((n, _describe(parent.get(n)), _describe(this.get(n))) for n in names))
+    if parent_space is None:
+        lines += _table(("param", "parent", "this stage"),
+                        ((n, _describe(parent.get(n)), _describe(this.get(n))) for n in names))
+    else:
+        def change(name: str) -> str:
+            old = parent_space[name].distribution if name in parent_space else None
+            return what_changed(old, space[name].distribution if name in space else None)
+
+        lines += _table(("param", "parent", "this stage", "narrowing"),
+                        ((n, _describe(parent.get(n)), _describe(this.get(n)), change(n)) for n in names))
     optuna_dashboard.save_note(study, "\n".join(lines) + "\n")
 
 

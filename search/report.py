@@ -19,6 +19,7 @@ from hpsearch.objectives.objective import Metric
 from hpsearch.search import report_plots as plots
 from hpsearch.search.campaign import DUPLICATE, Campaign, rank
 from hpsearch.search.cost import EPOCH_EQUIVALENTS, Cost
+from hpsearch.search.narrow import what_changed
 from hpsearch.search.plan import StageKind
 from hpsearch.search.record import found_lr_range
 from hpsearch.search.space import space_from_json
@@ -99,6 +100,10 @@ def _stage_section(view: Any, metric: Metric) -> str:
         out.append(f"<p>LR range test: useful learning rates {lr_range[0]:.3g} to {lr_range[1]:.3g}.</p>")
     out.append(_figure("Search space: parent's intervals against this stage's", plots.space_intervals(parent,
                                                                                                      view.space)))
+    if parent is not None and view.stage.kind == StageKind.SEARCH:
+        changes = [f"{p.name} {what_changed(parent[p.name].distribution if p.name in parent else None, p.distribution)}"
+                   for p in view.space]
+        out.append("<p>Narrowing from the previous stage: " + html.escape("; ".join(changes)) + ".</p>")
     categorical = [p for p in view.space if hasattr(p.distribution, "choices")]
     if categorical:
         out.append(_table(("categorical param", "choices"),

@@ -88,7 +88,8 @@ def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: l
     if stage.kind == StageKind.SEARCH and stage.narrow is not None:
         # keep: the carried configs must fit the new space, or Optuna could not suggest them again
         ranked = rank(previous_trials, plan.metric.minimize)
-        return narrow(previous_space, [t.params for t in ranked], stage.narrow, keep=stage.carry)
+        return narrow(previous_space, [t.params for t in ranked], stage.narrow, keep=stage.carry,
+                      bounds=plan.space)
     return previous_space
 
 

@@ -13,11 +13,12 @@ from tests.bench.scripts import ROOT, bench_script
 def test_search_quality_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     example = yaml.safe_load((ROOT / "examples" / "cifar10-resnet18.yaml").read_text())
     # The same stages, a few trials and epochs each: the code path, not the figures.
-    _, coarse, fine, final = example["stages"]
+    _, coarse, fine, refine, final = example["stages"]
     coarse.update(n_trials=4, overrides={**coarse["overrides"], "epochs": 3},
                   pruner={"name": "median", "n_startup_trials": 2})
-    fine.update(n_trials=3, carry=1, overrides={**fine["overrides"], "epochs": 3},
-                pruner={"name": "median", "n_startup_trials": 2})
+    for later in (fine, refine):
+        later.update(n_trials=3, carry=1, overrides={**later["overrides"], "epochs": 3},
+                     pruner={"name": "median", "n_startup_trials": 2})
     final.update(top=1, seeds=2, overrides={**final["overrides"], "epochs": 3})
     tiny = tmp_path / "tiny.yaml"
     tiny.write_text(yaml.safe_dump(example))

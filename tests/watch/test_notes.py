@@ -46,8 +46,10 @@ def test_stage_note_shows_the_space_beside_the_parents(campaign: Campaign) -> No
     for fact in ("| budget | 5 trials |", "| fidelity overrides | epochs=4 |", "| sampler | name=tpe",
                  "| pruner | name=none", "| narrowing rule | top_k=3", "| carry | 1 best config"):
         assert fact in note
-    assert "| param | parent | this stage |" in note
+    assert "| param | parent | this stage | narrowing |" in note
     assert "| lr | [0.001, 3] log |" in note  # the parent's interval, then the narrowed one
+    lr_row = next(line for line in note.splitlines() if line.startswith("| lr |"))
+    assert lr_row.endswith(("| narrowed |", "| kept |", "re-opened below) |", "re-opened above) |")), lr_row
     assert "| optimizer | {sgd, adamw} |" in note
     coarse = optuna.load_study(study_name="watch.coarse", storage=storage)
     assert "| lr | — | [0.001, 3] log |" in optuna_dashboard.get_note(coarse)

@@ -33,6 +33,9 @@ def test_report_is_one_offline_file_naming_every_stage(campaign: Campaign, tmp_p
                   "Best trials: train and validation curves", "Spread over seeds"):
         assert title in text
     assert "0.5925" in text and "no-test" not in text  # test accuracy only where a run recorded it
+    # The fine stage says what narrowing did to each param; the coarse stage had nothing to narrow from.
+    assert text.count("<p>Narrowing from the previous stage: ") == 1
+    assert re.search(r"Narrowing from the previous stage: lr (kept|narrowed|moved|re-opened|widened)", text)
     # offline: nothing is fetched, every image is inline and decodes as a PNG
     assert not re.search(r"""(src|href)=['"](https?:|//)""", text)
     payloads = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)

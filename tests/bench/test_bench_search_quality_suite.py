@@ -1,0 +1,43 @@
+"""bench/search_quality_suite.py still runs end to end: one repetition of every search per family kind, on a tiny
+version of the plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.bench.scripts import ROOT, bench_script
+
+
+def test_search_quality_suite_prints_one_row_per_family(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = yaml.safe_load((ROOT / "examples" / "cifar10-resnet18.yaml").read_text())
+    _, coarse, fine, refine, final = example["stages"]
+    coarse.update(n_trials=4, overrides={**coarse["overrides"], "epochs": 3},
+                  pruner={"name": "median", "n_startup_trials": 2})
+    for later in (fine, refine):
+        later.update(n_trials=3, carry=1, overrides={**later["overrides"], "epochs": 3},
+                     pruner={"name": "median", "n_startup_trials": 2})
+    final.update(top=1, seeds=2, overrides={**final["overrides"], "epochs": 3})
+    tiny = tmp_path / "tiny.yaml"
+    tiny.write_text(yaml.safe_dump(example))
+    bench = bench_script("search_quality_suite")
+    saved = tmp_path / "run.json"
+    bench.main(["--families", "shift-lr,mfh3-good", "--reps", "1", "--example", str(tiny), "--dense-points", "4",
+                "--baselines", "TPE + Hyperband,GP", "--save", str(saved)])
+    table = capsys.readouterr().out.splitlines()
+    header = next(line for line in table if line.startswith("family"))
+    assert "coarse-to-fine" in header and "TPE + Hyperband" in header and "GP" in header
+    for family in ("shift-lr", "mfh3-good", "pooled (normalised)"):
+        row = next(line for line in table if line.startswith(family))
+        assert row.count("±") == 3, row
+    bench.main(["--merge", str(saved), "--example", str(tiny)])  # the same table from the saved run
+    again = capsys.readouterr().out.splitlines()
+    assert [line for line in again if line.startswith("shift-lr")] == [line for line in table
+                                                                      if line.startswith("shift-lr")]
+
+
+def test_unknown_family_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit, match="--families: unknown family 'nope'; choose from synthetic"):
+        bench_script("search_quality_suite").main(["--families", "nope"])
