@@ -30,6 +30,7 @@ from torch import nn
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import MEAN, STD, Split, make_splits
+from hpsearch.objectives.device import channels_last_on
 from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.model import CifarResNet18
 from hpsearch.objectives.train import resolve_device
@@ -116,18 +117,20 @@ def main() -> None:
     split = make_splits(TrainConfig(), args.data_dir).train
     take = np.random.default_rng(0).permutation(len(split))[:n_images]
     images, labels = split.images[take], split.labels[take]
+    layout = channels_last_on(True, device)  # as train() does: channels-last on a GPU only
     ours = DeviceLoader(Split(images, labels), batch, device, augmentation=Augmentation(), shuffle=True,
-                        drop_last=True, channels_last=True)
+                        drop_last=True, channels_last=layout)
     base = baseline_loader(images, labels, batch, device, args.workers)
     rows = []
     for name, loader in (("torchvision DataLoader + PIL", base), ("hpsearch DeviceLoader", ours)):
-        consume(loader, device, True)  # warm-up: worker start, first upload
-        data_s = min(timed(device, lambda lo=loader: consume(lo, device, True))[0] for _ in range(args.epochs))
+        consume(loader, device, layout)  # warm-up: worker start, first upload
+        data_s = min(timed(device, lambda lo=loader: consume(lo, device, layout))[0] for _ in range(args.epochs))
         torch.manual_seed(0)
-        model = CifarResNet18(10, width).to(device, memory_format=torch.channels_last)
+        model = CifarResNet18(10, width).to(device, memory_format=torch.channels_last if layout else
+                                            torch.contiguous_format)
         opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
-        train_epoch(model, loader, device, opt, cuda, True)  # warm-up epoch (cudnn autotuning, allocator)
-        epoch_s = min(timed(device, lambda lo=loader, m=model, o=opt: train_epoch(m, lo, device, o, cuda, True))[0]
+        train_epoch(model, loader, device, opt, cuda, layout)  # warm-up epoch (cudnn autotuning, allocator)
+        epoch_s = min(timed(device, lambda lo=loader, m=model, o=opt: train_epoch(m, lo, device, o, cuda, layout))[0]
                       for _ in range(args.epochs))
         n = len(loader) * batch
         rows.append((name, n / data_s, epoch_s, n / epoch_s))

@@ -19,3 +19,13 @@ def cap_memory_share(device: str, share: int) -> float:
     index = target.index if target.index is not None else torch.cuda.current_device()
     torch.cuda.set_per_process_memory_fraction(fraction, index)
     return fraction
+
+
+def channels_last_on(asked: bool, device: torch.device) -> bool:
+    """Whether a run uses the channels-last layout: where the config asks for it and the device is a GPU.
+
+    On the CPU the contiguous layout is kept: it is what the CPU's convolutions are fast at, and oneDNN's
+    channels-last convolution backward hangs, or corrupts memory with one thread, on some CPUs (seen with torch
+    2.14 on an AMD EPYC with AVX2). The layout never changes the math beyond float rounding.
+    """
+    return asked and device.type == "cuda"

@@ -11,6 +11,7 @@ import torch
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import make_splits, resolve_data_dir
+from hpsearch.objectives.device import channels_last_on
 from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.losses import build_loss
 from hpsearch.objectives.model import CifarResNet18
@@ -45,11 +46,12 @@ def lr_range_test(
     device = resolve_device(config.device)
     splits = make_splits(config, resolve_data_dir(data_dir))
     torch.manual_seed(config.seed)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    channels_last = channels_last_on(config.channels_last, device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = CifarResNet18(splits.num_classes, config.width).to(device, memory_format=memory_format)
     loader = DeviceLoader(
         splits.train, config.batch_size, device, augmentation=Augmentation(config.crop, config.flip, config.cutout),
-        shuffle=True, drop_last=True, channels_last=config.channels_last, seed=config.seed,
+        shuffle=True, drop_last=True, channels_last=channels_last, seed=config.seed,
     )
     optimizer = build_optimizer(model, config)
     loss_fn = build_loss(splits.train.class_counts(splits.num_classes), config, device)

@@ -14,6 +14,7 @@ from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL, Checkpointer, Train
 from hpsearch.objectives.compiled import ModelKey, model_for, resolve_compile
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import NUM_CLASSES, CifarSplits, load_test_split, make_splits, resolve_data_dir
+from hpsearch.objectives.device import channels_last_on
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.losses import build_loss
@@ -68,16 +69,17 @@ def train(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     mode = resolve_compile(config.compile, device)
-    key = ModelKey(splits.num_classes, config.width, config.batch_size, mode, str(device), config.channels_last)
+    channels_last = channels_last_on(config.channels_last, device)
+    key = ModelKey(splits.num_classes, config.width, config.batch_size, mode, str(device), channels_last)
     cached = model_for(key, config.seed)
     model = cached.model
     train_loader = DeviceLoader(
         splits.train, config.batch_size, device,
         augmentation=Augmentation(config.crop, config.flip, config.cutout),
-        shuffle=True, drop_last=True, channels_last=config.channels_last, seed=config.seed,
+        shuffle=True, drop_last=True, channels_last=channels_last, seed=config.seed,
         sampling=config.sampling,
     )
-    val_loader = DeviceLoader(splits.val, EVAL_BATCH, device, channels_last=config.channels_last)
+    val_loader = DeviceLoader(splits.val, EVAL_BATCH, device, channels_last=channels_last)
     optimizer = build_optimizer(model, config, capturable=mode == "cudagraphs")
     schedule = LRSchedule(optimizer, config, len(train_loader))
     loss_fn = build_loss(splits.train.class_counts(splits.num_classes), config, device)
@@ -141,7 +143,7 @@ def train(
 
     if evaluate_test and result.status != "diverged":
         test_set = load_test_split(config, root)
-        test_loader = DeviceLoader(test_set, EVAL_BATCH, device, channels_last=config.channels_last)
+        test_loader = DeviceLoader(test_set, EVAL_BATCH, device, channels_last=channels_last)
         _, result.test_acc, result.test_bacc = _evaluate(cached.forward, model, test_loader, splits.num_classes,
                                                          autocast, mode != "off").tolist()
     result.seconds = time.perf_counter() - started
@@ -158,8 +160,9 @@ def evaluate_weights(config: TrainConfig, weights: dict[str, Any], *, data_dir: 
     num_classes = len(config.classes) if config.classes is not None else NUM_CLASSES
     model = CifarResNet18(num_classes, config.width)
     model.load_state_dict(weights)
-    model = model.to(device, memory_format=torch.channels_last if config.channels_last else torch.contiguous_format)
-    loader = DeviceLoader(split, EVAL_BATCH, device, channels_last=config.channels_last)
+    channels_last = channels_last_on(config.channels_last, device)
+    model = model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    loader = DeviceLoader(split, EVAL_BATCH, device, channels_last=channels_last)
     autocast = _autocast(device, config.precision)
     loss, acc, bacc = _evaluate(model, model, loader, num_classes, autocast, pad=False).tolist()
     return {"loss": loss, "acc": acc, "bacc": bacc}
