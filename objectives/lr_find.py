@@ -16,6 +16,7 @@ from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.losses import build_loss
 from hpsearch.objectives.model import CifarResNet18
 from hpsearch.objectives.optim import build_optimizer
+from hpsearch.objectives.result import StepCallback
 from hpsearch.objectives.train import _autocast, resolve_device
 
 
@@ -41,8 +42,10 @@ def lr_range_test(
     iterations: int = 200,
     blowup: float = 4.0,
     smoothing: float = 0.05,
+    on_step: StepCallback | None = None,
 ) -> RangeTest:
-    """Sweep the LR from start_lr to end_lr over `iterations` steps; stop once the loss passes blowup x its best."""
+    """Sweep the LR from start_lr to end_lr over `iterations` steps; stop once the loss passes blowup x its best.
+    `on_step(step, iterations)` is called after each step (a progress display)."""
     device = resolve_device(config.device)
     splits = make_splits(config, resolve_data_dir(data_dir))
     torch.manual_seed(config.seed)
@@ -79,6 +82,8 @@ def lr_range_test(
             losses.append(value)
             smoothed.append(smooth)
             best = min(best, smooth)
+            if on_step is not None:
+                on_step(step, iterations)
             if not math.isfinite(value) or smooth > blowup * best or step >= iterations:
                 break
         else:

@@ -24,7 +24,7 @@ from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import ensure_data, load_test_split, make_splits
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.result import EpochRecord, TrainResult
-from hpsearch.search.app import app
+from hpsearch.search.app import app, invoked_as
 from hpsearch.search.outputs import writable_dir
 from hpsearch.search.params import Finite
 from hpsearch.search.reproduce import CIFAR, exported_objective, search_path, train_export
@@ -99,9 +99,14 @@ def train_command(
         for i in range(seeds):
             run_config = config.replace(seed=config.seed + i)
             keeper = FileCheckpoint(out / f"checkpoint-seed{run_config.seed}.pt", resume=resume)
-            results.append(_train_with_progress(run_config, root, test, f"seed {run_config.seed}", keeper,
-                                                checkpoint_interval, stop))
+            try:
+                results.append(_train_with_progress(run_config, root, test, f"seed {run_config.seed}", keeper,
+                                                    checkpoint_interval, stop))
+            except KeyboardInterrupt:
+                _say_how_to_resume(keeper, config_path, seeds, out, test)
+                raise
             if stop and i + 1 < seeds:
+                _say_how_to_resume(keeper, config_path, seeds, out, test)
                 raise KeyboardInterrupt
     finals = [r.final_val_acc for r in results]
     metrics = {
@@ -152,8 +157,11 @@ def lr_find_command(
     resolve_device(config.device)
     root = ensure_data(data_dir, download)
     out = _prepare_out(out)
-    with console.status("LR range test"):
-        result = lr_range_test(config, data_dir=root, start_lr=start_lr, end_lr=end_lr, iterations=iterations)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:  # steps done of total, not a spinner for minutes
+        task = progress.add_task("LR range test steps", total=iterations)
+        result = lr_range_test(config, data_dir=root, start_lr=start_lr, end_lr=end_lr, iterations=iterations,
+                               on_step=lambda step, total: progress.update(task, completed=step))
     plot_range_test(result, out / "lr-find.png")
     suggestion = {"lr": result.suggestion(), "base_lr": result.base_lr, "max_lr": result.max_lr,
                   "iterations": len(result.lrs)}
@@ -179,6 +187,13 @@ def _train_other(spec: str, doc: dict, path: Path, seeds: int, test: bool, out: 
     click.echo(f"wrote {out / 'config.yaml'}, {out / 'metrics.json'}")
 
 
+def _say_how_to_resume(keeper: FileCheckpoint, config_path: Path, seeds: int, out: Path, test: bool) -> None:
+    saved = f"saved a checkpoint in {keeper.path}" if keeper.path.exists() else "no checkpoint was written yet"
+    again = (f"{invoked_as()} train --config {shlex.quote(str(config_path))} --seeds {seeds} "
+             f"--out {shlex.quote(str(out))}{' --test' if test else ''} --resume")
+    console.print(f"stopped: {saved}; carry on with: {again}", soft_wrap=True, markup=False, highlight=False)
+
+
 def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str, checkpoint: FileCheckpoint,
                          checkpoint_interval: float, stop: list[int]) -> TrainResult:
     from hpsearch.objectives.train import train
@@ -187,16 +202,20 @@ def _train_with_progress(config: TrainConfig, root: Path, test: bool, label: str
                TextColumn("{task.fields[metrics]}"))
     with Progress(*columns, console=console, transient=False) as progress:
         epochs = progress.add_task(f"{label} epochs", total=config.epochs, metrics="")
-        batches = progress.add_task("  batches", total=None, metrics="")
+        batches = progress.add_task("  training batches", total=None, metrics="")
 
         def on_step(b: int, total: int) -> None:
-            progress.update(batches, completed=b + 1, total=total)
+            # After the epoch's last batch comes its validation pass: the bar says so while it runs.
+            last = b + 1 == total
+            progress.update(batches, completed=b + 1, total=total,
+                            description="  validation pass" if last else "  training batches")
             if stop:
                 raise KeyboardInterrupt  # after this batch: train writes the checkpoint, then stops
 
         def on_epoch(r: EpochRecord) -> None:
             progress.update(epochs, advance=1, metrics=(
-                f"loss {r.train_loss:.3f}/{r.val_loss:.3f} acc {r.train_acc:.3f}/{r.val_acc:.3f} lr {r.lr:.2g}"))
+                f"train loss {r.train_loss:.3f} acc {r.train_acc:.3f} · validation loss {r.val_loss:.3f} "
+                f"acc {r.val_acc:.3f} · lr {r.lr:.2g}"))
 
         result = train(config, data_dir=root, on_epoch=on_epoch, on_step=on_step, evaluate_test=test,
                        checkpoint=checkpoint, checkpoint_interval=checkpoint_interval)

@@ -104,6 +104,11 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     state = patient(_finish, study, trial, result, value, plan.metric.name)
     if hook is not None:
         hook.discard()  # told: nothing resumes it (until then a retry after a storage outage would)
+    last = result.history[-1].value(plan.metric.name) if result.history else None
+    shown = value if value is not None else last
+    log.info("trial %d of %s: %s%s%s", trial.number, view.stage.name, state.name,
+             f", {plan.metric.name} {shown:.4f}" if shown is not None else "",
+             f" ({result.reason})" if result.reason else "")
     return state
 
 

@@ -179,11 +179,11 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
     with Heartbeat(storage, internals.trial_id(trial), options.heartbeat_interval, first_beat=first_beat,
                    on_lost=trial_stop.set):
         try:
-            state = run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
-                              stop=trial_stop, artifacts=options.artifacts,
-                              checkpoints=None if options.checkpoints is None else open_store(options.checkpoints),
-                              checkpoint_interval=options.checkpoint_interval, patience=options.grace_period)
-            log.info("%s: %s", where, state.name)
+            # The trial runner logs how the trial ended, with its value.
+            run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
+                      stop=trial_stop, artifacts=options.artifacts,
+                      checkpoints=None if options.checkpoints is None else open_store(options.checkpoints),
+                      checkpoint_interval=options.checkpoint_interval, patience=options.grace_period)
             return False
         except Interrupted:
             if _fail_and_retry(view, trial, "the worker was stopped (SIGTERM)", options):

@@ -80,6 +80,8 @@ class StorageTracebacks(logging.Filter):
         return True
 
 
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # of every worker log line, on stderr and in `hpsearch run`'s workers.log
+
 # Where the worker's own code logs storage errors with a traceback and carries on.
 _CARRY_ON_LOGGERS = ("hpsearch.search.trial_runner", "hpsearch.search.worker", "hpsearch.search.campaign")
 
@@ -100,8 +102,9 @@ def quiet_outages(outage: Outage, errors: tuple[type[BaseException], ...]) -> It
 
 def configure(level: int, queue: Any | None) -> None:
     """The worker process's logging: stderr with time and pid, or the parent's queue under `hpsearch run`."""
-    if queue is None:
-        logging.basicConfig(level=level, format=f"%(asctime)s worker {os.getpid()} %(message)s", force=True)
+    if queue is None:  # the format of `hpsearch run`'s workers.log lines, so both read alike
+        logging.basicConfig(level=level, format="%(asctime)s worker %(process)d %(levelname)s %(message)s",
+                            datefmt=TIME_FORMAT, force=True)
         return
     handler = logging.handlers.QueueHandler(queue)
     handler.setFormatter(logging.Formatter("%(message)s"))  # the parent adds the time and the worker
@@ -128,7 +131,7 @@ class LogRelay:
                 record = self._queue.get_nowait()
             except (queue_module.Empty, OSError, ValueError):
                 break
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+            stamp = time.strftime(TIME_FORMAT, time.localtime(record.created))
             message = record.getMessage()
             self._file.write(f"{stamp} worker {record.process} {record.levelname} {message}\n")
             lines = message.splitlines() or [""]

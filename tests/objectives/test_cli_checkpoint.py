@@ -125,6 +125,7 @@ def test_sigterm_stops_train_after_a_batch_and_resume_finishes_it_exactly(cifar_
     finally:
         proc.kill()
     assert proc.returncode == 130 and "interrupted" in err
+    assert f"saved a checkpoint in {checkpoint}" in " ".join(err.split()) and "--resume" in err, err
     stopped = torch.load(checkpoint, weights_only=True)
     assert 1 <= stopped["epoch"] < config.epochs
     assert main(train_args(path, cifar_dir, full)) == 0

@@ -36,11 +36,13 @@ def test_no_test_accuracy_without_the_flag(tmp_path: Path, cifar_dir: Path, tiny
     assert "test_acc" not in json.loads((tmp_path / "o" / "metrics.json").read_text())
 
 
-def test_lr_find_writes_plot_and_suggestion(tmp_path: Path, cifar_dir: Path, tiny_config: TrainConfig) -> None:
+def test_lr_find_writes_plot_and_suggestion(tmp_path: Path, cifar_dir: Path, tiny_config: TrainConfig,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path / "c.yaml", tiny_config)
     out = tmp_path / "lr"
     assert main(["lr-find", "--config", str(cfg), "--data-dir", str(cifar_dir), "--out", str(out),
                  "--iterations", "30"]) == 0
+    assert "LR range test steps" in capsys.readouterr().err  # steps done of total, not a spinner
     suggestion = yaml.safe_load((out / "lr-find.yaml").read_text())
     assert suggestion["lr"]["log"] is True and 0 < suggestion["lr"]["low"] < suggestion["lr"]["high"]
     assert (out / "lr-find.png").read_bytes()[:4] == b"\x89PNG"
