@@ -20,6 +20,13 @@ from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.model import CifarResNet18
 
 MAX_CACHED = 4  # model shapes kept per process; a search over widths would otherwise hold every one
+if not torch.cuda.is_available():
+    # On a CPU-only machine torch.compile keeps the contiguous layout instead of turning convolutions to
+    # channels-last, as `channels_last_on` does for eager runs: oneDNN's channels-last convolution backward hangs
+    # on some CPUs (an AMD EPYC with AVX2, torch 2.14), and with one thread corrupts memory.
+    import torch._inductor.config as inductor_config
+
+    inductor_config.layout_optimization = False
 # torch.compile's backend; a CPU smoke run of the GPU benchmark sets "eager" to check its code paths in seconds.
 COMPILE_BACKEND: str | Callable[..., Any] = "inductor"
 

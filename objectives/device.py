@@ -26,6 +26,7 @@ def channels_last_on(asked: bool, device: torch.device) -> bool:
 
     On the CPU the contiguous layout is kept: it is what the CPU's convolutions are fast at, and oneDNN's
     channels-last convolution backward hangs, or corrupts memory with one thread, on some CPUs (seen with torch
-    2.14 on an AMD EPYC with AVX2). The layout never changes the math beyond float rounding.
+    2.14 on an AMD EPYC with AVX2; `objectives/compiled.py` keeps torch.compile from choosing that layout on
+    such a machine). The layout never changes the math beyond float rounding.
     """
     return asked and device.type == "cuda"
