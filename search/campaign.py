@@ -15,7 +15,6 @@ import logging
 import random
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +26,7 @@ from hpsearch.search.errors import CampaignFailed, CampaignMissing
 from hpsearch.search.notes import write_stage_note
 from hpsearch.search.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.record import TrialRecord
+from hpsearch.search.retries import retry_trial
 from hpsearch.search.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.space import PlanError, Space, space_from_json, space_to_json
 from hpsearch.search.stage_logic import (
@@ -48,7 +48,7 @@ from hpsearch.search.stage_logic import (
 )
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.claims import claim_waiting
-from hpsearch.storage.enqueue import add_trials_once, queue_retry
+from hpsearch.storage.enqueue import add_trials_once
 from hpsearch.storage.waiting import claim_remembered, remember_waiting, take_waiting
 
 # The stage logic's names, for the modules that read a campaign's trials.
@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 
 FAILED = "failed"  # the first stage's user attribute: why the campaign stopped, when its objective kept failing
 OBJECTIVE_PATH = "objective_path"  # the folder a user's objective module was found in at init
-GIVEN_UP = "given_up:"  # a stage's user attribute per slot whose retries were used up: the stage ends under budget
 
 
 def study_name(plan_name: str, stage: Stage) -> str:
@@ -336,36 +335,6 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
 def enqueue_slots(storage: BaseStorage, study_id: int, templates: list[FrozenTrial]) -> int:
     """Add the WAITING slot trials whose slot the study does not have yet, in one step; returns how many."""
     return add_trials_once(storage, study_id, templates, key=SLOT)
-
-
-def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry: int,
-                on_given_up: Callable[[FrozenTrial], None] | None = None) -> bool:
-    """Enqueue the retry of failed `trial` (Optuna's copy: its slot, params and retry history; user attribute
-    `retry_of` says from where and why), unless retries are used up or its slot has a live or finished trial.
-    When its retries are used up the slot is recorded as given up and `on_given_up` is called with `trial`
-    (`queue_retry`, which the stale-trial check shares)."""
-    return bool(queue_retry(internals.study_storage(study), internals.study_id(study), trial, reason, max_retry,
-                            unique_key=SLOT, on_given_up=record_given_up(study, reason, on_given_up)))
-
-
-def record_given_up(study: optuna.Study, reason: str,
-                    then: Callable[[FrozenTrial], None] | None = None) -> Callable[[FrozenTrial], None]:
-    """What runs when a slot's retries are used up: the stage's `given_up:<slot>` attribute says which trial
-    failed last and why (status, run and export report the stage as under budget), then `then`."""
-    def record(trial: FrozenTrial) -> None:
-        slot = trial.system_attrs.get(SLOT)
-        if slot is not None:
-            why = trial.user_attrs.get("fail_reason") or reason
-            study.set_user_attr(f"{GIVEN_UP}{slot}", {"trial": trial.number, "reason": why})
-        if then is not None:
-            then(trial)
-    return record
-
-
-def given_up(study_attrs: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """Slot -> {trial, reason} of the stage's slots whose retries were used up, from its study's attributes."""
-    return {int(k[len(GIVEN_UP):]): dict(v) for k, v in study_attrs.items()
-            if k.startswith(GIVEN_UP) and isinstance(v, dict)}
 
 
 def _study_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:

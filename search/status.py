@@ -15,10 +15,11 @@ from rich.table import Table
 from rich.text import Text
 
 from hpsearch.objectives.objective import VAL_ACC, Metric
-from hpsearch.search.campaign import DUPLICATE, Campaign, StageView, given_up, rank
+from hpsearch.search.campaign import DUPLICATE, Campaign, StageView, rank
 from hpsearch.search.cost import EPOCH_EQUIVALENTS, Cost, total
 from hpsearch.search.plan import Stage, StageKind
 from hpsearch.search.record import found_lr_range
+from hpsearch.search.retries import given_up
 from hpsearch.search.space import Space, space_to_data
 from hpsearch.search.stage_logic import config_groups
 from hpsearch.search.summary import StageSummary

@@ -21,12 +21,13 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.objective import Objective, describe_failure
 from hpsearch.search import fused_runner
-from hpsearch.search.campaign import SLOT, Campaign, Claim, StageView, record_given_up, retry_trial, study_name
+from hpsearch.search.campaign import SLOT, Campaign, Claim, StageView, study_name
 from hpsearch.search.checkpoints import discard_checkpoint, open_store
 from hpsearch.search.errors import CampaignFailed
 from hpsearch.search.notes import write_trial_note
 from hpsearch.search.objective import objective_for
 from hpsearch.search.plan import Plan
+from hpsearch.search.retries import record_given_up, retry_trial
 from hpsearch.search.stage_logic import ERROR
 from hpsearch.search.trial_runner import Interrupted, run_trial
 from hpsearch.search.worker_log import Outage, quiet_outages
