@@ -184,10 +184,10 @@ def _run_simple(objective: Objective, params: dict[str, Any], trial: optuna.Tria
     """A simple objective's run: `f(params[, report])`; `report` is `trial.report` plus the pruning decision."""
     history: list[EpochRecord] = []
     pruner_name = type(trial.study.pruner).__name__
-    started = last = time.monotonic()
+    started = last = written = time.monotonic()
 
     def report(value: float, step: int) -> None:
-        nonlocal last
+        nonlocal last, written
         if stop.is_set():
             raise Interrupted
         value, step = _reported(value, step)
@@ -198,8 +198,9 @@ def _run_simple(objective: Objective, params: dict[str, Any], trial: optuna.Tria
         history.append(EpochRecord(step, seconds=round(now - last, 4), metrics={metric.name: value}))
         last = now
         patient(trial.report, value, step)
-        if now - started >= LIVE_HISTORY_MIN_S:
+        if now - written >= LIVE_HISTORY_MIN_S:  # live curves at most once a second, however fast it reports
             patient(trial.set_user_attr, "history", [r.to_dict() for r in history])
+            written = now
         if patient(trial.should_prune):
             raise Pruned(f"pruned by {pruner_name} at step {step}: {metric.label} {value:.4g} fell behind the "
                          "other trials")
