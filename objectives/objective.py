@@ -199,7 +199,8 @@ OBJECTIVES: dict[str, Objective] = {
 
 def get_objective(spec: str, search_path: Iterable[str | Path] = ()) -> Objective:
     """A registered name, or `module:attribute` naming an objective function or an `Objective`; the module is
-    looked for in `search_path` (the plan file's folder, say), then the working directory, then `sys.path`."""
+    looked for on `sys.path` (PYTHONPATH, the installed packages), then in `search_path` (the plan file's folder,
+    say), then in the working directory."""
     if spec in OBJECTIVES:
         return OBJECTIVES[spec]
     module_name, _, attr = spec.partition(":")
@@ -227,9 +228,9 @@ def get_objective(spec: str, search_path: Iterable[str | Path] = ()) -> Objectiv
 def import_objective_module(module_name: str, spec: str, search_path: Iterable[str | Path] = ()) -> Any:
     """Import the module of a `module:attribute` objective; any failure is one ObjectiveNotFound line naming the
     module, the exception and where it was raised."""
-    for folder in [*map(str, search_path), str(Path.cwd())][::-1]:
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
+    for folder in [*map(str, search_path), str(Path.cwd())]:
+        if folder not in sys.path:  # after the installed packages: a user's yaml.py must not shadow PyYAML
+            sys.path.append(folder)
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as e:
