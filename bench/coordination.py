@@ -162,8 +162,8 @@ def hpsearch_worker(args: list[str]) -> int:
     """One `hpsearch worker` process, started by `start_gated`."""
     import psycopg2  # noqa: F401 - the driver, loaded before the gate as plain Optuna's is
 
-    from hpsearch.search import worker  # noqa: F401 - what the worker command imports when it starts
     from hpsearch.search.cli import main
+    from hpsearch.search.run import worker  # noqa: F401 - what the worker command imports when it starts
 
     wait_for_gate()
     return main(["worker", *args])

@@ -7,7 +7,7 @@ has the later ones) with the synthetic objective
 in place of CIFAR-10. The baselines search the same base config and space in one stage at the final stage's
 fidelity (all the data, the same epochs): TPE + median pruner, TPE + Hyperband, random + median pruner, and
 Optuna's GPSampler (no pruner). Every campaign runs through the product: `init_campaign` and the worker loop
-(`hpsearch.search.worker.work`) in this process, on a journal file in a temporary folder.
+(`hpsearch.search.run.worker.work`) in this process, on a journal file in a temporary folder.
 
 Cost is counted in epoch-equivalents: epochs run x data fraction x (width / 64)^2 per trial, pruned, diverged
 and failed trials included (an LR range test reports no epoch and counts 0). Each repetition first runs the
@@ -91,12 +91,12 @@ from scipy.optimize import minimize
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.synthetic import true_value
-from hpsearch.search.campaign import init_campaign
-from hpsearch.search.cost import epoch_equivalents
-from hpsearch.search.export import best_configs
-from hpsearch.search.plan import Plan
-from hpsearch.search.space import Space, active_params, is_active
-from hpsearch.search.worker import WorkerOptions, work
+from hpsearch.search.plan.plan import Plan
+from hpsearch.search.plan.space import Space, active_params, is_active
+from hpsearch.search.run.campaign import init_campaign
+from hpsearch.search.run.cost import epoch_equivalents
+from hpsearch.search.run.worker import WorkerOptions, work
+from hpsearch.search.watch.export import best_configs
 from hpsearch.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -58,8 +58,8 @@ import landscapes
 import search_quality as sq
 
 from hpsearch.objectives.objective import OBJECTIVES, Objective
-from hpsearch.search.plan import Plan
-from hpsearch.search.space import active_params, sample_params
+from hpsearch.search.plan.plan import Plan
+from hpsearch.search.plan.space import active_params, sample_params
 
 C2F = "coarse-to-fine"
 

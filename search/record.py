@@ -30,7 +30,7 @@ class TrialRecord:
     history: list[EpochRecord] = field(default_factory=list)
     status: str | None = None  # completed | stopped | diverged: how training ended
     seconds: float | None = None  # training time
-    cost: dict[str, Any] | None = None  # what it consumed (search/cost.py `recorded`)
+    cost: dict[str, Any] | None = None  # what it consumed (search/run/cost.py `recorded`)
     pruned_reason: str | None = None  # why training stopped early (pruned, diverged)
     fail_reason: str | None = None  # why the trial failed (a crash, a stop, a config the space allowed)
     resumed_from_epoch: int | None = None  # epochs restored from its predecessor's checkpoint

@@ -11,8 +11,8 @@ COMMANDS = ("dashboard", "export", "init", "list", "lr-find", "report", "run", "
             "worker")
 
 
-@pytest.mark.parametrize("first", ["hpsearch.search.cli", "hpsearch.search.cmd_campaign", "hpsearch.search.cmd_train",
-                                   "hpsearch.search.cmd_watch"])
+@pytest.mark.parametrize("first", ["hpsearch.search.cli", "hpsearch.search.cli.cmd_campaign",
+                                   "hpsearch.search.cli.cmd_train", "hpsearch.search.cli.cmd_watch"])
 def test_any_module_imports_first_and_help_lists_every_command_without_torch(first: str) -> None:
     code = (f"import sys, importlib; importlib.import_module({first!r}); from hpsearch.search.cli import app, main; "
             "assert sorted(app.commands) == sorted(sys.argv[1:]), sorted(app.commands); "

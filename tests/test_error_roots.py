@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from hpsearch.objectives.errors import ConfigError, DataError, ObjectiveError
-from hpsearch.search import cmd_campaign
-from hpsearch.search.cli import BAD_INPUT_ERRORS, main
+from hpsearch.search.cli import BAD_INPUT_ERRORS, cmd_campaign, main
 from hpsearch.search.errors import OptionError, PlanError, SearchError
 from hpsearch.storage.errors import StorageError
 

@@ -1,4 +1,5 @@
 """Imports only go down: search -> objectives, storage; objectives and storage know nothing above them.
+Inside search, the sub-packages form layers: cli -> watch -> run -> plan -> the modules at the top of search/.
 
 Static: every import in the packages' files is parsed with `ast`, including imports inside functions and
 `importlib.import_module("...")` calls with a literal name, so a lazy import cannot hide a cycle.
@@ -68,11 +69,44 @@ def test_the_check_sees_lazy_relative_and_dynamic_imports() -> None:
 import os
 def later():
     import optuna.trial
-    from hpsearch.search import plan
+    from hpsearch.search.plan import plan
     from ..storage import open_storage
     from . import config
     importlib.import_module("hpsearch.search.cli")
 '''
     modules = {m for _, m in imported_modules(source, "objectives")}
-    assert {"optuna.trial", "hpsearch.search", "hpsearch.storage.open_storage", "hpsearch.objectives.config",
+    assert {"optuna.trial", "hpsearch.search.plan", "hpsearch.storage.open_storage", "hpsearch.objectives.config",
             "hpsearch.search.cli", "os"} <= modules
+
+
+# search's sub-packages, lowest first: each imports only from those before it (and itself); the modules at the
+# top of search/ (errors, record, invocation) import none of them.
+SEARCH_LAYERS = ("plan", "run", "watch", "cli")
+
+
+def search_violations() -> list[str]:
+    out = []
+    for path in sorted((ROOT / "search").rglob("*.py")):
+        rel = path.relative_to(ROOT / "search")
+        if rel.name == "__main__.py":
+            continue
+        own = rel.parts[0] if len(rel.parts) > 1 else None
+        allowed = SEARCH_LAYERS[: SEARCH_LAYERS.index(own) + 1] if own else ()
+        package = "search" if own is None else f"search.{own}"
+        for line, module in imported_modules(path.read_text(), package):
+            parts = module.split(".")
+            if parts[:2] != ["hpsearch", "search"] or len(parts) < 3 or parts[2] not in SEARCH_LAYERS:
+                continue
+            if parts[2] not in allowed:
+                out.append(f"search/{rel}:{line} imports {module}")
+    return out
+
+
+def test_search_subpackages_import_only_downward() -> None:
+    found = search_violations()
+    assert not found, "imports against search's layers (cli -> watch -> run -> plan):\n" + "\n".join(found)
+
+
+def test_search_has_no_loose_modules_but_its_base() -> None:
+    loose = sorted(p.name for p in (ROOT / "search").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "errors.py", "invocation.py", "record.py"], loose

@@ -67,7 +67,7 @@ import optuna.storages._rdb.models
 from optuna.storages._rdb import models
 from optuna.storages import BaseStorage, _CachedStorage
 from optuna_dashboard._note import split_body
-from hpsearch.search.plan import _private_helper_of_ours
+from hpsearch.search.plan.plan import _private_helper_of_ours
 def f(study, self):
     study._storage.get_trial(trial._trial_id)
     self._own_state

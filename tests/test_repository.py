@@ -40,7 +40,8 @@ SAMPLES = ("artifacts/watch.coarse/3/curves.png", "hpsearch.journal", "x/c.journ
 def test_the_pattern_catches_what_the_project_generates() -> None:
     for name in SAMPLES:
         assert GENERATED.search(name), name
-    for name in ("docs/trial-path.png", "examples/demo.yaml", "search/report_plots.py", "tests/watch/test_report.py"):
+    for name in ("docs/trial-path.png", "examples/demo.yaml", "search/watch/report_plots.py",
+                 "tests/watch/test_report.py"):
         assert not GENERATED.search(name), name
 
 

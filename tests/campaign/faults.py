@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from optuna.trial import TrialState
 
-from hpsearch.search.campaign import DUPLICATE
+from hpsearch.search.run.campaign import DUPLICATE
 from hpsearch.storage import HEARTBEAT_ATTR, open_storage
 from hpsearch.storage.journal_lock import flocked
 from hpsearch.storage.urls import parse_storage_string

@@ -12,9 +12,9 @@ from pathlib import Path
 import yaml
 from optuna.trial import TrialState
 
-from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, load_plan, rank
-from hpsearch.search.narrow import narrow
-from hpsearch.search.space import space_to_json
+from hpsearch.search.plan.narrow import narrow
+from hpsearch.search.plan.space import space_to_json
+from hpsearch.search.run.campaign import DUPLICATE, SLOT, Campaign, load_plan, rank
 from hpsearch.storage import open_storage
 
 PLAN = {

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from hpsearch.search.cli import main
-from hpsearch.search.worker import WorkerOptions, work
+from hpsearch.search.run.worker import WorkerOptions, work
 from tests.campaign.helpers import PLAN, write_plan
 from tests.cifar_files import write_cifar
 

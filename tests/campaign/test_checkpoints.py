@@ -19,10 +19,10 @@ from optuna.trial import TrialState
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.model import CifarResNet18
 from hpsearch.objectives.train import evaluate_weights
-from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign
-from hpsearch.search.checkpoints import POINTER
 from hpsearch.search.cli import main
-from hpsearch.search.worker import WorkerOptions, work
+from hpsearch.search.run.campaign import DUPLICATE, SLOT, Campaign
+from hpsearch.search.run.checkpoints import POINTER
+from hpsearch.search.run.worker import WorkerOptions, work
 from hpsearch.storage import open_storage
 from tests.campaign.faults import SMALL_STAGES, all_trials, duplicates, running_trial_of, study_of
 from tests.campaign.helpers import PLAN, start_workers, wait_all, write_plan

@@ -8,7 +8,7 @@ import yaml
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.cli import main
-from hpsearch.search.worker import WorkerOptions, work
+from hpsearch.search.run.worker import WorkerOptions, work
 from tests.campaign.helpers import PLAN, write_plan
 from tests.cifar_files import write_cifar
 
@@ -88,9 +88,9 @@ def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_an_lr_range_test_stage_sets_the_next_stages_lr_bounds(tmp_path: Path) -> None:
-    from hpsearch.search.campaign import Campaign, load_plan
-    from hpsearch.search.narrow import set_lr_range
-    from hpsearch.search.space import space_to_json
+    from hpsearch.search.plan.narrow import set_lr_range
+    from hpsearch.search.plan.space import space_to_json
+    from hpsearch.search.run.campaign import Campaign, load_plan
     from hpsearch.storage import open_storage
 
     journal = str(tmp_path / "c.journal")

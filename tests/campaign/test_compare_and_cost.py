@@ -13,11 +13,11 @@ import yaml
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
-from hpsearch.search.campaign import DUPLICATE, SLOT, Campaign, load_plan, rank
 from hpsearch.search.cli import main
-from hpsearch.search.cost import total
-from hpsearch.search.summary import campaign_summary, trial_cost_of
-from hpsearch.search.worker import WorkerOptions, work
+from hpsearch.search.run.campaign import DUPLICATE, SLOT, Campaign, load_plan, rank
+from hpsearch.search.run.cost import total
+from hpsearch.search.run.worker import WorkerOptions, work
+from hpsearch.search.watch.summary import campaign_summary, trial_cost_of
 from hpsearch.storage import open_storage
 from tests.campaign.helpers import PLAN, write_plan
 

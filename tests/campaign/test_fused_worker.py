@@ -16,10 +16,10 @@ import torch
 from optuna.trial import TrialState
 
 from hpsearch.objectives import fused_step
-from hpsearch.search.campaign import SLOT
 from hpsearch.search.cli import main
 from hpsearch.search.record import TrialRecord
-from hpsearch.search.worker import WorkerOptions, work
+from hpsearch.search.run.campaign import SLOT
+from hpsearch.search.run.worker import WorkerOptions, work
 from tests.campaign.faults import all_trials, running_trial_of
 from tests.campaign.helpers import PLAN, start_workers, wait_all, write_plan
 from tests.cifar_files import write_cifar
@@ -73,7 +73,7 @@ def test_a_fused_worker_runs_the_stage_with_exact_budgets(tmp_path: Path) -> Non
 
 def test_trials_that_cannot_fuse_run_alone_and_say_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     journal, cifar = fused_campaign(tmp_path, 2, 1, optimizer="nadam")
-    with caplog.at_level(logging.INFO, logger="hpsearch.search.fused_runner"):
+    with caplog.at_level(logging.INFO, logger="hpsearch.search.run.fused_runner"):
         assert work("syn", WorkerOptions(storage=journal, data_dir=cifar, fuse=3), threading.Event()) == 2
     trials = all_trials(journal)
     assert all(t.state.is_finished() and "fused" not in TrialRecord.of(t).worker for t in trials)
@@ -87,7 +87,7 @@ def test_fuse_says_once_why_a_synthetic_stage_runs_one_at_a_time(tmp_path: Path,
     journal = str(tmp_path / "c.journal")
     stages = [{**PLAN["stages"][0], "n_trials": 4, "overrides": {"epochs": 2}}]
     assert main(["init", str(write_plan(tmp_path / "plan.yaml", stages=stages)), "--storage", journal]) == 0
-    with caplog.at_level(logging.INFO, logger="hpsearch.search.fused_runner"):
+    with caplog.at_level(logging.INFO, logger="hpsearch.search.run.fused_runner"):
         assert work("syn", WorkerOptions(storage=journal, fuse=4), threading.Event()) == 4
     said = [r.getMessage() for r in caplog.records if "--fuse" in r.getMessage()]
     assert said == ["--fuse: objective 'synthetic' has no fused trainer (only cifar10-resnet18 does); its trials "

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.search import campaign
-from hpsearch.search.campaign import Campaign, init_campaign, load_plan, open_stage, rank
-from hpsearch.search.plan import load_plan as load_plan_file
-from hpsearch.search.stage_logic import next_space
-from hpsearch.search.worker import WorkerOptions, work
+from hpsearch.search.plan.plan import load_plan as load_plan_file
+from hpsearch.search.plan.stage_logic import next_space
+from hpsearch.search.run import campaign
+from hpsearch.search.run.campaign import Campaign, init_campaign, load_plan, open_stage, rank
+from hpsearch.search.run.worker import WorkerOptions, work
 from hpsearch.storage import open_storage
 from tests.campaign.helpers import check_campaign, write_plan
 

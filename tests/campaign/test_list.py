@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
-from hpsearch.search.worker import WorkerOptions, work
+from hpsearch.search.run.worker import WorkerOptions, work
 from tests.campaign.helpers import PLAN, write_plan
 
 
@@ -47,7 +47,7 @@ def test_list_of_an_empty_storage_says_how_to_start(tmp_path: Path, capsys: pyte
 
 
 def test_list_ranks_by_the_plans_metric_direction(tmp_path: Path) -> None:
-    from hpsearch.search.listing import campaign_lines
+    from hpsearch.search.watch.listing import campaign_lines
     from hpsearch.storage import open_storage
 
     journal = str(tmp_path / "c.journal")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hpsearch.search.campaign import Campaign
 from hpsearch.search.cli import main
-from hpsearch.search.progress import running_trials
-from hpsearch.search.run_view import StageBars
+from hpsearch.search.cli.progress import running_trials
+from hpsearch.search.cli.run_view import StageBars
+from hpsearch.search.run.campaign import Campaign
 from hpsearch.storage import open_storage
 from tests.campaign.helpers import PLAN, start_workers, wait_all, write_plan
 from tests.campaign.test_workers import STEADY_SPACE

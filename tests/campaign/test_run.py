@@ -12,7 +12,7 @@ import yaml
 from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
-from hpsearch.search.space import PlanError
+from hpsearch.search.plan.space import PlanError
 from tests.campaign.faults import SMALL_STAGES, all_trials
 from tests.campaign.helpers import check_campaign, finished_count, worker_env, write_plan
 from tests.campaign.test_workers import STEADY_SPACE

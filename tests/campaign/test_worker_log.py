@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError
 
-from hpsearch.search.worker import STORAGE_ERRORS
-from hpsearch.search.worker_log import Outage, quiet_outages
+from hpsearch.search.run.worker import STORAGE_ERRORS
+from hpsearch.search.run.worker_log import Outage, quiet_outages
 
 
 def _outage_error() -> StorageInternalError:
@@ -30,7 +30,7 @@ def test_an_outage_is_two_lines_whatever_fails_during_it(caplog: pytest.LogCaptu
             try:
                 raise _outage_error()
             except StorageInternalError:
-                logging.getLogger("hpsearch.search.trial_runner").exception("could not write the note of trial 3")
+                logging.getLogger("hpsearch.search.run.trial_runner").exception("could not write the note of trial 3")
         outage.ok()
         outage.ok()
     text = caplog.text

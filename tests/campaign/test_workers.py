@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
-from hpsearch.search.status import campaign_status
+from hpsearch.search.watch.status import campaign_status
 from hpsearch.storage import open_storage
 from tests.campaign.faults import duplicates
 from tests.campaign.helpers import PLAN, check_campaign, finished_count, start_workers, wait_all, write_plan

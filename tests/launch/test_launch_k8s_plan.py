@@ -8,7 +8,7 @@ import subprocess
 import yaml
 from conftest import EXAMPLE_PLAN, K8S_DIR
 
-from hpsearch.search.plan import load_plan
+from hpsearch.search.plan.plan import load_plan
 
 K8S_PLAN = K8S_DIR / "base" / EXAMPLE_PLAN.name
 

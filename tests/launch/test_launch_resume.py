@@ -16,8 +16,8 @@ import yaml
 from container import ContainerDirs, image_env, image_workdir
 from worker_argv import COMPOSE_FILE, compose_worker_argv, k8s_worker_argv
 
-from hpsearch.search.checkpoints import POINTER
 from hpsearch.search.cli import main
+from hpsearch.search.run.checkpoints import POINTER
 from tests.campaign.faults import running_trial_of, study_of
 from tests.campaign.helpers import PLAN, wait_all
 from tests.campaign.test_checkpoints import _checkpointed, _whole_curve

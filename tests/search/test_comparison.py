@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from hpsearch.search.comparison import compare_variants, mean_interval, welch
+from hpsearch.search.watch.comparison import compare_variants, mean_interval, welch
 
 NAN = math.nan
 

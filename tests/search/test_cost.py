@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hpsearch.search.cost import Cost, epoch_equivalents, recorded, stored_cost, total, trial_cost
+from hpsearch.search.run.cost import Cost, epoch_equivalents, recorded, stored_cost, total, trial_cost
 
 EQUIVALENTS = [
     # epochs, data_fraction, width, full-data width-64 epochs

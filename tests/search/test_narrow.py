@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from hpsearch.search.narrow import NarrowRule, narrow, parse_narrow_rule, set_lr_range
-from hpsearch.search.space import PlanError, Space, active_params, is_active, parse_space
+from hpsearch.search.plan.narrow import NarrowRule, narrow, parse_narrow_rule, set_lr_range
+from hpsearch.search.plan.space import PlanError, Space, active_params, is_active, parse_space
 
 LR_LOG = {"type": "float", "low": 1.0e-3, "high": 1.0, "log": True}
 WARMUP = {"type": "float", "low": 0.0, "high": 4.0}

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hpsearch.search.narrow import NarrowRule, narrow, parse_narrow_rule, rule_to_data, what_changed
-from hpsearch.search.plan import Plan
-from hpsearch.search.space import PlanError, Space, active_params, is_active, parse_space
-from hpsearch.search.stage_logic import next_space
+from hpsearch.search.plan.narrow import NarrowRule, narrow, parse_narrow_rule, rule_to_data, what_changed
+from hpsearch.search.plan.plan import Plan
+from hpsearch.search.plan.space import PlanError, Space, active_params, is_active, parse_space
+from hpsearch.search.plan.stage_logic import next_space
 from tests.search.test_narrow import contains, spaces, values_in, width
 
 

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from hpsearch.objectives.config import TrainConfig
-from hpsearch.search.narrow import NarrowRule
-from hpsearch.search.plan import Plan, PlanError, Stage, load_plan, plan_fingerprint
-from hpsearch.search.samplers import Spec, make_pruner, make_sampler
-from hpsearch.search.space import space_from_json, space_to_json
+from hpsearch.search.plan.narrow import NarrowRule
+from hpsearch.search.plan.plan import Plan, PlanError, Stage, load_plan, plan_fingerprint
+from hpsearch.search.plan.samplers import Spec, make_pruner, make_sampler
+from hpsearch.search.plan.space import space_from_json, space_to_json
 
 EXAMPLES_DIR = Path(__file__).parents[2] / "examples"
 EXAMPLES = sorted(p for p in EXAMPLES_DIR.glob("*.yaml") if not p.name.startswith("config-"))

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hpsearch.search.plan import Plan, PlanError, plan_fingerprint
-from hpsearch.search.stage_logic import slot_templates
+from hpsearch.search.plan.plan import Plan, PlanError, plan_fingerprint
+from hpsearch.search.plan.stage_logic import slot_templates
 
 SPACE = {"lr": {"type": "float", "low": 1.0e-3, "high": 1.0, "log": True},
          "momentum": {"type": "float", "low": 0.5, "high": 0.99}}
@@ -84,7 +84,7 @@ def test_practice_check_compares_what_practitioners_report() -> None:
     from pathlib import Path
 
     from hpsearch.objectives.config import TrainConfig
-    from hpsearch.search.plan import load_plan
+    from hpsearch.search.plan.plan import load_plan
 
     p = load_plan(Path(__file__).parents[2] / "examples" / "practice-check.yaml")
     assert len(p.space) == 0 and all(s.kind == "compare" and s.compare_on == "base" for s in p.stages)

@@ -7,7 +7,7 @@ import importlib.util
 import optuna
 import pytest
 
-from hpsearch.search.samplers import (
+from hpsearch.search.plan.samplers import (
     PRUNERS,
     SAMPLERS,
     make_pruner,
@@ -17,7 +17,7 @@ from hpsearch.search.samplers import (
     sampler_spec,
     shares_seed,
 )
-from hpsearch.search.space import PlanError, parse_space, sample_params
+from hpsearch.search.plan.space import PlanError, parse_space, sample_params
 
 HAS_SCIPY = importlib.util.find_spec("scipy") is not None
 

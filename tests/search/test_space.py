@@ -15,7 +15,7 @@ from optuna.distributions import (
     json_to_distribution,
 )
 
-from hpsearch.search.space import (
+from hpsearch.search.plan.space import (
     PlanError,
     active_params,
     parse_space,
@@ -184,7 +184,7 @@ def test_bad_space_is_one_line_naming_the_key(data: dict, message: str) -> None:
 
 def test_search_modules_import_without_torch() -> None:
     code = (
-        "import sys, hpsearch.search.plan, hpsearch.search.narrow, hpsearch.search.samplers; "
+        "import sys, hpsearch.search.plan.plan, hpsearch.search.plan.narrow, hpsearch.search.plan.samplers; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

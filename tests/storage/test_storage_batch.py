@@ -8,7 +8,7 @@ import pytest
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from hpsearch.search.notes import save_first_note
+from hpsearch.search.run.notes import save_first_note
 from hpsearch.storage import open_storage
 from hpsearch.storage.batch import set_study_system_attrs, set_trial_user_attrs
 

@@ -9,9 +9,9 @@ import optuna
 from optuna.storages import BaseStorage
 
 from hpsearch.objectives.objective import get_objective
-from hpsearch.search.campaign import Campaign
-from hpsearch.search.plan import Plan
-from hpsearch.search.trial_runner import run_trial
+from hpsearch.search.plan.plan import Plan
+from hpsearch.search.run.campaign import Campaign
+from hpsearch.search.run.trial_runner import run_trial
 from tests.campaign.helpers import PLAN as CAMPAIGN_PLAN
 
 # The campaign tests' plan, smaller: fewer trials keep the notes and report tests quick.

@@ -20,8 +20,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.train import train
-from hpsearch.search.notes import annotate_trial
 from hpsearch.search.record import TrialRecord
+from hpsearch.search.run.notes import annotate_trial
 from tests.cifar_files import write_cifar
 from tests.watch.helpers import PLAN, run_campaign
 

@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.search import cmd_watch  # noqa: F401  (registers the commands)
-from hpsearch.search.cli import main
+from hpsearch.search.cli import (
+    cmd_watch,  # noqa: F401  (registers the commands)
+    main,
+)
 
 
 def test_port_in_use_is_one_line_of_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

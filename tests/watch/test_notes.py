@@ -7,10 +7,10 @@ from optuna.artifacts import FileSystemArtifactStore, get_all_artifact_meta
 from optuna.trial import TrialState
 
 from hpsearch.objectives.result import EpochRecord
-from hpsearch.search.notes import annotate_trial, upload_curves, write_stage_note, write_trial_note
-from hpsearch.search.plan import Plan
+from hpsearch.search.plan.plan import Plan
+from hpsearch.search.plan.space import space_from_json
 from hpsearch.search.record import TrialRecord
-from hpsearch.search.space import space_from_json
+from hpsearch.search.run.notes import annotate_trial, upload_curves, write_stage_note, write_trial_note
 from tests.watch.conftest import Campaign
 from tests.watch.helpers import PLAN, journal
 
@@ -79,6 +79,6 @@ def test_notes_accept_a_live_trial_and_rewrite_in_place(tmp_path: Path) -> None:
 
 
 def _space_json(plan: Plan) -> dict:
-    from hpsearch.search.space import space_to_json
+    from hpsearch.search.plan.space import space_to_json
 
     return space_to_json(plan.space)

@@ -7,8 +7,8 @@ from pathlib import Path
 import optuna
 from PIL import Image
 
-from hpsearch.search import report_plots
-from hpsearch.search.report import write_report
+from hpsearch.search.watch import report_plots
+from hpsearch.search.watch.report import write_report
 from tests.watch.conftest import Campaign
 
 PNG = b"\x89PNG\r\n\x1a\n"

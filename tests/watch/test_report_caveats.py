@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpsearch.search import report_plots
 from hpsearch.search.cli import main
+from hpsearch.search.watch import report_plots
 from tests.watch.conftest import Campaign
 
 

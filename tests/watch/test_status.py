@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from hpsearch.search.export import best_configs
-from hpsearch.search.report import render_report
-from hpsearch.search.status import campaign_status, status_table
+from hpsearch.search.watch.export import best_configs
+from hpsearch.search.watch.report import render_report
+from hpsearch.search.watch.status import campaign_status, status_table
 from tests.watch.conftest import Campaign
 from tests.watch.helpers import PLAN, journal, run_campaign
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from hpsearch.search.cli import main
-from hpsearch.search.worker import WorkerOptions, work
+from hpsearch.search.run.worker import WorkerOptions, work
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PLANS = sorted(p.name for p in EXAMPLES.glob("*.yaml") if "stages" in yaml.safe_load(p.read_text()))

@@ -1,0 +1,346 @@
+"""A campaign in the storage: one Optuna study per stage, opened idempotently, handed over deterministically.
+
+Nothing lives only in a worker's memory. Stage k's study `<campaign>.<stage>` holds the plan, its space and
+its parent's space as plain-JSON user attributes, and exactly `n_trials` enqueued slots (WAITING trials with a
+`hpsearch:slot` system attribute). Any worker may open a stage, any number at once: the space is a pure
+function of the previous stage's finished trials, and slots are keyed by index and enqueued in one step
+(`storage/enqueue.py`), so each exists once. Where that step cannot be atomic (a gRPC proxy client), a slot
+enqueued twice is resolved when claimed (the lowest-numbered live trial of a slot wins; see `claim`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, GrpcStorageProxy
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.search.errors import CampaignFailed, CampaignMissing
+from hpsearch.search.plan.plan import Plan, Stage, plan_fingerprint
+from hpsearch.search.plan.samplers import make_pruner, make_sampler, shares_seed
+from hpsearch.search.plan.space import PlanError, Space, space_from_json, space_to_json
+from hpsearch.search.plan.stage_logic import (
+    DUPLICATE,
+    ERROR,
+    FINISHED,
+    OVERRIDES,
+    RETRY_OF,
+    SLOT,
+    failing,
+    failure_limit,
+    first_error,
+    live,
+    next_space,
+    orphans,
+    rank,
+    slot_templates,
+    stage_complete,
+)
+from hpsearch.search.record import TrialRecord
+from hpsearch.search.run.notes import write_stage_note
+from hpsearch.search.run.retries import retry_trial
+from hpsearch.storage import optuna_internals as internals
+from hpsearch.storage.claims import claim_waiting
+from hpsearch.storage.enqueue import add_trials_once
+from hpsearch.storage.waiting import claim_remembered, remember_waiting, take_waiting
+
+# The stage logic's names, for the modules that read a campaign's trials.
+__all__ = ["DUPLICATE", "FINISHED", "OVERRIDES", "SLOT", "Campaign", "Claim", "StageView", "init_campaign",
+           "load_plan", "open_stage", "rank", "retry_trial", "study_name"]
+
+log = logging.getLogger(__name__)
+
+
+FAILED = "failed"  # the first stage's user attribute: why the campaign stopped, when its objective kept failing
+OBJECTIVE_PATH = "objective_path"  # the folder a user's objective module was found in at init
+
+
+def study_name(plan_name: str, stage: Stage) -> str:
+    return f"{plan_name}.{stage.name}"
+
+
+@dataclass
+class StageView:
+    """One open stage as a worker sees it; `trials` is read on first use and then kept (a snapshot)."""
+
+    index: int
+    stage: Stage
+    study: optuna.Study
+    space: Space
+    seen: set[int] = field(default_factory=set)  # ids of every trial this process has read, kept across views
+
+    @functools.cached_property
+    def trials(self) -> list[FrozenTrial]:
+        trials = self.study.get_trials(deepcopy=False)
+        self.seen.update(internals.trial_id(t) for t in trials)
+        return trials
+
+    def refresh(self) -> None:
+        """Drop the snapshot: the next use of `trials` reads the storage again."""
+        self.__dict__.pop("trials", None)
+
+    def live(self) -> list[FrozenTrial]:
+        return live(self.trials)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A slot this process took: its trial, and whether the claim recorded the trial's first heartbeat."""
+
+    trial: optuna.Trial
+    first_beat_recorded: bool
+
+
+class Campaign:
+    """A campaign in one storage as one process sees it: the plan, the stages it has looked at, and the verbs
+    the worker, the commands and the tests use (look at a stage, open one, claim a slot, see a stage complete,
+    repair a slot that lost its retry).
+
+    It remembers what never changes again (an open stage's space) and keeps one `optuna.Study` per stage, so a
+    sampler is built once per process: rebuilt with the same seed at every look, it would propose the same point
+    again and again. `seed` is this process's sampler seed (None: Optuna's own); QMC stages share the plan's.
+    """
+
+    def __init__(self, storage: BaseStorage, plan: Plan, seed: int | None = None) -> None:
+        self.storage, self.plan, self.seed = storage, plan, seed
+        self._opened: dict[str, dict[str, Any]] = {}
+        self._studies: dict[str, tuple[optuna.Study, set[int]]] = {}
+        # A random claim order per process: in slot order, every worker of a fleet would race for the same row
+        # and all but one would spend a round trip losing it.
+        self._order = random.Random()
+
+    @classmethod
+    def load(cls, storage: BaseStorage, name: str, seed: int | None = None) -> Campaign:
+        """The campaign `name` as `init` stored it; a campaign that is not there is bad input."""
+        return cls(storage, load_plan(storage, name), seed)
+
+    def init(self) -> bool:
+        """Write the campaign and open its first stage; True when it was new. Same plan again: a no-op."""
+        existing = _study_attrs(self.storage, study_name(self.plan.name, self.plan.stages[0]))
+        if existing is not None and existing.get("fingerprint") != plan_fingerprint(self.plan):
+            raise PlanError(
+                f"campaign {self.plan.name!r} already exists in this storage with a different plan; "
+                "init it under another --name, or use the plan it was created with"
+            )
+        if existing is None or not existing.get("opened"):
+            self.open(0)
+        return existing is None
+
+    def stage(self, index: int) -> StageView | None:
+        """Stage `index` as stored, or None when its study does not exist or is not open yet."""
+        stage = self.plan.stages[index]
+        name = study_name(self.plan.name, stage)
+        attrs = self._opened.get(name)
+        if attrs is None:
+            attrs = _study_attrs(self.storage, name)
+            if attrs is None or not attrs.get("opened"):
+                return None
+            self._opened[name] = attrs  # an open stage's space never changes again
+        if name not in self._studies:
+            sampler_seed = self.plan.seed if shares_seed(stage.sampler) else self.seed
+            study = optuna.load_study(study_name=name, storage=self.storage,
+                                      sampler=make_sampler(stage.sampler, sampler_seed),
+                                      pruner=make_pruner(stage.pruner))
+            self._studies[name] = (study, set())
+        study, seen = self._studies[name]
+        return StageView(index, stage, study, space_from_json(attrs["space"]), seen)
+
+    def views(self) -> list[tuple[Stage, StageView | None]]:
+        """Every stage in plan order with its view (None: not open yet); a view reads its trials once, when
+        first asked, so the readers handed the same list share that read."""
+        return [(stage, self.stage(index)) for index, stage in enumerate(self.plan.stages)]
+
+    def open(self, index: int) -> None:
+        """Open stage `index`: its space from the stage before (the plan's space for the first) and its slots.
+        Idempotent and safe to race: any worker that finds the stage not open opens it. A stage before it that
+        ended with no completed trial fails the campaign instead (CampaignFailed): nothing to go on from."""
+        if index == 0:
+            open_stage(self.storage, self.plan, 0, self.plan.space, None, [])
+            return
+        previous = self.stage(index - 1)
+        if previous is None:
+            raise RuntimeError(f"stage {index} cannot open before stage {index - 1}")
+        if not any(t.state == TrialState.COMPLETE for t in previous.trials):
+            error = first_error(previous.trials)
+            self.fail({**error, "stage": previous.stage.name,
+                       "why": f"it ended with no completed trial, so stage {self.plan.stages[index].name} "
+                              "cannot open"})
+        open_stage(self.storage, self.plan, index, next_space(self.plan, index, previous.space, previous.trials),
+                   previous.space, rank(previous.trials, self.plan.metric.minimize))
+
+    def failure(self) -> dict[str, Any] | None:
+        """Why the campaign stopped (its objective kept failing), read from the storage; None while it runs."""
+        attrs = _study_attrs(self.storage, study_name(self.plan.name, self.plan.stages[0]))
+        failed = (attrs or {}).get(FAILED)
+        return dict(failed) if isinstance(failed, dict) else None
+
+    def fail(self, failure: dict[str, Any]) -> None:
+        """Mark the campaign failed (the first reason written stands) and raise CampaignFailed with it."""
+        known = self.failure()
+        if known is None:
+            study_id = self.storage.get_study_id_from_name(study_name(self.plan.name, self.plan.stages[0]))
+            self.storage.set_study_user_attr(study_id, FAILED, failure)
+            known = failure
+        raise CampaignFailed(self.plan.name, known)
+
+    def check_failing(self, view: StageView) -> None:
+        """Fail the campaign (CampaignFailed) when the stage's first trials all failed with an error."""
+        trial = failing(view.trials, failure_limit(self.plan, view.index))
+        if trial is not None:
+            count = sum(1 for t in view.trials if t.state == TrialState.FAIL and ERROR in t.user_attrs)
+            self.fail({**trial.user_attrs[ERROR], "stage": view.stage.name,
+                       "why": f"its first {count} trials (retries included) all failed, none finished"})
+
+    def claim(self, view: StageView) -> Claim | None:
+        """Take one WAITING slot of the stage, retries first; None when none is waiting.
+
+        Where the storage allows, without reading every slot: on PostgreSQL one transaction that skips rows
+        other workers hold and records the first heartbeat; through a gRPC proxy, from the slots the last read
+        saw waiting. Otherwise from the view's snapshot, moving a waiting trial to RUNNING (the storage lets one
+        worker win). A slot enqueued twice retires its higher-numbered twin at claim time (`DUPLICATE`).
+        """
+        trial = self._claim_queued(view)
+        if trial is not None:
+            return Claim(trial, first_beat_recorded=True)
+        trial = self._claim_from_snapshot(view)
+        return None if trial is None else Claim(trial, first_beat_recorded=False)
+
+    def complete(self, view: StageView, max_retry: int) -> bool:
+        """Every slot of the stage has a finished trial, or failed more often than it may be retried."""
+        return stage_complete(view.trials, view.stage.n_trials, max_retry)
+
+    def repair(self, view: StageView, max_retry: int) -> int:
+        """Re-enqueue slots whose last failure never got its retry (a worker died in between); how many."""
+        return sum(retry_trial(view.study, last, TrialRecord.of(last).fail_reason
+                               or "it failed and its retry was never queued", max_retry)
+                   for last in orphans(view.trials, time.time()))
+
+    def _claim_from_snapshot(self, view: StageView) -> optuna.Trial | None:
+        # The duplicate check reads the view's snapshot, not the storage again: a lower-numbered rival was
+        # created before the claimed trial, so it is in the snapshot, and a state that moved on since can only
+        # have moved to one for which the same decision is right (a rival that failed since has a retry with a
+        # higher number, which will retire itself against this trial). The waiting slots left over are kept
+        # for the next claims through a gRPC proxy (`storage/waiting.py`).
+        storage = internals.study_storage(view.study)
+        remembered = remember_waiting(storage, internals.study_id(view.study), view.trials, unique_key=SLOT,
+                                      first_key=RETRY_OF, order=self._order)
+        waiting = take_waiting(storage, remembered, retired_key=DUPLICATE)
+        return None if waiting is None else internals.trial_from_claimed_copy(view.study, waiting)
+
+    def _claim_queued(self, view: StageView) -> optuna.Trial | None:
+        storage = internals.study_storage(view.study)
+        study_id = internals.study_id(view.study)
+        trial_id = claim_waiting(storage, study_id, unique_key=SLOT, retired_key=DUPLICATE, first_key=RETRY_OF)
+        if trial_id is None and isinstance(storage, GrpcStorageProxy):
+            waiting = claim_remembered(storage, study_id, retired_key=DUPLICATE)
+            # From the stage's last read, so Optuna's cache has listed it (unlike a trial claimed below)
+            return None if waiting is None else internals.trial_from_claimed_copy(view.study, waiting)
+        if trial_id is None:
+            return None
+        if trial_id not in view.seen:
+            # Optuna's trial cache takes params only for trials it has listed: a slot enqueued since this
+            # process last read the stage (a retry) needs one more read. Once per stage, then rarely.
+            view.refresh()
+            view.trials  # noqa: B018 - the read is the point
+        return optuna.Trial(view.study, trial_id)
+
+
+def init_campaign(storage: BaseStorage, plan: Plan) -> bool:
+    """Write the campaign and open its first stage; True when it was new. Same plan again: a no-op."""
+    return Campaign(storage, plan).init()
+
+
+def load_plan(storage: BaseStorage, campaign: str) -> Plan:
+    """The plan as stored by `init`; a campaign that is not there is bad input, answered with those that are."""
+    summaries = storage.get_all_studies()
+    for summary in summaries:
+        if summary.study_name.startswith(f"{campaign}.") and "plan" in summary.user_attrs:
+            found = summary.user_attrs.get(OBJECTIVE_PATH)  # where init found a user's module, on its machine
+            plan = Plan.from_dict(summary.user_attrs["plan"], stored=True,
+                                  search_path=(found,) if isinstance(found, str) else ())
+            if plan.name == campaign:
+                return plan
+    shown = campaign if len(campaign) <= 100 else campaign[:100] + "..."
+    names = _names_in(summaries)
+    held = ""
+    if names:
+        more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
+        held = f" (it holds {', '.join(names[:SHOWN_NAMES])}{more}: see 'hpsearch list')"
+    raise CampaignMissing(f"no campaign {shown!r} in this storage{held}; run 'hpsearch init PLAN --storage S' first")
+
+
+SHOWN_NAMES = 10  # in the error for a campaign that is not there; `hpsearch list` shows them all
+
+
+def campaign_names(storage: BaseStorage) -> list[str]:
+    """The campaigns in the storage, sorted: the plan names `init` stored with their stages."""
+    return _names_in(storage.get_all_studies())
+
+
+def _names_in(summaries: list[Any]) -> list[str]:
+    names = set()
+    for summary in summaries:
+        plan = summary.user_attrs.get("plan")
+        if isinstance(plan, dict) and isinstance(plan.get("name"), str) \
+                and summary.study_name.startswith(f"{plan['name']}."):
+            names.add(plan["name"])
+    return sorted(names)
+
+
+def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, parent: Space | None,
+               ranked: list[FrozenTrial]) -> None:
+    """Create stage `index` with its space and slots, then mark it open. Safe to repeat and to race."""
+    stage = plan.stages[index]
+    study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage,
+                                direction=plan.metric.direction, load_if_exists=True)
+    if study.metric_names != [plan.metric.name]:  # the dashboard's axis: the metric's name, not "Objective 0"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([plan.metric.name])
+    attrs = {"plan": plan.to_dict(), "fingerprint": plan_fingerprint(plan), "stage_index": index,
+             "stage": stage.name, "kind": stage.kind.value, "n_trials": stage.n_trials,
+             "space": space_to_json(space), "parent_space": space_to_json(parent) if parent else None}
+    folder = plan.objective_fn.folder if plan.objective_fn is not None else None
+    if folder is not None:
+        attrs[OBJECTIVE_PATH] = folder
+    for key, value in attrs.items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    templates = []
+    for slot, (fixed, overrides) in enumerate(slot_templates(plan, index, ranked)):
+        system_attrs: dict[str, Any] = {SLOT: slot}
+        if fixed:
+            system_attrs["fixed_params"] = fixed
+        if overrides:
+            system_attrs[OVERRIDES] = overrides
+        templates.append(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs))
+    # One step, not one add per slot: two workers opening the stage at once would otherwise both add a
+    # slot that neither saw, and the twins would retire as FAIL trials at claim time.
+    enqueue_slots(storage, internals.study_id(study), templates)
+    if not study.user_attrs.get("opened"):
+        try:
+            write_stage_note(study, stage, parent, space)
+        except Exception:
+            log.exception("could not write the note of stage %s", stage.name)
+        study.set_user_attr("opened", True)
+
+
+def enqueue_slots(storage: BaseStorage, study_id: int, templates: list[FrozenTrial]) -> int:
+    """Add the WAITING slot trials whose slot the study does not have yet, in one step; returns how many."""
+    return add_trials_once(storage, study_id, templates, key=SLOT)
+
+
+def _study_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:
+    """The study's user attributes, or None when there is no such study."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    return storage.get_study_user_attrs(study_id)

@@ -1,0 +1,41 @@
+"""A worker that starts before its database answers or before `init` wrote its campaign waits, for a bounded time."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from hpsearch.search.errors import CampaignMissing
+from hpsearch.search.plan.plan import Plan
+from hpsearch.search.run.campaign import load_plan
+from hpsearch.storage import open_storage_waiting, release_connections
+
+log = logging.getLogger(__name__)
+
+CAMPAIGN_POLL_S = 2.0  # one cheap read of the study list per poll
+
+
+def stored_plan(storage: str | None, name: str, *, storage_wait: float, campaign_wait: float) -> Plan:
+    """The plan `init` stored for campaign `name`: waits up to `storage_wait` s for the storage to answer, then
+    up to `campaign_wait` s for the campaign to appear. A bad URL or password fails at once, as does the wait
+    that runs out (one line, exit 2)."""
+    store = open_storage_waiting(storage, storage_wait, create=False)
+    deadline = time.monotonic() + campaign_wait
+    told = False
+    try:
+        while True:
+            try:
+                return load_plan(store, name)
+            except CampaignMissing as e:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if campaign_wait <= 0:
+                        raise
+                    raise CampaignMissing(f"{e} (after waiting {campaign_wait:g} s for it)") from None
+                if not told:
+                    log.warning("no campaign %r in the storage yet; waiting up to %g s for 'hpsearch init'",
+                                name, campaign_wait)
+                    told = True
+                time.sleep(min(CAMPAIGN_POLL_S, left))
+    finally:
+        release_connections(store)  # the workers open their own: one PostgreSQL connection per worker process

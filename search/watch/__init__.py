@@ -1,0 +1,1 @@
+"""Watching a campaign: status, report, export, comparison and the dashboard, all read from the storage."""
