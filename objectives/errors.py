@@ -9,10 +9,6 @@ class ObjectiveError(Exception):
     """
 
 
-# The root's earlier name, from before each package had its own; kept so that existing imports work.
-HpsearchError = ObjectiveError
-
-
 class ConfigError(ObjectiveError):
     """A training config (file, dict or override) is invalid."""
 

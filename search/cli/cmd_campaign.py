@@ -25,8 +25,7 @@ from hpsearch.search.cli.service import until_sigterm
 from hpsearch.search.errors import OptionError, describe_campaign_failure
 from hpsearch.search.invocation import invoked_as
 from hpsearch.search.plan.objective import objective_for
-from hpsearch.search.plan.plan import Plan
-from hpsearch.search.plan.plan import load_plan as load_plan_file
+from hpsearch.search.plan.plan import Plan, load_plan_file
 from hpsearch.search.run.campaign import Campaign, init_campaign
 from hpsearch.search.run.checkpoints import open_store
 from hpsearch.search.run.processes import device_slots, run_in_process, start_processes, wait_processes

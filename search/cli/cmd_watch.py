@@ -12,7 +12,7 @@ from hpsearch.search.cli.app import app
 from hpsearch.search.cli.cmd_campaign import storage_option
 from hpsearch.search.cli.outputs import writable_dir
 from hpsearch.search.cli.service import until_sigterm
-from hpsearch.search.run.campaign import load_plan
+from hpsearch.search.run.campaign import load_stored_plan
 from hpsearch.search.watch.dashboard import artifact_dir, make_dashboard_server, url_of
 from hpsearch.storage import open_storage, redact_url
 
@@ -80,7 +80,7 @@ def report_command(name: str, storage: str | None, out: Path | None, runs: Path 
       hpsearch report demo
     """
     store = open_storage(storage, create=False)
-    load_plan(store, name)  # an unknown campaign is one line, before any folder is made for it
+    load_stored_plan(store, name)  # an unknown campaign is one line, before any folder is made for it
     out = writable_dir(out or Path("runs") / name / "report")
     command = ["hpsearch", "report", name, "--out", str(out)]
     if storage:

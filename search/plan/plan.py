@@ -30,7 +30,7 @@ from hpsearch.search.plan.stages import (
 from hpsearch.search.plan.validate import integer, known_keys, mapping, safe_name, train_config
 
 # The stage types live in `stages`; a plan's users find them here too.
-__all__ = ["COMPARE_ON", "MAX_STAGE_TRIALS", "STAGE_KINDS", "Plan", "PlanError", "Stage", "StageKind", "load_plan",
+__all__ = ["COMPARE_ON", "MAX_STAGE_TRIALS", "STAGE_KINDS", "Plan", "PlanError", "Stage", "StageKind", "load_plan_file",
            "plan_fingerprint"]
 
 MAX_PLAN_BYTES = MAX_TEXT_BYTES  # a plan is a page of YAML; refuse /dev/zero or a wrong file at once
@@ -172,7 +172,7 @@ def _metric(data: Any, at: str, objective: Objective | None, stored: bool) -> tu
     return Metric(name, direction), True
 
 
-def load_plan(path: str | Path) -> Plan:
+def load_plan_file(path: str | Path) -> Plan:
     """Read and validate a plan YAML file; a `module:function` objective is looked for beside it first."""
     where = str(path)
     text = read_small_text(path, "plan file", PlanError, MAX_PLAN_BYTES)

@@ -53,7 +53,7 @@ from hpsearch.storage.waiting import claim_remembered, remember_waiting, take_wa
 
 # The stage logic's names, for the modules that read a campaign's trials.
 __all__ = ["DUPLICATE", "FINISHED", "OVERRIDES", "SLOT", "Campaign", "Claim", "StageView", "init_campaign",
-           "load_plan", "open_stage", "rank", "retry_trial", "study_name"]
+           "load_stored_plan", "open_stage", "rank", "retry_trial", "study_name"]
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Campaign:
     @classmethod
     def load(cls, storage: BaseStorage, name: str, seed: int | None = None) -> Campaign:
         """The campaign `name` as `init` stored it; a campaign that is not there is bad input."""
-        return cls(storage, load_plan(storage, name), seed)
+        return cls(storage, load_stored_plan(storage, name), seed)
 
     def init(self) -> bool:
         """Write the campaign and open its first stage; True when it was new. Same plan again: a no-op."""
@@ -257,7 +257,7 @@ def init_campaign(storage: BaseStorage, plan: Plan) -> bool:
     return Campaign(storage, plan).init()
 
 
-def load_plan(storage: BaseStorage, campaign: str) -> Plan:
+def load_stored_plan(storage: BaseStorage, campaign: str) -> Plan:
     """The plan as stored by `init`; a campaign that is not there is bad input, answered with those that are."""
     summaries = storage.get_all_studies()
     for summary in summaries:

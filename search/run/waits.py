@@ -7,7 +7,7 @@ import time
 
 from hpsearch.search.errors import CampaignMissing
 from hpsearch.search.plan.plan import Plan
-from hpsearch.search.run.campaign import load_plan
+from hpsearch.search.run.campaign import load_stored_plan
 from hpsearch.storage import open_storage_waiting, release_connections
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def stored_plan(storage: str | None, name: str, *, storage_wait: float, campaign
     try:
         while True:
             try:
-                return load_plan(store, name)
+                return load_stored_plan(store, name)
             except CampaignMissing as e:
                 left = deadline - time.monotonic()
                 if left <= 0:

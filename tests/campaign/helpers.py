@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from hpsearch.search.plan.narrow import narrow
 from hpsearch.search.plan.space import space_to_json
-from hpsearch.search.run.campaign import DUPLICATE, SLOT, Campaign, load_plan, rank
+from hpsearch.search.run.campaign import DUPLICATE, SLOT, Campaign, load_stored_plan, rank
 from hpsearch.storage import open_storage
 
 PLAN = {
@@ -74,7 +74,7 @@ def wait_all(procs: list[subprocess.Popen], timeout: float = 240) -> list[int]:
 
 def finished_count(storage_url: str, stage_index: int) -> int:
     storage = open_storage(storage_url)
-    plan = load_plan(storage, "syn")
+    plan = load_stored_plan(storage, "syn")
     view = Campaign(storage, plan).stage(stage_index)
     return 0 if view is None else sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in view.trials)
 
@@ -82,7 +82,7 @@ def finished_count(storage_url: str, stage_index: int) -> int:
 def check_campaign(storage_url: str, campaign: str = "syn") -> None:
     """Exact budgets per stage, each next space = narrow() of the stage before, carried configs re-measured."""
     storage = open_storage(storage_url)
-    plan = load_plan(storage, campaign)
+    plan = load_stored_plan(storage, campaign)
     views = [Campaign(storage, plan).stage(i) for i in range(len(plan.stages))]
     for view in views:
         assert view is not None, "a stage was never opened"

@@ -90,7 +90,7 @@ def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_an_lr_range_test_stage_sets_the_next_stages_lr_bounds(tmp_path: Path) -> None:
     from hpsearch.search.plan.narrow import set_lr_range
     from hpsearch.search.plan.space import space_to_json
-    from hpsearch.search.run.campaign import Campaign, load_plan
+    from hpsearch.search.run.campaign import Campaign, load_stored_plan
     from hpsearch.storage import open_storage
 
     journal = str(tmp_path / "c.journal")
@@ -98,7 +98,7 @@ def test_an_lr_range_test_stage_sets_the_next_stages_lr_bounds(tmp_path: Path) -
     assert main(["init", str(write_plan(tmp_path / "plan.yaml", stages=stages)), "--storage", journal]) == 0
     work("syn", WorkerOptions(storage=journal), threading.Event())
     storage = open_storage(journal)
-    plan = load_plan(storage, "syn")
+    plan = load_stored_plan(storage, "syn")
     found = Campaign(storage, plan).stage(0).trials[0].user_attrs["lr_range"]
     coarse = Campaign(storage, plan).stage(1)
     assert space_to_json(coarse.space) == space_to_json(set_lr_range(plan.space, *found, plan.stages[0].margin))

@@ -14,7 +14,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
-from hpsearch.search.run.campaign import DUPLICATE, SLOT, Campaign, load_plan, rank
+from hpsearch.search.run.campaign import DUPLICATE, SLOT, Campaign, load_stored_plan, rank
 from hpsearch.search.run.cost import total
 from hpsearch.search.run.worker import WorkerOptions, work
 from hpsearch.search.watch.summary import campaign_summary, trial_cost_of
@@ -48,7 +48,7 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_each_variant_runs_its_changes_on_the_chosen_config_with_each_seed(journal: str) -> None:
     storage = _storage(journal)
-    plan = load_plan(storage, "syn")
+    plan = load_stored_plan(storage, "syn")
     coarse, floor, momentum = (Campaign(storage, plan).stage(i) for i in range(3))
     best = rank(coarse.trials)[0]
     note = optuna_dashboard.get_note(floor.study)  # the dashboard's stage note names the variants
@@ -99,7 +99,7 @@ def test_export_carries_comparisons_and_cost_that_add_up(journal: str, tmp_path:
         assert variants[0]["significant"] is None and all(v["significant"] in (True, False) for v in variants[1:])
     # the totals are the sum of every stored trial's cost, pruned and failed ones included
     storage = _storage(journal)
-    plan = load_plan(storage, "syn")
+    plan = load_stored_plan(storage, "syn")
     trials = [t for i in range(3) for t in Campaign(storage, plan).stage(i).trials if DUPLICATE not in t.system_attrs]
     expected = total(trial_cost_of(t) for t in trials)
     cost = doc["campaign"]["cost"]
@@ -112,7 +112,7 @@ def test_export_carries_comparisons_and_cost_that_add_up(journal: str, tmp_path:
 
 def test_pruned_trials_count_only_the_epochs_they_ran(journal: str) -> None:
     storage = _storage(journal)
-    plan = load_plan(storage, "syn")
+    plan = load_stored_plan(storage, "syn")
     coarse = Campaign(storage, plan).stage(0)
     pruned = [t for t in coarse.trials if t.state == TrialState.PRUNED]
     assert pruned, "the median pruner cut nothing; the test needs a pruned trial"
@@ -173,7 +173,7 @@ def test_a_compare_stage_on_postgresql_claims_its_slots_with_their_params(pg_url
     assert main(["init", str(write_plan(tmp_path / "plan.yaml", stages=stages)), "--storage", pg_url]) == 0
     work("syn", WorkerOptions(storage=pg_url), threading.Event())
     storage = open_storage(pg_url)
-    plan = load_plan(storage, "syn")
+    plan = load_stored_plan(storage, "syn")
     best = rank(Campaign(storage, plan).stage(0).trials)[0]
     floor = [t for t in Campaign(storage, plan).stage(1).trials if t.state == TrialState.COMPLETE]
     assert len(floor) == 4 and all(t.params == best.params for t in floor)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from hpsearch.search.plan.plan import load_plan as load_plan_file
+from hpsearch.search.plan.plan import load_plan_file
 from hpsearch.search.plan.stage_logic import next_space
 from hpsearch.search.run import campaign
-from hpsearch.search.run.campaign import Campaign, init_campaign, load_plan, open_stage, rank
+from hpsearch.search.run.campaign import Campaign, init_campaign, load_stored_plan, open_stage, rank
 from hpsearch.search.run.worker import WorkerOptions, work
 from hpsearch.storage import open_storage
 from tests.campaign.helpers import check_campaign, write_plan
@@ -19,7 +19,7 @@ def test_an_opener_killed_halfway_blocks_nothing(dies: str, pg_url: str, tmp_pat
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     storage = open_storage(pg_url)
     init_campaign(storage, load_plan_file(write_plan(tmp_path / "plan.yaml")))
-    plan = load_plan(storage, "syn")
+    plan = load_stored_plan(storage, "syn")
     options = WorkerOptions(storage=pg_url, max_trials=12)
     assert work("syn", options, threading.Event()) == 12  # the whole first stage
     coarse = Campaign(storage, plan).stage(0)

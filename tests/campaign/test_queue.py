@@ -4,7 +4,7 @@ from pathlib import Path
 
 from optuna.trial import TrialState
 
-from hpsearch.search.plan.plan import load_plan as load_plan_file
+from hpsearch.search.plan.plan import load_plan_file
 from hpsearch.search.run.campaign import SLOT, Campaign, init_campaign, retry_trial
 from hpsearch.storage import open_storage
 from tests.campaign.helpers import write_plan

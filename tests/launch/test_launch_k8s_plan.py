@@ -8,7 +8,7 @@ import subprocess
 import yaml
 from conftest import EXAMPLE_PLAN, K8S_DIR
 
-from hpsearch.search.plan.plan import load_plan
+from hpsearch.search.plan.plan import load_plan_file
 
 K8S_PLAN = K8S_DIR / "base" / EXAMPLE_PLAN.name
 
@@ -24,7 +24,7 @@ def test_the_kustomization_plan_is_the_example_plan() -> None:
 def test_the_workers_work_on_the_campaign_the_plan_names(k8s_builds) -> None:
     job = next(r for r in k8s_builds[""] if r["kind"] == "Job" and r["metadata"]["name"] == "hpsearch-worker")
     worker = next(c for c in job["spec"]["template"]["spec"]["containers"] if c["name"] == "worker")
-    assert worker["args"][:2] == ["worker", load_plan(K8S_PLAN).name]
+    assert worker["args"][:2] == ["worker", load_plan_file(K8S_PLAN).name]
 
 
 def test_an_overlay_replaces_the_plan_without_lifting_the_load_restrictor(tool, tmp_path) -> None:

@@ -13,7 +13,7 @@ import yaml
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.plan.narrow import NarrowRule
-from hpsearch.search.plan.plan import Plan, PlanError, Stage, load_plan, plan_fingerprint
+from hpsearch.search.plan.plan import Plan, PlanError, Stage, load_plan_file, plan_fingerprint
 from hpsearch.search.plan.samplers import Spec, make_pruner, make_sampler
 from hpsearch.search.plan.space import space_from_json, space_to_json
 
@@ -85,12 +85,12 @@ def test_fingerprint_ignores_layout_and_spelled_out_defaults(tmp_path: Path) -> 
     b.write_text(
         "# same plan, other layout\n" + yaml.safe_dump(Plan.from_dict(PLAN).to_dict(), sort_keys=True)
     )
-    assert plan_fingerprint(load_plan(a)) == plan_fingerprint(load_plan(b))
+    assert plan_fingerprint(load_plan_file(a)) == plan_fingerprint(load_plan_file(b))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_plans_load_and_build(path: Path) -> None:
-    plan = load_plan(path)
+    plan = load_plan_file(path)
     assert plan.name == path.stem
     assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
     kinds = [s.kind for s in plan.stages]
@@ -115,7 +115,7 @@ def test_yaml_reads_1e_minus_3_as_a_number(tmp_path: Path) -> None:
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(PLAN).replace("0.001", "1e-3"))
     assert "1e-3" in path.read_text()
-    assert load_plan(path).space["lr"].distribution.low == 1e-3
+    assert load_plan_file(path).space["lr"].distribution.low == 1e-3
 
 
 def set_in(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
@@ -299,7 +299,7 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "plan.yaml"
     path.write_text("name: x\nstages:\n  - name: a\n    n_trials: [8\n")
     with pytest.raises(PlanError, match=r"plan.yaml: invalid YAML at line \d+: .*; fix the syntax") as e:
-        load_plan(path)
+        load_plan_file(path)
     assert "\n" not in str(e.value)
 
 
@@ -307,15 +307,15 @@ def test_duplicate_yaml_key_is_an_error_not_a_silent_override(tmp_path: Path) ->
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(PLAN) + "seed: 4\n")
     with pytest.raises(PlanError, match=r"invalid YAML at line \d+: duplicate key 'seed'"):
-        load_plan(path)
+        load_plan_file(path)
 
 
 def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
     with pytest.raises(PlanError, match="does not exist"):
-        load_plan(tmp_path / "nope.yaml")
+        load_plan_file(tmp_path / "nope.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(PlanError, match=r"list\.yaml: expected a plan mapping"):
-        load_plan(tmp_path / "list.yaml")
+        load_plan_file(tmp_path / "list.yaml")
 
 
 def test_stage_defaults_are_buildable() -> None:

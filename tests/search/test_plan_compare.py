@@ -84,9 +84,9 @@ def test_practice_check_compares_what_practitioners_report() -> None:
     from pathlib import Path
 
     from hpsearch.objectives.config import TrainConfig
-    from hpsearch.search.plan.plan import load_plan
+    from hpsearch.search.plan.plan import load_plan_file
 
-    p = load_plan(Path(__file__).parents[2] / "examples" / "practice-check.yaml")
+    p = load_plan_file(Path(__file__).parents[2] / "examples" / "practice-check.yaml")
     assert len(p.space) == 0 and all(s.kind == "compare" and s.compare_on == "base" for s in p.stages)
     variants = {s.name: dict(s.variants) for s in p.stages}
     assert variants["plateau-mode"]["max"]["plateau_mode"] == "max"  # the reference: mode max on accuracy
