@@ -105,9 +105,9 @@ import sqlalchemy
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the throwaway-cluster helper lives with the tests
+sys.path.insert(0, str(ROOT / "bench"))  # bench/ is a folder of scripts
 
-from tests.pgcluster import PostgresServer, find_postgres_bindir  # noqa: E402
+from pgcluster import PostgresServer, find_postgres_bindir  # noqa: E402
 
 
 def plain_worker(url: str, study_name: str, budget: int, reports: int) -> None:

@@ -28,9 +28,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the throwaway-cluster helper lives with the tests
+sys.path.insert(0, str(ROOT / "bench"))  # bench/ is a folder of scripts
 
-from tests.pgcluster import PostgresServer, find_postgres_bindir  # noqa: E402
+from pgcluster import PostgresServer, find_postgres_bindir  # noqa: E402
 
 SLOT, TWIN, BEAT = "hpsearch:slot", "hpsearch:duplicate", "hpsearch:heartbeat"
 SPACE = {"lr": {"type": "float", "low": 0.01, "high": 0.1, "log": True},

@@ -10,14 +10,17 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from tests.pgcluster import PostgresServer
+    from pgcluster import PostgresServer  # bench/pgcluster.py
 
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster for the session; fails (never skips) when PostgreSQL is not installed."""
     # Imported here so that test folders without PostgreSQL (the GPU check) collect without psycopg2.
-    from tests.pgcluster import PostgresServer, find_postgres_bindir
+    from tests.bench.scripts import bench_script
+
+    pgcluster = bench_script("pgcluster")  # the benchmarks start the same throwaway clusters
+    PostgresServer, find_postgres_bindir = pgcluster.PostgresServer, pgcluster.find_postgres_bindir
 
     bindir = find_postgres_bindir()
     if bindir is None:

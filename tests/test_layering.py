@@ -110,3 +110,11 @@ def test_search_subpackages_import_only_downward() -> None:
 def test_search_has_no_loose_modules_but_its_base() -> None:
     loose = sorted(p.name for p in (ROOT / "search").glob("*.py"))
     assert loose == ["__init__.py", "__main__.py", "errors.py", "invocation.py", "record.py"], loose
+
+
+def test_bench_does_not_import_the_tests() -> None:
+    found = [f"{path.relative_to(ROOT)}:{line} imports {module}"
+             for path in sorted((ROOT / "bench").glob("*.py"))
+             for line, module in imported_modules(path.read_text(), "bench")
+             if module == "tests" or module.startswith("tests.")]
+    assert not found, "bench/ runs from a checkout without tests/:\n" + "\n".join(found)

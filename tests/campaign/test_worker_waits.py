@@ -7,13 +7,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from hpsearch.search.cli import main
 from tests.campaign.helpers import PLAN, check_campaign, start_workers, wait_all
 from tests.campaign.helpers import write_plan as write_full_plan
-from tests.pgcluster import PostgresServer
+
+if TYPE_CHECKING:
+    from pgcluster import PostgresServer  # bench/pgcluster.py
 
 pytestmark = pytest.mark.slow
 
