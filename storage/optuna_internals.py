@@ -27,7 +27,9 @@ __all__ = [
     "cached_frozen_trial",
     "dashboard_note_chunks",
     "dashboard_note_ver_key",
+    "pruner_parts",
     "rdb_models",
+    "sampler_options",
     "study_id",
     "study_storage",
     "tell_from_copy",
@@ -144,3 +146,15 @@ def dashboard_note_chunks(body: str, trial_id: int | None) -> dict[str, str]:
     from optuna_dashboard._note import split_body
 
     return split_body(body, trial_id)
+
+
+def sampler_options(sampler: optuna.samplers.TPESampler) -> dict[str, object]:
+    """The options a TPESampler was built with, which it keeps only in private attributes: what a test of
+    `make_sampler` checks it passed on (constant liar, multivariate, group, startup trials)."""
+    return {"constant_liar": sampler._constant_liar, "multivariate": sampler._multivariate,
+            "group": sampler._group, "n_startup_trials": sampler._n_startup_trials}
+
+
+def pruner_parts(pruner: optuna.pruners.PatientPruner) -> tuple[optuna.pruners.BasePruner | None, int]:
+    """The pruner a PatientPruner wraps and its patience, which it keeps only in private attributes."""
+    return pruner._wrapped_pruner, pruner._patience

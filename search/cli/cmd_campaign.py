@@ -33,9 +33,9 @@ from hpsearch.search.run.waits import stored_plan
 from hpsearch.search.run.worker import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, WorkerOptions
 from hpsearch.search.run.worker_log import LogRelay
 from hpsearch.search.watch.dashboard import artifact_dir
-from hpsearch.search.watch.export import best_configs, progress_line, unfinished, write_export, write_weights
-from hpsearch.search.watch.status import StageStatus, campaign_status, is_done, status_of, status_view, under_budget
-from hpsearch.search.watch.summary import campaign_summary, summary_of, summary_to_dict
+from hpsearch.search.watch.export import progress_line, ranked_configs, unfinished, write_export, write_weights
+from hpsearch.search.watch.status import StageStatus, is_done, status_of, status_view, under_budget
+from hpsearch.search.watch.summary import summary_of, summary_to_dict
 from hpsearch.storage import open_storage, redact_url, release_connections
 from hpsearch.storage.urls import parse_storage_string, resolve_storage_string
 
@@ -191,7 +191,8 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     finally:
         relay.close()
     stages = bars.stages
-    failure = Campaign.load(store, plan.name).failure()
+    stored = bars.campaign  # loaded once for the bars, the failure and the export
+    failure = stored.failure()
     if failure is not None:
         console.print(f"hpsearch: {describe_campaign_failure(plan.name, failure)}", soft_wrap=True)
         return 1
@@ -209,9 +210,10 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
             console.print(f"hpsearch: worker {i} (pid {p.pid}) exited with code {p.exitcode}: {why}", soft_wrap=True)
     if code != 0:
         return 1
-    best = best_configs(store, plan.name, 1)
+    views = stored.views()  # one read of each stage's trials serves the ranking and the costs
+    best = ranked_configs(stored, 1, views)
     short = under_budget(stages)  # slots that failed on every retry: the campaign ran fewer trials than planned
-    paths = write_export(best, plan.name, out, "yaml", summary_to_dict(campaign_summary(store, plan.name)),
+    paths = write_export(best, plan.name, out, "yaml", summary_to_dict(summary_of(views, plan.cost_unit)),
                          under_budget=short)
     for line in short:
         console.print(f"hpsearch: {line}", soft_wrap=True, markup=False)
@@ -279,13 +281,15 @@ def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path
     Example (then: hpsearch train --config runs/demo/export/rank-1.yaml --test):
       hpsearch export demo --top 3
     """
-    store = open_storage(storage, create=False)
-    best = best_configs(store, name, top)
-    note = unfinished(store, name)
-    short = under_budget(campaign_status(store, name))
+    stored = Campaign.load(open_storage(storage, create=False), name)
+    views = stored.views()  # one read of each stage's trials serves the ranking, the status and the costs
+    best = ranked_configs(stored, top, views)
+    stages = status_of(views, stored.plan.metric)
+    note = unfinished(stored, stages)
+    short = under_budget(stages)
     folder = writable_dir(out or Path("runs") / name / "export")
-    paths = write_export(best, name, folder, fmt, summary_to_dict(campaign_summary(store, name)), unfinished=note,
-                         under_budget=short)
+    paths = write_export(best, name, folder, fmt, summary_to_dict(summary_of(views, stored.plan.cost_unit)),
+                         unfinished=note, under_budget=short)
     for line in short:
         click.echo(line)
     if note:
@@ -296,7 +300,7 @@ def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path
             raise OptionError(f"no folder {str(place)!r} to take the weights from; pass --checkpoints (or "
                               "--artifacts) with the folder the workers kept checkpoints in")
         try:
-            paths += write_weights(store, name, best, folder, open_store(place))
+            paths += write_weights(stored, views, best, folder, open_store(place))
         except ArtifactNotFound:
             raise OptionError(f"the weights are not in {str(place)!r}; pass --checkpoints (or --artifacts) with "
                               "the folder the workers kept checkpoints in") from None

@@ -39,7 +39,15 @@ class StageBars:
         self._bars = _BarsAndTrials(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
                               TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console)
         self._tasks: dict[str, Any] = {}
+        self._stored: Campaign | None = None  # loaded once; each refresh reads the stages' trials again
         self.stages: list[StageStatus] | None = None  # the last status read, None before the first
+
+    @property
+    def campaign(self) -> Campaign:
+        """The campaign the bars show, loaded at the first refresh (or now)."""
+        if self._stored is None:
+            self._stored = Campaign.load(self._storage, self._campaign)
+        return self._stored
 
     def __enter__(self) -> StageBars:
         self._bars.start()
@@ -51,7 +59,7 @@ class StageBars:
 
     def update(self) -> None:
         try:
-            stored = Campaign.load(self._storage, self._campaign)
+            stored = self.campaign
             views = stored.views()  # one read serves the bars and the running trials
             self.stages = status_of(views, stored.plan.metric)  # the best by the plan's metric and direction
             self._bars.running = running_table(running_trials(views))

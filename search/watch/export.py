@@ -18,9 +18,13 @@ from hpsearch.search.invocation import invoked_as
 from hpsearch.search.plan.plan import Plan, StageKind
 from hpsearch.search.plan.space import PlanError
 from hpsearch.search.plan.stage_logic import config_groups
+from hpsearch.search.plan.stages import Stage
 from hpsearch.search.record import TrialRecord
-from hpsearch.search.run.campaign import Campaign, rank
+from hpsearch.search.run.campaign import Campaign, StageView, rank
 from hpsearch.search.run.checkpoints import weights_artifacts
+from hpsearch.search.watch.status import StageStatus, is_done
+
+Views = list[tuple[Stage, StageView | None]]  # a campaign's stages as one read saw them (`Campaign.views`)
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,13 @@ def best_configs(storage: BaseStorage, campaign: str, top: int) -> list[Ranked]:
     return ranked_configs(Campaign.load(storage, campaign), top)
 
 
-def ranked_configs(stored: Campaign, top: int) -> list[Ranked]:
-    """`best_configs` of a campaign already loaded."""
+def ranked_configs(stored: Campaign, top: int, views: Views | None = None) -> list[Ranked]:
+    """`best_configs` of a campaign already loaded; `views`: its stages as already read (`Campaign.views`)."""
     plan, campaign = stored.plan, stored.plan.name
+    views = stored.views() if views is None else views
     sign = 1.0 if plan.metric.minimize else -1.0
     for index in reversed(range(len(plan.stages))):
-        view = stored.stage(index)
+        view = views[index][1]
         if view is None or not any(t.state == TrialState.COMPLETE for t in view.trials):
             continue
         if view.stage.kind == StageKind.LR_RANGE_TEST:
@@ -69,7 +74,7 @@ def ranked_configs(stored: Campaign, top: int) -> list[Ranked]:
             entries = [_entry(plan, view.stage.name, [t]) for t in rank(view.trials, plan.metric.minimize)]
         entries.sort(key=lambda e: (sign * e.mean, e.trials[0]))
         return [replace(e, rank=i + 1) for i, e in enumerate(entries[:top])]
-    compared = _compared(stored)
+    compared = _compared(plan, views)
     if compared:  # a plan of comparisons only: its variants, ranked by their mean over seeds
         compared.sort(key=lambda e: (sign * e.mean, e.stage, e.trials[0]))
         return [replace(e, rank=i + 1) for i, e in enumerate(compared[:top])]
@@ -79,12 +84,11 @@ def ranked_configs(stored: Campaign, top: int) -> list[Ranked]:
     raise PlanError(f"campaign {campaign!r} has no completed trial yet; run workers first")
 
 
-def _compared(stored: Campaign) -> list[Ranked]:
+def _compared(plan: Plan, views: Views) -> list[Ranked]:
     """One entry per variant of every comparison stage, over its completed seeds."""
-    plan, entries = stored.plan, []
-    for index, stage in enumerate(plan.stages):
-        view = stored.stage(index) if stage.kind == StageKind.COMPARE else None
-        if view is None:
+    entries: list[Ranked] = []
+    for stage, view in views:
+        if view is None or stage.kind != StageKind.COMPARE:
             continue
         groups = config_groups(view.trials, stage.seeds)
         entries += [replace(_entry(plan, stage.name, ts), variant=stage.variants[v][0])
@@ -107,14 +111,12 @@ def _entry(plan: Plan, stage: str, trials: list[FrozenTrial]) -> Ranked:
                   objective_path=plan.objective_fn.folder if plan.objective_fn is not None else None)
 
 
-def unfinished(storage: BaseStorage, campaign: str) -> str | None:
-    """None when every stage is open with nothing waiting or running; else where the campaign stands."""
-    from hpsearch.search.watch.status import campaign_status, is_done
-
-    failure = Campaign.load(storage, campaign).failure()
+def unfinished(stored: Campaign, stages: list[StageStatus]) -> str | None:
+    """None when every stage is open with nothing waiting or running; else where the campaign stands.
+    `stages`: its status as already read (`status_of`)."""
+    failure = stored.failure()
     if failure is not None:
         return f"failed in stage {failure.get('stage')}: {failure.get('type')}: {failure.get('message')}"
-    stages = campaign_status(storage, campaign)
     return None if is_done(stages) else progress_line(stages)
 
 
@@ -167,17 +169,16 @@ def write_export(entries: list[Ranked], campaign: str, out: Path, fmt: str,
     return paths
 
 
-def write_weights(storage: BaseStorage, campaign: str, entries: list[Ranked], out: Path, store: Any) -> list[Path]:
+def write_weights(stored: Campaign, views: Views, entries: list[Ranked], out: Path, store: Any) -> list[Path]:
     """Each entry's kept final-stage weights (every seed) beside its config: `rank-N.seed-S.pt`, a state_dict
     for `objectives.model.CifarResNet18`. Entries with none kept (not from a final stage) are skipped."""
     from optuna.artifacts import download_artifact
 
-    stored = Campaign.load(storage, campaign)
-    plan = stored.plan
+    storage, plan = stored.storage, stored.plan
     paths = []
     for e in entries:
         index = next((i for i, s in enumerate(plan.stages) if s.name == e.stage and s.kind == StageKind.FINAL), None)
-        view = stored.stage(index) if index is not None else None
+        view = views[index][1] if index is not None else None
         if view is None:
             continue
         for t in sorted((t for t in view.trials if t.number in e.trials), key=lambda t: t.number):

@@ -86,7 +86,7 @@ def param_importances(study: optuna.Study) -> tuple[bytes | None, str]:
             importances = optuna.importance.get_param_importances(study)
     except (ValueError, RuntimeError) as e:  # a degenerate set of trials (e.g. one value everywhere)
         return None, f"importances could not be computed: {e}"
-    caveat = " ".join(dict.fromkeys(_importance_caveat(str(w.message)) for w in caught
+    caveat = " ".join(dict.fromkeys(importance_caveat(str(w.message)) for w in caught
                                     if issubclass(w.category, UserWarning)))
     fig, ax = plt.subplots(figsize=(7, 0.6 + 0.4 * len(importances)))
     names = list(importances)[::-1]
@@ -97,7 +97,7 @@ def param_importances(study: optuna.Study) -> tuple[bytes | None, str]:
     return png(fig), caveat
 
 
-def _importance_caveat(message: str) -> str:
+def importance_caveat(message: str) -> str:
     """One of the importance evaluator's warnings as a sentence for the report's reader."""
     thin = re.match(r"Some regimes for parameter `(.+?)` have less than (\d+) trials", message)
     if thin:

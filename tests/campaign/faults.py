@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from hpsearch.search.run.campaign import DUPLICATE
 from hpsearch.storage import HEARTBEAT_ATTR, open_storage
+from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.journal_lock import flocked
 from hpsearch.storage.urls import parse_storage_string
 from tests.campaign.helpers import PLAN
@@ -20,7 +21,7 @@ SMALL_STAGES = [{**PLAN["stages"][0], "n_trials": 8}, {**PLAN["stages"][1], "n_t
 
 def all_trials(url: str) -> list:
     storage = open_storage(url)
-    return [t for s in storage.get_all_studies() for t in storage.get_all_trials(s._study_id)]
+    return [t for s in storage.get_all_studies() for t in storage.get_all_trials(internals.study_id(s))]
 
 
 def running_trial_of(url: str, pid: int, timeout: float = 60) -> int:
@@ -30,7 +31,7 @@ def running_trial_of(url: str, pid: int, timeout: float = 60) -> int:
         for t in all_trials(url):
             beat = t.system_attrs.get(HEARTBEAT_ATTR)
             if t.state == TrialState.RUNNING and isinstance(beat, dict) and beat.get("pid") == pid:
-                return t._trial_id
+                return internals.trial_id(t)
         time.sleep(0.1)
     raise AssertionError(f"worker {pid} never ran a trial")
 
@@ -52,8 +53,8 @@ def study_of(url: str, trial_id: int) -> list:
     """Every trial of the study (stage) that holds `trial_id`."""
     storage = open_storage(url)
     for s in storage.get_all_studies():
-        trials = storage.get_all_trials(s._study_id)
-        if any(t._trial_id == trial_id for t in trials):
+        trials = storage.get_all_trials(internals.study_id(s))
+        if any(internals.trial_id(t) == trial_id for t in trials):
             return trials
     raise AssertionError(f"no trial with id {trial_id}")
 

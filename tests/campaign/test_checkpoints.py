@@ -24,6 +24,7 @@ from hpsearch.search.run.campaign import DUPLICATE, SLOT, Campaign
 from hpsearch.search.run.checkpoints import POINTER
 from hpsearch.search.run.worker import WorkerOptions, work
 from hpsearch.storage import open_storage
+from hpsearch.storage import optuna_internals as internals
 from tests.campaign.faults import SMALL_STAGES, all_trials, duplicates, running_trial_of, study_of
 from tests.campaign.helpers import PLAN, start_workers, wait_all, write_plan
 from tests.campaign.test_workers import STEADY_SPACE
@@ -78,7 +79,7 @@ def _exact_budget(url: str) -> None:
 
 def _retry_of(url: str, trial_id: int):
     stage = study_of(url, trial_id)
-    failed = next(t for t in stage if t._trial_id == trial_id)
+    failed = next(t for t in stage if internals.trial_id(t) == trial_id)
     [retry] = [t for t in stage if t.user_attrs.get("retry_of", {}).get("trial") == failed.number]
     return failed, retry
 
@@ -119,7 +120,7 @@ def test_a_stale_trial_with_no_retry_left_loses_its_checkpoint(tmp_path: Path) -
     pointer = _checkpointed(url, trial_id, 2)
     os.killpg(victim.pid, signal.SIGKILL)
     assert wait_all(procs[1:]) == [0]
-    [failed] = [t for t in study_of(url, trial_id) if t._trial_id == trial_id]
+    [failed] = [t for t in study_of(url, trial_id) if internals.trial_id(t) == trial_id]
     assert failed.state == TrialState.FAIL and not any("retry_of" in t.user_attrs for t in study_of(url, trial_id))
     # The worker that failed it as stale removed what only a retry would have read.
     last = failed.system_attrs[POINTER]["artifact_id"]
@@ -146,9 +147,9 @@ def test_a_terminated_worker_checkpoints_hands_back_and_exits_143(backend: str, 
     assert saved >= 1 and retry.user_attrs["resumed_from_epoch"] == saved
     _whole_curve(retry)
     stage = next(s for s in storage.get_all_studies()
-                 if any(t._trial_id == trial_id for t in storage.get_all_trials(s._study_id)))
+                 if any(internals.trial_id(t) == trial_id for t in storage.get_all_trials(internals.study_id(s))))
     study = optuna.load_study(study_name=stage.study_name, storage=storage)
-    note = optuna_dashboard.get_note(optuna.trial.Trial(study, retry._trial_id))
+    note = optuna_dashboard.get_note(optuna.trial.Trial(study, internals.trial_id(retry)))
     assert f"from epoch {saved} after the worker was stopped (SIGTERM)" in note
 
 

@@ -2,12 +2,15 @@
 
 import threading
 from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 import yaml
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.cli import main
+from hpsearch.search.run.campaign import Campaign
 from hpsearch.search.run.worker import WorkerOptions, work
 from tests.campaign.helpers import PLAN, write_plan
 from tests.cifar_files import write_cifar
@@ -60,7 +63,8 @@ def test_bad_storage_strings_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not (tmp_path / "x.journal").exists()  # a mistyped path does not become a new, empty store
 
 
-def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
     journal = str(tmp_path / "c.journal")
     base = {"width": 4, "batch_size": 32, "val_fraction": 0.25, "device": "cpu", "channels_last": False}
     stages = [{**PLAN["stages"][0], "overrides": {"epochs": 1}}, {**PLAN["stages"][1], "overrides": {"epochs": 1}},
@@ -83,8 +87,24 @@ def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["train", "--config", str(out / "rank-1.yaml"), "--data-dir", str(cifar),
                  "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "metrics.json").exists()
+    loads, reads = count_calls(monkeypatch, Campaign, "load"), count_calls(monkeypatch, optuna.Study, "get_trials")
     assert main(["export", "syn", "--storage", journal, "--format", "json", "--out", str(out)]) == 0
     assert (out / "rank-1.json").exists()
+    # One load of the campaign, one read of each stage's trials: the ranking, the status and the costs share it.
+    assert loads == [1] and reads == [len(PLAN["stages"])]
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> list[int]:
+    """Count the calls of `owner.name` from now on (the real one still runs); the count is the list's item."""
+    count, real = [0], getattr(owner, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return real(*args, **kwargs)
+
+    is_classmethod = isinstance(owner.__dict__.get(name), classmethod)  # `real` is then bound to `owner` already
+    monkeypatch.setattr(owner, name, staticmethod(counted) if is_classmethod else counted)
+    return count
 
 
 def test_an_lr_range_test_stage_sets_the_next_stages_lr_bounds(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
+from hpsearch.storage import optuna_internals as internals
 from tests.campaign.faults import (
     SMALL_STAGES,
     all_trials,
@@ -45,7 +46,7 @@ def test_a_paused_worker_drops_its_taken_trial_and_exits_0(backend: str, pg_url:
     log = (tmp_path / "worker-0.log").read_text()
     assert "dropped it" in log and "Traceback" not in log
     stage = study_of(url, trial_id)
-    number = next(t.number for t in stage if t._trial_id == trial_id)
+    number = next(t.number for t in stage if internals.trial_id(t) == trial_id)
     [retry] = [t for t in stage if t.user_attrs.get("retry_of", {}).get("trial") == number]
     assert "heartbeat" in retry.user_attrs["retry_of"]["reason"] and "fail_reason" not in retry.user_attrs
 

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
 from hpsearch.search.run.worker import WorkerOptions, work
+from hpsearch.storage import optuna_internals as internals
 from tests.campaign.helpers import PLAN, write_plan
 
 
@@ -57,6 +58,6 @@ def test_list_ranks_by_the_plans_metric_direction(tmp_path: Path) -> None:
     work("syn", WorkerOptions(storage=journal), threading.Event())
     storage = open_storage(journal)
     # Completed trials rank before pruned ones (a pruned trial's value is from an earlier epoch).
-    values = [t.value for s in storage.get_all_studies() for t in storage.get_all_trials(s._study_id)
+    values = [t.value for s in storage.get_all_studies() for t in storage.get_all_trials(internals.study_id(s))
               if t.value is not None and t.state == TrialState.COMPLETE]
     assert campaign_lines(storage)[0].best == min(values) < max(values)

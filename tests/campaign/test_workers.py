@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 from hpsearch.search.cli import main
 from hpsearch.search.watch.status import campaign_status
 from hpsearch.storage import open_storage
+from hpsearch.storage import optuna_internals as internals
 from tests.campaign.faults import duplicates
 from tests.campaign.helpers import PLAN, check_campaign, finished_count, start_workers, wait_all, write_plan
 
@@ -43,14 +44,14 @@ def test_a_sigkilled_worker_is_recovered_and_the_budget_holds(backend: str, pg_u
     deadline = time.monotonic() + 60
     storage = open_storage(url)
     while not any(t.state == TrialState.RUNNING for s in storage.get_all_studies()
-                  for t in storage.get_all_trials(s._study_id)):
+                  for t in storage.get_all_trials(internals.study_id(s))):
         assert time.monotonic() < deadline, "no trial ever started"
         time.sleep(0.2)
     os.killpg(victim.pid, signal.SIGKILL)  # the worker and its process, mid-trial, no goodbye
     victim.wait()
     assert wait_all(start_workers(2, url, sleep=0.01)) == [0, 0]
     check_campaign(url)
-    failed = [t for s in storage.get_all_studies() for t in storage.get_all_trials(s._study_id)
+    failed = [t for s in storage.get_all_studies() for t in storage.get_all_trials(internals.study_id(s))
               if t.state == TrialState.FAIL]
     assert failed, "the killed trial should have been failed and retried"
     assert duplicates(url) == []  # the retry and the orphan repair did not both queue the slot
@@ -80,14 +81,14 @@ def test_sigterm_hands_the_trial_back_and_exits_143(per_device: str, tmp_path: P
     storage = open_storage(journal)
     deadline = time.monotonic() + 60
     while not any(t.state == TrialState.RUNNING for s in storage.get_all_studies()
-                  for t in storage.get_all_trials(s._study_id)):
+                  for t in storage.get_all_trials(internals.study_id(s))):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGTERM)
     # Not 0: the campaign is not done, and a launcher must replace the worker (a Kubernetes Indexed Job would
     # count an index that exits 0 as complete).
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
-    trials = [t for s in storage.get_all_studies() for t in storage.get_all_trials(s._study_id)]
+    trials = [t for s in storage.get_all_studies() for t in storage.get_all_trials(internals.study_id(s))]
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     handed_back = [t for t in trials if t.state == TrialState.FAIL]
     assert handed_back and "SIGTERM" in handed_back[0].user_attrs["fail_reason"]

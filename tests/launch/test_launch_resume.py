@@ -18,6 +18,7 @@ from worker_argv import COMPOSE_FILE, compose_worker_argv, k8s_worker_argv
 
 from hpsearch.search.cli import main
 from hpsearch.search.run.checkpoints import POINTER
+from hpsearch.storage import optuna_internals as internals
 from tests.campaign.faults import running_trial_of, study_of
 from tests.campaign.helpers import PLAN, wait_all
 from tests.campaign.test_checkpoints import _checkpointed, _whole_curve
@@ -75,7 +76,7 @@ def test_a_replaced_worker_container_resumes_the_killed_ones_trial(launcher: str
 
     replacement = _start_container(launcher, ContainerDirs(tmp_path, "container-2", volumes), pg_url)
     assert wait_all([replacement]) == [0], (tmp_path / "container-2" / "worker.log").read_text()[-2000:]
-    failed = next(t for t in study_of(pg_url, trial_id) if t._trial_id == trial_id)
+    failed = next(t for t in study_of(pg_url, trial_id) if internals.trial_id(t) == trial_id)
     [retry] = [t for t in study_of(pg_url, trial_id) if t.user_attrs.get("retry_of", {}).get("trial") == failed.number]
     saved = failed.system_attrs[POINTER]["epoch"]
     assert saved >= 2 and retry.user_attrs.get("resumed_from_epoch") == saved, "the retry started over"

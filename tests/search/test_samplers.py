@@ -18,6 +18,7 @@ from hpsearch.search.plan.samplers import (
     shares_seed,
 )
 from hpsearch.search.plan.space import PlanError, parse_space, sample_params
+from hpsearch.storage import optuna_internals as internals
 
 HAS_SCIPY = importlib.util.find_spec("scipy") is not None
 
@@ -30,9 +31,12 @@ def test_registries_hold_the_documented_names() -> None:
 def test_tpe_defaults_suit_parallel_workers_and_options_apply() -> None:
     tpe = make_sampler("tpe", seed=0)
     assert isinstance(tpe, optuna.samplers.TPESampler)
-    assert (tpe._constant_liar, tpe._multivariate, tpe._group) == (True, True, True)
-    assert make_sampler({"name": "tpe", "n_startup_trials": 8}, seed=0)._n_startup_trials == 8
-    assert make_sampler({"name": "tpe", "constant_liar": False}, seed=0)._constant_liar is False
+    options = internals.sampler_options(tpe)
+    assert (options["constant_liar"], options["multivariate"], options["group"]) == (True, True, True)
+    assert internals.sampler_options(make_sampler({"name": "tpe", "n_startup_trials": 8}, seed=0))[
+        "n_startup_trials"] == 8
+    assert internals.sampler_options(make_sampler({"name": "tpe", "constant_liar": False}, seed=0))[
+        "constant_liar"] is False
 
 
 def test_same_seed_same_samples() -> None:
@@ -77,8 +81,9 @@ def test_pruners_build(spec: object, cls: type) -> None:
 
 def test_patient_wraps_the_named_pruner_or_stands_alone() -> None:
     wrapped = make_pruner({"name": "median", "n_warmup_steps": 1, "patient": 3})
-    assert isinstance(wrapped._wrapped_pruner, optuna.pruners.MedianPruner) and wrapped._patience == 3
-    assert make_pruner({"name": "none", "patient": 2})._wrapped_pruner is None
+    inner, patience = internals.pruner_parts(wrapped)
+    assert isinstance(inner, optuna.pruners.MedianPruner) and patience == 3
+    assert internals.pruner_parts(make_pruner({"name": "none", "patient": 2}))[0] is None
     assert pruner_spec({"name": "median", "patient": 3}).to_data() == {"name": "median", "patient": 3}
 
 

@@ -22,6 +22,7 @@ from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.train import train
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.run.notes import annotate_trial
+from hpsearch.storage import optuna_internals as internals
 from tests.cifar_files import write_cifar
 from tests.watch.helpers import PLAN, run_campaign
 
@@ -58,7 +59,7 @@ def _real_trial(study: optuna.Study, data_dir: Path, artifacts: Path) -> optuna.
     trial.set_user_attr("outcome", {"seconds": round(result.seconds, 3), "status": result.status})
     annotate_trial(study, trial, TrialRecord.of(trial), None, artifacts)
     study.tell(trial, result.final_val_acc)
-    return study._storage.get_trial(trial._trial_id)
+    return internals.study_storage(study).get_trial(internals.trial_id(trial))
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from hpsearch.search.plan.plan import Plan
 from hpsearch.search.plan.space import space_from_json
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.run.notes import annotate_trial, upload_curves, write_stage_note, write_trial_note
+from hpsearch.storage import optuna_internals as internals
 from tests.watch.conftest import Campaign
 from tests.watch.helpers import PLAN, journal
 
@@ -21,7 +22,7 @@ def test_trial_notes_and_curves_land_in_the_storage(campaign: Campaign) -> None:
     trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(trials) == 8
     for t in trials:
-        note = optuna_dashboard.get_note(optuna.Trial(study, t._trial_id))
+        note = optuna_dashboard.get_note(optuna.Trial(study, internals.trial_id(t)))
         assert f"## Trial {t.number} of stage coarse" in note
         assert "| lr |" in note and "searched" in note and "| epochs | 3 | fidelity |" in note
         assert f"`{t.user_attrs['worker']['host']}`" in note and "`cpu`" in note

@@ -49,11 +49,11 @@ def test_hpsearch_report_prints_no_warning(campaign: Campaign, tmp_path: Path,
 
 
 def test_each_known_evaluator_warning_reads_as_a_sentence() -> None:
-    thin = report_plots._importance_caveat("Some regimes for parameter `lr` have less than 2 trials. The importance "
+    thin = report_plots.importance_caveat("Some regimes for parameter `lr` have less than 2 trials. The importance "
                                            "of the parameter may be inaccurate.")
-    same = report_plots._importance_caveat("Target and region quantiles select the same set of trials. Parameter "
+    same = report_plots.importance_caveat("Target and region quantiles select the same set of trials. Parameter "
                                            "importances will be equal.")
-    other = report_plots._importance_caveat("Something new. ")
+    other = report_plots.importance_caveat("Something new. ")
     assert thin.startswith("lr is a conditional parameter") and "`" not in thin
     assert same.startswith("Too few completed trials")
     assert other == "Optuna's importance evaluator notes: Something new."
