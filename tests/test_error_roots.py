@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hpsearch.objectives.errors import ConfigError, DataError, ObjectiveError
-from hpsearch.search.cli import BAD_INPUT_ERRORS, cmd_campaign, main
+from hpsearch.search.cli import BAD_INPUT_ERRORS, cmd_watch, main
 from hpsearch.search.errors import OptionError, PlanError, SearchError
 from hpsearch.storage.errors import StorageError
 
@@ -28,7 +28,7 @@ def test_every_package_error_is_one_line_and_exit_2(error: type[Exception], tmp_
     def fail(*args: object, **kwargs: object) -> None:
         raise error("something is wrong\nwith this input; fix it like so")
 
-    monkeypatch.setattr(cmd_campaign, "open_storage", fail)  # fault injection: the command's first step
+    monkeypatch.setattr(cmd_watch, "open_storage", fail)  # fault injection: the command's first step
     assert main(["status", "c", "--storage", str(tmp_path / "x.journal")]) == 2
     err = capsys.readouterr().err
     assert err == "hpsearch: error: something is wrong with this input; fix it like so\n"
@@ -38,6 +38,6 @@ def test_a_bug_is_not_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     def fail(*args: object, **kwargs: object) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr(cmd_campaign, "open_storage", fail)
+    monkeypatch.setattr(cmd_watch, "open_storage", fail)
     with pytest.raises(KeyError):
         main(["status", "c", "--storage", str(tmp_path / "x.journal")])

@@ -1,40 +1,35 @@
-"""`hpsearch init | run | worker | status | export | storage-proxy`: campaigns on a shared storage."""
+"""`hpsearch init | run | worker | storage-proxy`: campaigns on a shared storage."""
 
 from __future__ import annotations
 
 import multiprocessing
 import shlex
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
-from optuna.artifacts.exceptions import ArtifactNotFound
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
+from rich.console import Console
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.data import ensure_data
 from hpsearch.search.cli.app import app
 from hpsearch.search.cli.outputs import writable_dir
 from hpsearch.search.cli.params import Finite
-from hpsearch.search.cli.progress import running_table, running_trials
 from hpsearch.search.cli.run_view import StageBars
 from hpsearch.search.cli.service import until_sigterm
-from hpsearch.search.errors import OptionError, describe_campaign_failure
+from hpsearch.search.errors import describe_campaign_failure
 from hpsearch.search.invocation import invoked_as
 from hpsearch.search.plan.objective import objective_for
 from hpsearch.search.plan.plan import Plan, load_plan_file
-from hpsearch.search.run.campaign import Campaign, init_campaign
-from hpsearch.search.run.checkpoints import open_store
+from hpsearch.search.run.campaign import init_campaign
 from hpsearch.search.run.processes import device_slots, run_in_process, start_processes, wait_processes
 from hpsearch.search.run.waits import stored_plan
 from hpsearch.search.run.worker import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, WorkerOptions
 from hpsearch.search.run.worker_log import LogRelay
 from hpsearch.search.watch.dashboard import artifact_dir
-from hpsearch.search.watch.export import progress_line, ranked_configs, unfinished, write_export, write_weights
-from hpsearch.search.watch.status import StageStatus, is_done, status_of, status_view, under_budget
+from hpsearch.search.watch.export import progress_line, ranked_configs, write_export
+from hpsearch.search.watch.status import is_done, under_budget
 from hpsearch.search.watch.summary import summary_of, summary_to_dict
 from hpsearch.storage import open_storage, redact_url, release_connections
 from hpsearch.storage.urls import parse_storage_string, resolve_storage_string
@@ -224,91 +219,6 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     click.echo(f"reproduce it: {invoked_as()} train --config {shlex.quote(str(paths[0]))} "
                f"--seeds {len(best[0].values)}{data}{test}")
     return 3 if short else 0  # done, but under budget: a script must not take it for a full campaign
-
-
-@app.command("status")
-@click.argument("name")
-@storage_option
-@click.option("--watch", is_flag=True, help="refresh until the campaign ends, with the running trials' progress")
-@click.option("--interval", type=Finite(min=0.1), default=2.0, show_default=True, metavar="SECONDS",
-              help="seconds between refreshes with --watch")
-def status_command(name: str, storage: str | None, watch: bool, interval: float) -> None:
-    """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far.
-
-    \b
-    Example:
-      hpsearch status cifar10-resnet18 --watch
-    """
-    stored = Campaign.load(open_storage(storage, create=False), name)
-
-    def look() -> tuple[list[StageStatus], RenderableType]:
-        views = stored.views()  # one read of each stage's trials serves the status and the costs
-        plan, failure = stored.plan, stored.failure()
-        stages = status_of(views, plan.metric)
-        failed = describe_campaign_failure(name, failure) if failure else None
-        view = status_view(name, stages, summary_of(views, plan.cost_unit), plan.metric, plan.cost_unit, failed)
-        running = running_table(running_trials(views)) if watch else None  # what moves between trials' ends
-        return stages, view if running is None else Group(view, running)
-
-    stages, view = look()
-    if not watch:
-        Console().print(view)
-        return
-    with Live(view, console=Console(), refresh_per_second=4) as live:
-        while not is_done(stages) and stored.failure() is None:  # a failed campaign is over too
-            time.sleep(interval)
-            stages, view = look()
-            live.update(view)
-
-
-@app.command("export")
-@click.argument("name")
-@storage_option
-@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
-              help="how many of the best configs to write, best first: rank-1, rank-2, ...")
-@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True,
-              help="file format of the configs (both read by 'hpsearch train --config')")
-@click.option("--out", type=PathType, default=None, help="output folder [runs/NAME/export]")
-@click.option("--weights", is_flag=True, help="also the final stage's trained weights, every seed: rank-N.seed-S.pt")
-@click.option("--artifacts", type=PathType, default=None,
-              help="the workers' artifact store [env HPSEARCH_ARTIFACTS_DIR; ./artifacts]")
-@checkpoint_place
-def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None, weights: bool,
-                   artifacts: Path | None, checkpoints: Path | None) -> None:
-    """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads.
-
-    \b
-    Example (then: hpsearch train --config runs/demo/export/rank-1.yaml --test):
-      hpsearch export demo --top 3
-    """
-    stored = Campaign.load(open_storage(storage, create=False), name)
-    views = stored.views()  # one read of each stage's trials serves the ranking, the status and the costs
-    best = ranked_configs(stored, top, views)
-    stages = status_of(views, stored.plan.metric)
-    note = unfinished(stored, stages)
-    short = under_budget(stages)
-    folder = writable_dir(out or Path("runs") / name / "export")
-    paths = write_export(best, name, folder, fmt, summary_to_dict(summary_of(views, stored.plan.cost_unit)),
-                         unfinished=note, under_budget=short)
-    for line in short:
-        click.echo(line)
-    if note:
-        click.echo(f"campaign {name} is unfinished ({note}): these are the best configs so far")
-    if weights:
-        place = checkpoints or artifact_dir(artifacts)
-        if not place.is_dir():
-            raise OptionError(f"no folder {str(place)!r} to take the weights from; pass --checkpoints (or "
-                              "--artifacts) with the folder the workers kept checkpoints in")
-        try:
-            paths += write_weights(stored, views, best, folder, open_store(place))
-        except ArtifactNotFound:
-            raise OptionError(f"the weights are not in {str(place)!r}; pass --checkpoints (or --artifacts) with "
-                              "the folder the workers kept checkpoints in") from None
-        if not any(p.suffix == ".pt" for p in paths):
-            raise OptionError(f"campaign {name} kept no weights: only a completed final stage with checkpoints "
-                              "on keeps them (workers without --no-checkpoints)")
-    for p in paths:
-        click.echo(str(p))
 
 
 @app.command("storage-proxy")
