@@ -25,19 +25,20 @@ _STORES: weakref.WeakKeyDictionary[BaseStorage, TrialStore] = weakref.WeakKeyDic
 
 def store_for(storage: BaseStorage) -> TrialStore:
     """The store of `storage` (one per storage object, so what a store remembers is shared by its users)."""
-    store = _STORES.get(storage)
-    if store is None:
-        rdb = postgres_backend(storage)
-        path = journal_file(storage)
-        if rdb is not None:
-            store = PostgresStore(storage, rdb)
-        elif isinstance(storage, GrpcStorageProxy):
-            store = ProxyStore(storage)
-        elif path is not None:
-            store = JournalStore(storage, path)
-        else:
-            store = TrialStore(storage)  # any other Optuna storage (in memory, SQLite): the plain Optuna way
-        _STORES[storage] = store
+    known = _STORES.get(storage)
+    if known is not None:
+        return known
+    path = journal_file(storage)
+    store: TrialStore
+    if postgres_backend(storage) is not None:
+        store = PostgresStore(storage)
+    elif isinstance(storage, GrpcStorageProxy):
+        store = ProxyStore(storage)
+    elif path is not None:
+        store = JournalStore(storage, path)
+    else:
+        store = TrialStore(storage)  # any other Optuna storage (in memory, SQLite): the plain Optuna way
+    _STORES[storage] = store
     return store
 
 

@@ -10,6 +10,7 @@ where their backend has a cheaper or safer route.
 from __future__ import annotations
 
 import random
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -54,10 +55,20 @@ class TrialStore:
         return tuple(e for e in self.transient if not issubclass(e, OSError))
 
     def __init__(self, storage: BaseStorage) -> None:
-        self.storage = storage
+        # Weak: `store_for` keeps a store per storage object for as long as that object lives, and a strong
+        # reference back would keep both (and a PostgreSQL storage's connections) alive for good.
+        self._storage = weakref.ref(storage)
         self._listed: dict[int, set[int]] = {}  # study id -> ids of the trials a read of it has listed
         # A random claim order per process: in one order every worker of a fleet would race for the same trial.
         self._order = random.Random()
+
+    @property
+    def storage(self) -> BaseStorage:
+        """The storage this store serves."""
+        storage = self._storage()
+        if storage is None:
+            raise RuntimeError("the storage of this trial store is gone; keep the storage while using its store")
+        return storage
 
     # A trial in hand -------------------------------------------------------------------------------------------
 
@@ -129,10 +140,11 @@ class TrialStore:
                      blocked_by: Sequence[TrialState] = tuple(TrialState)) -> int:
         """Add each WAITING template unless `study` has a trial in a `blocked_by` state with the same system
         attribute `key`; how many it added. Here a check and then the adds: racing callers may both add."""
-        return self._add_once(internals.study_id(study), templates, key, blocked_by)
+        return self.enqueue_by_id(internals.study_id(study), templates, key, blocked_by)
 
-    def _add_once(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
-                  blocked_by: Sequence[TrialState]) -> int:
+    def enqueue_by_id(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
+                      blocked_by: Sequence[TrialState]) -> int:
+        """`enqueue_once` by the study's id (the stale-trial check knows the study by name and id only)."""
         present = {t.system_attrs.get(key) for t in self.storage.get_all_trials(study_id, deepcopy=False)
                    if t.state in blocked_by}
         missing = [t for t in templates if t.system_attrs.get(key) not in present]
@@ -146,7 +158,7 @@ class TrialStore:
         a trial waiting, running or finished, None when its retries are used up (after `on_given_up`)."""
         return queue_retry(self.storage, internals.study_id(study), failed, reason, max_retry,
                            unique_key=unique_key, on_given_up=on_given_up,
-                           add_once=lambda sid, t: self._add_once(sid, t, unique_key, TAKEN))
+                           add_once=lambda sid, t: self.enqueue_by_id(sid, t, unique_key, TAKEN))
 
     def fail(self, trial: optuna.Trial) -> bool:
         """Move this process's running trial to FAIL; False when it was no longer running (failed as stale)."""
@@ -174,7 +186,7 @@ class TrialStore:
         """Fail the trials of `study_name` silent past `grace_period` and enqueue their retries (`stale.py`)."""
         return fail_stale_trials(self.storage, study_name, grace_period=grace_period, max_retry=max_retry,
                                  unique_key=unique_key, on_given_up=on_given_up,
-                                 add_once=lambda sid, t: self._add_once(sid, t, unique_key, TAKEN))
+                                 add_once=lambda sid, t: self.enqueue_by_id(sid, t, unique_key, TAKEN))
 
     def release(self) -> None:
         """Close what the storage keeps open between uses (PostgreSQL connections); it reopens on next use."""

@@ -23,6 +23,6 @@ class JournalStore(TrialStore):
         super().__init__(storage)
         self.path = path
 
-    def _add_once(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
+    def enqueue_by_id(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
                   blocked_by: Sequence[TrialState]) -> int:
         return add_trials_once(self.storage, study_id, templates, key=key, blocked_by=blocked_by)  # under the flock

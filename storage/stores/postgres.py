@@ -10,10 +10,11 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.storage import optuna_internals as internals
+from hpsearch.storage.backends import postgres_backend
 from hpsearch.storage.batch import set_study_system_attrs, set_trial_user_attrs
 from hpsearch.storage.claims import claim_waiting
 from hpsearch.storage.enqueue import add_in_postgres
@@ -24,9 +25,12 @@ class PostgresStore(TrialStore):
     name = "PostgreSQL"
     transient = (StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
 
-    def __init__(self, storage: BaseStorage, rdb: RDBStorage) -> None:
-        super().__init__(storage)
-        self.rdb = rdb
+    @property
+    def rdb(self) -> RDBStorage:
+        """The RDBStorage behind the storage (Optuna may have wrapped it in its cache)."""
+        rdb = postgres_backend(self.storage)
+        assert rdb is not None, "a PostgresStore serves a PostgreSQL storage"
+        return rdb
 
     def claim(self, study: optuna.Study, snapshot: Snapshot, *, unique_key: str, retired_key: str,
               first_key: str) -> Claimed | None:
@@ -49,7 +53,7 @@ class PostgresStore(TrialStore):
     def write_study_system(self, study: optuna.Study, attrs: Mapping[str, Any]) -> None:
         set_study_system_attrs(self.storage, internals.study_id(study), attrs)
 
-    def _add_once(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
+    def enqueue_by_id(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
                   blocked_by: Sequence[TrialState]) -> int:
         return add_in_postgres(self.rdb, study_id, templates, key=key, blocked_by=blocked_by)
 

@@ -28,8 +28,8 @@ class ProxyStore(TrialStore):
             return Claimed(internals.trial_from_claimed_copy(study, waiting), True)
         return super().claim(study, snapshot, unique_key=unique_key, retired_key=retired_key, first_key=first_key)
 
-    def _add_once(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
+    def enqueue_by_id(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
                   blocked_by: Sequence[TrialState]) -> int:
         if understood(self.storage):
             return add_once_on_proxy(self.storage, study_id, templates, key, blocked_by)
-        return super()._add_once(study_id, templates, key, blocked_by)  # Optuna's own proxy: twins retire at claim
+        return super().enqueue_by_id(study_id, templates, key, blocked_by)  # Optuna's own proxy: twins retire at claim
