@@ -68,6 +68,12 @@ whole budget as enqueued WAITING slots, so reading the stage before each claim s
 worker reads the stage when its list is used up, stale (three lost races in a row) or behind (the stage gained a
 trial, such as a retry, which goes first), and a claim is two small calls: a look-up of the next trial number
 and `set_trial_state_values(RUNNING)`.
+With the trial stores (storage/stores/) and enqueue-once on the proxy, under load (two other users' jobs on the two
+cores, load average 7 to 19, `nice -n 10`, Optuna 5.1.0, 100 trials x 5 reports, n=1):
+  python bench/coordination.py --paths direct,proxy --workers 1,4,16 --trials 100
+  direct: 1.65x, 1.49x and 1.31x at W = 1, 4 and 16 (hpsearch 4.7, 4.8 and 4.8 trials/s; 1, 4 and 16 connections);
+  proxy: 1.07x, 0.91x and 0.77x (5.3, 7.9 and 5.4 trials/s; 1, 4 and 10 connections); no overshoot. The proxy's
+  W = 16 run again, at once: 1.12x (6.5 against 5.8 trials/s). Rates this low are the load's, not the code's.
 
 Earlier results, before the proxy path (2-core CPU, PostgreSQL 15 on the same machine, Optuna 5.0.0,
 200 trials x 5 reports; two runs, n=1 each):

@@ -1,14 +1,9 @@
 """Storage strings to Optuna storages: PostgreSQL, a gRPC proxy or a journal file; heartbeats and retries."""
 
+from hpsearch.storage.defaults import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, default_grace_period
 from hpsearch.storage.errors import StorageError, StorageUnreachable
-from hpsearch.storage.factory import (
-    CONNECT_TIMEOUT,
-    DEFAULT_HEARTBEAT_INTERVAL,
-    default_grace_period,
-    open_storage,
-    release_connections,
-)
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, TRANSIENT_ERRORS, Heartbeat, supports_native_heartbeat
+from hpsearch.storage.factory import CONNECT_TIMEOUT, open_storage, release_connections
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, Heartbeat
 from hpsearch.storage.proxy import serve_storage_proxy
 from hpsearch.storage.reachable import open_storage_waiting
 from hpsearch.storage.stale import fail_stale_trials
@@ -16,9 +11,9 @@ from hpsearch.storage.urls import redact_url
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "DEFAULT_GRACE_PERIOD",
     "DEFAULT_HEARTBEAT_INTERVAL",
     "HEARTBEAT_ATTR",
-    "TRANSIENT_ERRORS",
     "Heartbeat",
     "StorageError",
     "StorageUnreachable",
@@ -29,5 +24,4 @@ __all__ = [
     "redact_url",
     "release_connections",
     "serve_storage_proxy",
-    "supports_native_heartbeat",
 ]

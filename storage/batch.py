@@ -18,7 +18,7 @@ from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
 from sqlalchemy.dialects import postgresql
 
-from hpsearch.storage.heartbeat import postgres_backend
+from hpsearch.storage.backends import postgres_backend
 from hpsearch.storage.optuna_internals import rdb_models as models
 
 T = TypeVar("T")

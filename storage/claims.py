@@ -18,8 +18,9 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy.dialects import postgresql
 
+from hpsearch.storage.backends import postgres_backend
 from hpsearch.storage.batch import transaction, upsert_attrs
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, heartbeat_record, postgres_backend
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, heartbeat_record
 from hpsearch.storage.optuna_internals import rdb_models as models
 
 

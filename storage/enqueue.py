@@ -6,8 +6,9 @@ orphan repair), checking for a twin and adding the trial must be one step, or bo
 it is one transaction under the study's row lock (the lock Optuna's own trial creation takes, so numbers
 stay consecutive), which also makes a stage's 2,000 slots one commit instead of 2,000. On a journal file
 opened by `open_storage` it is an exclusive `flock` on a file beside the journal, which the kernel drops
-when its holder dies. Through a gRPC proxy client it is a check and then the adds (twins then retire
-when claimed).
+when its holder dies. Through `hpsearch storage-proxy` the proxy runs the PostgreSQL enqueue for its client
+(`proxy_once.py`); through Optuna's own proxy it is a check and then the adds (twins then retire when
+claimed).
 """
 
 from __future__ import annotations
@@ -21,15 +22,17 @@ from typing import Any
 import optuna
 import sqlalchemy
 from optuna.distributions import distribution_to_json
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.storage.backends import postgres_backend
 from hpsearch.storage.batch import transaction
 from hpsearch.storage.factory import journal_file
-from hpsearch.storage.heartbeat import postgres_backend
 from hpsearch.storage.journal_lock import flocked
 from hpsearch.storage.optuna_internals import rdb_models as models
+from hpsearch.storage.proxy_once import add_once_on_proxy, understood
 
+AddOnce = Callable[[int, Sequence[FrozenTrial]], int]
 LOCK_WAIT_S = 30.0  # a holder that keeps the lock this long is stopped (SIGSTOP) or hung: give up for now
 
 
@@ -39,8 +42,9 @@ def add_trials_once(storage: BaseStorage, study_id: int, trials: Sequence[Frozen
     system attribute `key`; atomic where the storage allows (see the module doc). Returns how many it added."""
     rdb = postgres_backend(storage)
     if rdb is not None:
-        return transaction(rdb, lambda s: _add_in_session(s, rdb, study_id, trials, key, blocked_by),
-                           "enqueue trials")
+        return add_in_postgres(rdb, study_id, trials, key=key, blocked_by=blocked_by)
+    if isinstance(storage, GrpcStorageProxy) and understood(storage):
+        return add_once_on_proxy(storage, study_id, trials, key, blocked_by)
     with _journal_lock(storage):
         present = {t.system_attrs.get(key) for t in storage.get_all_trials(study_id, deepcopy=False)
                    if t.state in blocked_by}
@@ -48,6 +52,12 @@ def add_trials_once(storage: BaseStorage, study_id: int, trials: Sequence[Frozen
         for template in missing:
             storage.create_new_trial(study_id, template_trial=template)
         return len(missing)
+
+
+def add_in_postgres(rdb: RDBStorage, study_id: int, trials: Sequence[FrozenTrial], *, key: str,
+                    blocked_by: Sequence[TrialState] = tuple(TrialState)) -> int:
+    """`add_trials_once` in PostgreSQL: one transaction under the study's row lock."""
+    return transaction(rdb, lambda s: _add_in_session(s, rdb, study_id, trials, key, blocked_by), "enqueue trials")
 
 
 def _add_in_session(session: sqlalchemy.orm.Session, rdb: RDBStorage, study_id: int, trials: Sequence[FrozenTrial],
@@ -132,15 +142,19 @@ TAKEN = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState
 
 
 def queue_retry(storage: BaseStorage, study_id: int, trial: FrozenTrial, reason: str, max_retry: int, *,
-                unique_key: str | None = None, on_given_up: Callable[[FrozenTrial], None] | None = None) -> bool | None:
+                unique_key: str | None = None, on_given_up: Callable[[FrozenTrial], None] | None = None,
+                add_once: AddOnce | None = None) -> bool | None:
     """Queue the retry of failed `trial` (`retry_template`): True when queued; False when `unique_key` is given
     and its slot already has a trial waiting, running or finished; None when its retries are used up, after
-    calling `on_given_up` with it (to drop what only a retry would have used, such as its checkpoint)."""
+    calling `on_given_up` with it (to drop what only a retry would have used, such as its checkpoint).
+    `add_once(study_id, templates)` adds unless the key is taken (a store's own; default `add_trials_once`)."""
     template = retry_template(trial, reason, max_retry)
     if template is None:
         if on_given_up is not None:
             on_given_up(trial)
         return None
+    if unique_key is not None and add_once is not None:
+        return add_once(study_id, [template]) > 0
     if unique_key is not None:
         return add_trials_once(storage, study_id, [template], key=unique_key, blocked_by=TAKEN) > 0
     storage.create_new_trial(study_id, template_trial=template)

@@ -10,3 +10,8 @@ class StorageError(Exception):
 
 class StorageUnreachable(StorageError):
     """The storage named is well-formed but does not answer yet (refused, timed out, starting up): worth a wait."""
+
+
+class StorageFull(StorageError):
+    """The disk under a journal file is full (or the file at its size limit): waiting does not help, freeing space
+    does. The record that did not fit was cut off, so the journal reads as before the failed write."""

@@ -17,17 +17,18 @@ from optuna.storages import (
     RDBStorage,
     RetryHeartbeatStaleTrialCallback,
 )
-from optuna.storages.journal import JournalFileBackend, JournalStorage
+from optuna.storages.journal import JournalStorage
 from sqlalchemy.engine import URL, make_url
 
+from hpsearch.storage.backends import rdb_backend
+from hpsearch.storage.defaults import DEFAULT_HEARTBEAT_INTERVAL, default_grace_period
 from hpsearch.storage.errors import StorageError, StorageUnreachable
 from hpsearch.storage.experimental import using_experimental_optuna
-from hpsearch.storage.journal_lock import JournalAppendLock
+from hpsearch.storage.journal_lock import JournalAppendLock, JournalFile
 from hpsearch.storage.urls import parse_storage_string, redact_url, resolve_storage_string, scrub
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HEARTBEAT_INTERVAL = 30  # seconds
 CONNECT_TIMEOUT = 10  # seconds; long enough for a busy server, short enough for the CLI to fail fast
 # One PostgreSQL connection per worker process, its heartbeat thread included: no overflow, so while
 # the main loop holds the connection (a claim, a report: milliseconds) the heartbeat waits its turn
@@ -60,14 +61,6 @@ _RDB_FIXES = (
 # help. A bad password, user or database name never gets better by waiting.
 _UNREACHABLE = ("connection refused", "timeout", "timed out", "could not translate host name", "starting up",
                 "shutting down", "recovery mode", "no such file or directory")
-
-
-def default_grace_period(heartbeat_interval: int) -> int:
-    """Seconds without a heartbeat before a RUNNING trial counts as dead: four heartbeat intervals."""
-    # Optuna's default is 2x. A false positive is costly (a live trial is failed, retrained elsewhere
-    # and its result rejected) while a late detection only delays one retry, so tolerate three
-    # missed beats: a slow reconnect, a GC pause or a GIL-heavy epoch must not kill a trial.
-    return 4 * heartbeat_interval
 
 
 def open_storage(
@@ -117,7 +110,7 @@ def _open_journal(path: str) -> JournalStorage:
     _check_journal_start(path)
     lock = JournalAppendLock(path)
     try:
-        storage = JournalStorage(JournalFileBackend(path, lock_obj=lock))
+        storage = JournalStorage(JournalFile(lock))
     except OSError as exc:
         raise StorageError(
             f"cannot open journal file {path!r}: {exc.strerror}; check its permissions"
@@ -230,8 +223,6 @@ def _open_rdb(
 def release_connections(storage: BaseStorage) -> None:
     """Close the PostgreSQL connections `storage` keeps open; it reconnects on its next use. Other backends: no-op."""
     # Not for the gRPC client: closing its channel would end it, and it holds no database connection.
-    from hpsearch.storage.heartbeat import rdb_backend  # it imports this module
-
     rdb = rdb_backend(storage)
     if rdb is not None:
         rdb.engine.dispose()  # the engine stays usable: its next checkout connects again

@@ -20,36 +20,19 @@ from typing import Any
 import grpc
 import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage
 
-from hpsearch.storage.factory import DEFAULT_HEARTBEAT_INTERVAL
-from hpsearch.storage.optuna_internals import backend_of
+from hpsearch.storage.backends import rdb_backend
+from hpsearch.storage.defaults import DEFAULT_HEARTBEAT_INTERVAL
+from hpsearch.storage.errors import StorageError
 from hpsearch.storage.urls import scrub
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_ATTR = "hpsearch:heartbeat"
-# What a storage raises when its server or file is briefly unavailable; anything else is a bug.
-TRANSIENT_ERRORS = (StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError, grpc.RpcError)
-_TRANSIENT_ERRORS = TRANSIENT_ERRORS
+# Without a store's own list (`stores/`, which pass theirs): what any backend raises while briefly unavailable.
+_ANY_BACKEND_AWAY = (StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError, grpc.RpcError)
 _JOIN_TIMEOUT = 5.0  # seconds; a beat stuck in a reconnect must not hold up the worker's exit
-
-
-def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
-    """The RDBStorage behind `storage` (also when Optuna wrapped it in its cache), else None."""
-    storage = backend_of(storage)
-    return storage if isinstance(storage, RDBStorage) else None
-
-
-def postgres_backend(storage: BaseStorage) -> RDBStorage | None:
-    """The RDBStorage behind `storage` when it is PostgreSQL, else None."""
-    rdb = rdb_backend(storage)
-    return rdb if rdb is not None and rdb.engine.dialect.name == "postgresql" else None
-
-
-def supports_native_heartbeat(storage: BaseStorage) -> bool:
-    """True when heartbeats go to the database's heartbeat table, False when to a trial attribute."""
-    return rdb_backend(storage) is not None
 
 
 def heartbeat_record(trial_id: int, *, native: bool) -> dict[str, Any]:
@@ -82,11 +65,12 @@ class Heartbeat:
 
     def __init__(
         self, storage: BaseStorage, trial_id: int, interval: float | None = None, *, first_beat: bool = True,
-        on_lost: Callable[[], object] | None = None,
+        on_lost: Callable[[], object] | None = None, transient: tuple[type[BaseException], ...] = _ANY_BACKEND_AWAY,
     ) -> None:
         """`first_beat=False` when the claim already recorded the first beat (`claims.claim_waiting`).
         `on_lost` is called when a beat finds the trial finished: failed as stale while this process was
-        paused or cut off, so the work on it can stop."""
+        paused or cut off, so the work on it can stop. A beat that fails with one of `transient` (the store's
+        errors for a storage briefly away) is logged and tried again on the next tick."""
         rdb = rdb_backend(storage)
         if interval is None:
             interval = (rdb.get_heartbeat_interval() if rdb else None) or DEFAULT_HEARTBEAT_INTERVAL
@@ -101,6 +85,7 @@ class Heartbeat:
         self._secret_url = rdb.url if rdb else ""  # only to scrub it out of error messages
         self._first_beat = first_beat
         self._on_lost = on_lost
+        self._transient = transient
 
     def __enter__(self) -> Heartbeat:
         # Beat before training starts, so a trial is never RUNNING for long without a heartbeat.
@@ -162,7 +147,10 @@ class Heartbeat:
             if self._on_lost is not None and not self._stop.is_set():
                 self._on_lost()
             return False
-        except _TRANSIENT_ERRORS as exc:
+        except StorageError as exc:  # a full disk under the journal: the worker's next write ends it, in one line
+            logger.info("heartbeat of trial %d stops: %s", self._trial_id, exc)
+            return False
+        except self._transient as exc:
             # The storage is down or restarting: say so and try again on the next tick; a dead
             # heartbeat thread would get a healthy trial failed, a crashed worker loses it outright.
             message = scrub(describe_error(exc), self._secret_url)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -27,7 +28,9 @@ import time
 from collections.abc import Iterator
 
 from optuna.exceptions import StorageInternalError
+from optuna.storages.journal import JournalFileBackend
 
+from hpsearch.storage.errors import StorageFull
 from hpsearch.storage.optuna_internals import BaseJournalFileLock
 
 logger = logging.getLogger("hpsearch.storage")
@@ -167,6 +170,31 @@ class JournalAppendLock(BaseJournalFileLock):
             release(fd)
         with self._waits_lock:
             return holds + list(self._waits)
+
+
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, past the file-size limit
+
+
+class JournalFile(JournalFileBackend):
+    """Optuna's journal file under `JournalAppendLock`, where an append that does not fit (a full disk, a quota,
+    a file-size limit) cuts off what it wrote of its record and raises StorageFull, one line that says so, instead
+    of an OSError that reads as a passing outage (a worker would wait for space for ever)."""
+
+    def __init__(self, lock: JournalAppendLock) -> None:
+        super().__init__(lock.journal_path, lock_obj=lock)
+        self.append_lock = lock
+
+    def append_logs(self, logs: list[dict[str, object]]) -> None:
+        try:
+            super().append_logs(logs)
+        except OSError as exc:
+            if exc.errno not in FULL:
+                raise
+            self.append_lock.acquire()  # which cuts the torn record off (truncating needs no space)
+            self.append_lock.release()
+            path = self.append_lock.journal_path
+            raise StorageFull(f"the disk holding journal {path!r} is full ({exc.strerror}): free space there or move "
+                              "the journal, then start the workers again; the journal reads as before") from None
 
 
 def cut_torn_tail(journal_path: str) -> int:

@@ -1,4 +1,4 @@
-"""The one door to Optuna's and optuna-dashboard's private (leading-underscore) names.
+"""The one door to Optuna's private (leading-underscore) names.
 
 hpsearch uses the public API wherever it does the job. Where it reaches below it, it does so here and
 nowhere else: `tests/test_private_names.py` fails when another file of the packages touches a private name,
@@ -134,15 +134,17 @@ def backend_of(storage: BaseStorage) -> BaseStorage:
 
 
 def dashboard_note_ver_key(trial_id: int | None) -> str:
-    """optuna-dashboard's study system attribute that holds the version of a trial's note. Its public
-    `save_note` reads every system attribute of the study to find the next version; a first note needs none."""
-    from optuna_dashboard._note import note_ver_key  # a search-side dependency: imported when a note is written
+    """optuna-dashboard's study system attribute that holds the version of a trial's note. `search/run/notes.py`
+    writes the format by hand; `tests/watch/test_notes.py` compares it with this, so an upgrade that changes it
+    fails there, by name."""
+    from optuna_dashboard._note import note_ver_key
 
     return note_ver_key(trial_id)
 
 
 def dashboard_note_chunks(body: str, trial_id: int | None) -> dict[str, str]:
-    """A note's body as optuna-dashboard stores it: study system attributes of bounded length, by key."""
+    """A note's body as optuna-dashboard stores it: study system attributes of bounded length, by key (what
+    `search/run/notes.py` writes by hand, compared in `tests/watch/test_notes.py`)."""
     from optuna_dashboard._note import split_body
 
     return split_body(body, trial_id)

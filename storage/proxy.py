@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import warnings
@@ -10,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
+from hpsearch.storage.backends import postgres_backend
+from hpsearch.storage.enqueue import add_in_postgres
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.factory import open_storage
-from hpsearch.storage.heartbeat import rdb_backend
+from hpsearch.storage.proxy_once import serve_once
 from hpsearch.storage.urls import redact_url, resolve_storage_string
 
 logger = logging.getLogger(__name__)
@@ -25,7 +28,8 @@ def serve_storage_proxy(url: str | None, host: str, port: int) -> None:
     url = resolve_storage_string(url)
     # One connection per server thread and no more: the proxy exists to share one pool among many workers.
     storage = open_storage(url, pool_size=PROXY_THREADS)
-    if rdb_backend(storage) is None:
+    rdb = postgres_backend(storage)
+    if rdb is None:
         raise StorageError(
             f"the storage proxy serves PostgreSQL only, not {redact_url(url)!r};"
             " give --storage postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"
@@ -38,8 +42,10 @@ def serve_storage_proxy(url: str | None, host: str, port: int) -> None:
         try:
             # Optuna asks for its cached storage here: without the cache every client request
             # re-reads whole studies from the database.
+            served = optuna.storages.get_storage(storage)
+            serve_once(served, functools.partial(add_in_postgres, rdb))
             optuna.storages.run_grpc_proxy_server(
-                optuna.storages.get_storage(storage),
+                served,
                 host=host,
                 port=port,
                 thread_pool=ThreadPoolExecutor(max_workers=PROXY_THREADS),

@@ -12,10 +12,11 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage.enqueue import queue_retry
+from hpsearch.storage.backends import rdb_backend
+from hpsearch.storage.enqueue import AddOnce, queue_retry
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.factory import journal_lock
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, rdb_backend
+from hpsearch.storage.heartbeat import HEARTBEAT_ATTR
 from hpsearch.storage.journal_lock import unwritable_between
 from hpsearch.storage.optuna_internals import rdb_models as models
 from hpsearch.storage.optuna_internals import trial_id as id_of
@@ -25,14 +26,15 @@ logger = logging.getLogger(__name__)
 
 def fail_stale_trials(
     storage: BaseStorage, study_name: str, *, grace_period: float, max_retry: int, unique_key: str | None = None,
-    on_given_up: Callable[[FrozenTrial], None] | None = None,
+    on_given_up: Callable[[FrozenTrial], None] | None = None, add_once: AddOnce | None = None,
 ) -> list[int]:
     """Fail the RUNNING trials of `study_name` silent for over `grace_period` s; retry each up to `max_retry`.
 
     Safe to call from many workers at once: each stale trial is failed, and retried, exactly once. With
     `unique_key` (a system attribute such as a slot), no retry is added where a trial with the same value
     waits, runs or finished. `on_given_up` is called with each failed trial whose retries are used up (to drop
-    what only a retry would have used, such as its checkpoint). Returns the ids of the trials this call failed.
+    what only a retry would have used, such as its checkpoint). `add_once` is the store's enqueue of a retry
+(`enqueue.queue_retry`). Returns the ids of the trials this call failed.
     """
     try:
         study_id = storage.get_study_id_from_name(study_name)
@@ -52,7 +54,7 @@ def fail_stale_trials(
         trial = storage.get_trial(trial_id)
         reason = f"its worker sent no heartbeat for {ages[trial_id]:.1f} s (grace period {grace_period:g} s)"
         retried = queue_retry(storage, study_id, trial, reason, max_retry, unique_key=unique_key,
-                              on_given_up=on_given_up)
+                              on_given_up=on_given_up, add_once=add_once)
         logger.warning(
             "trial %d of %s: %s; failed it, %s",
             trial.number,

@@ -118,3 +118,19 @@ def test_bench_does_not_import_the_tests() -> None:
              for line, module in imported_modules(path.read_text(), "bench")
              if module == "tests" or module.startswith("tests.")]
     assert not found, "bench/ runs from a checkout without tests/:\n" + "\n".join(found)
+
+
+# What only the trial stores (storage/stores/) and the storage modules under them may touch: Optuna's internals
+# and the checks of which backend is in use. search/ reads and writes trials through a store's verbs.
+STORE_ONLY = ("hpsearch.storage.optuna_internals", "hpsearch.storage.backends", "hpsearch.storage.claims",
+              "hpsearch.storage.batch", "hpsearch.storage.enqueue", "hpsearch.storage.waiting",
+              "optuna.storages.GrpcStorageProxy", "optuna.storages.RDBStorage", "optuna.storages.JournalStorage",
+              "optuna.storages.journal.JournalStorage")
+
+
+def test_search_reaches_the_storage_only_through_its_store() -> None:
+    found = [f"{path.relative_to(ROOT)}:{line} imports {module}"
+             for path in sorted((ROOT / "search").rglob("*.py"))
+             for line, module in imported_modules(path.read_text(), "search")
+             if any(module == name or module.startswith(name + ".") for name in STORE_ONLY)]
+    assert not found, "search/ reaches below the trial stores:\n" + "\n".join(found)

@@ -10,8 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hpsearch.search.cli.progress import running_table, running_trials
 from hpsearch.search.run.campaign import Campaign
-from hpsearch.search.run.worker import STORAGE_ERRORS
 from hpsearch.search.watch.status import StageStatus, status_of
+from hpsearch.storage.stores import store_for
 
 
 class _BarsAndTrials(Progress):
@@ -63,7 +63,7 @@ class StageBars:
             views = stored.views()  # one read serves the bars and the running trials
             self.stages = status_of(views, stored.plan.metric)  # the best by the plan's metric and direction
             self._bars.running = running_table(running_trials(views))
-        except STORAGE_ERRORS:
+        except (*store_for(self._storage).transient, OSError):  # an outage: the workers wait it out too
             return
         for s in self.stages:
             if s.name not in self._tasks:

@@ -4,22 +4,21 @@ Nothing lives only in a worker's memory. Stage k's study `<campaign>.<stage>` ho
 its parent's space as plain-JSON user attributes, and exactly `n_trials` enqueued slots (WAITING trials with a
 `hpsearch:slot` system attribute). Any worker may open a stage, any number at once: the space is a pure
 function of the previous stage's finished trials, and slots are keyed by index and enqueued in one step
-(`storage/enqueue.py`), so each exists once. Where that step cannot be atomic (a gRPC proxy client), a slot
-enqueued twice is resolved when claimed (the lowest-numbered live trial of a slot wins; see `claim`).
+(the store's `enqueue_once`), so each exists once. Where that step cannot be atomic (a client of Optuna's own
+gRPC proxy), a slot enqueued twice is resolved when claimed (the lowest-numbered live trial of a slot wins).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import random
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage, GrpcStorageProxy
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.errors import CampaignFailed, CampaignMissing
@@ -46,10 +45,8 @@ from hpsearch.search.plan.stage_logic import (
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.run.notes import write_stage_note
 from hpsearch.search.run.retries import retry_trial
-from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.claims import claim_waiting
-from hpsearch.storage.enqueue import add_trials_once
-from hpsearch.storage.waiting import claim_remembered, remember_waiting, take_waiting
+from hpsearch.storage.errors import StorageError
+from hpsearch.storage.stores import Claimed, TrialStore, store_for, store_of
 
 # The stage logic's names, for the modules that read a campaign's trials.
 __all__ = ["DUPLICATE", "FINISHED", "OVERRIDES", "SLOT", "Campaign", "Claim", "StageView", "init_campaign",
@@ -74,13 +71,11 @@ class StageView:
     stage: Stage
     study: optuna.Study
     space: Space
-    seen: set[int] = field(default_factory=set)  # ids of every trial this process has read, kept across views
+    store: TrialStore
 
     @functools.cached_property
     def trials(self) -> list[FrozenTrial]:
-        trials = self.study.get_trials(deepcopy=False)
-        self.seen.update(internals.trial_id(t) for t in trials)
-        return trials
+        return self.store.trials(self.study)
 
     def refresh(self) -> None:
         """Drop the snapshot: the next use of `trials` reads the storage again."""
@@ -90,12 +85,7 @@ class StageView:
         return live(self.trials)
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A slot this process took: its trial, and whether the claim recorded the trial's first heartbeat."""
-
-    trial: optuna.Trial
-    first_beat_recorded: bool
+Claim = Claimed  # a slot this process took: its trial, and whether the claim recorded the first heartbeat
 
 
 class Campaign:
@@ -110,11 +100,9 @@ class Campaign:
 
     def __init__(self, storage: BaseStorage, plan: Plan, seed: int | None = None) -> None:
         self.storage, self.plan, self.seed = storage, plan, seed
+        self.store = store_for(storage)
         self._opened: dict[str, dict[str, Any]] = {}
-        self._studies: dict[str, tuple[optuna.Study, set[int]]] = {}
-        # A random claim order per process: in slot order, every worker of a fleet would race for the same row
-        # and all but one would spend a round trip losing it.
-        self._order = random.Random()
+        self._studies: dict[str, optuna.Study] = {}
 
     @classmethod
     def load(cls, storage: BaseStorage, name: str, seed: int | None = None) -> Campaign:
@@ -148,9 +136,8 @@ class Campaign:
             study = optuna.load_study(study_name=name, storage=self.storage,
                                       sampler=make_sampler(stage.sampler, sampler_seed),
                                       pruner=make_pruner(stage.pruner))
-            self._studies[name] = (study, set())
-        study, seen = self._studies[name]
-        return StageView(index, stage, study, space_from_json(attrs["space"]), seen)
+            self._studies[name] = study
+        return StageView(index, stage, self._studies[name], space_from_json(attrs["space"]), self.store)
 
     def views(self) -> list[tuple[Stage, StageView | None]]:
         """Every stage in plan order with its view (None: not open yet); a view reads its trials once, when
@@ -199,18 +186,10 @@ class Campaign:
                        "why": f"its first {count} trials (retries included) all failed, none finished"})
 
     def claim(self, view: StageView) -> Claim | None:
-        """Take one WAITING slot of the stage, retries first; None when none is waiting.
-
-        Where the storage allows, without reading every slot: on PostgreSQL one transaction that skips rows
-        other workers hold and records the first heartbeat; through a gRPC proxy, from the slots the last read
-        saw waiting. Otherwise from the view's snapshot, moving a waiting trial to RUNNING (the storage lets one
-        worker win). A slot enqueued twice retires its higher-numbered twin at claim time (`DUPLICATE`).
-        """
-        trial = self._claim_queued(view)
-        if trial is not None:
-            return Claim(trial, first_beat_recorded=True)
-        trial = self._claim_from_snapshot(view)
-        return None if trial is None else Claim(trial, first_beat_recorded=False)
+        """Take one WAITING slot of the stage, retries first; None when none is waiting. The store claims the
+        cheapest way its backend allows (`TrialStore.claim`); a slot enqueued twice retires its higher-numbered
+        twin at claim time (`DUPLICATE`)."""
+        return self.store.claim(view.study, view, unique_key=SLOT, retired_key=DUPLICATE, first_key=RETRY_OF)
 
     def complete(self, view: StageView, max_retry: int) -> bool:
         """Every slot of the stage has a finished trial, or failed more often than it may be retried."""
@@ -221,35 +200,6 @@ class Campaign:
         return sum(retry_trial(view.study, last, TrialRecord.of(last).fail_reason
                                or "it failed and its retry was never queued", max_retry)
                    for last in orphans(view.trials, time.time()))
-
-    def _claim_from_snapshot(self, view: StageView) -> optuna.Trial | None:
-        # The duplicate check reads the view's snapshot, not the storage again: a lower-numbered rival was
-        # created before the claimed trial, so it is in the snapshot, and a state that moved on since can only
-        # have moved to one for which the same decision is right (a rival that failed since has a retry with a
-        # higher number, which will retire itself against this trial). The waiting slots left over are kept
-        # for the next claims through a gRPC proxy (`storage/waiting.py`).
-        storage = internals.study_storage(view.study)
-        remembered = remember_waiting(storage, internals.study_id(view.study), view.trials, unique_key=SLOT,
-                                      first_key=RETRY_OF, order=self._order)
-        waiting = take_waiting(storage, remembered, retired_key=DUPLICATE)
-        return None if waiting is None else internals.trial_from_claimed_copy(view.study, waiting)
-
-    def _claim_queued(self, view: StageView) -> optuna.Trial | None:
-        storage = internals.study_storage(view.study)
-        study_id = internals.study_id(view.study)
-        trial_id = claim_waiting(storage, study_id, unique_key=SLOT, retired_key=DUPLICATE, first_key=RETRY_OF)
-        if trial_id is None and isinstance(storage, GrpcStorageProxy):
-            waiting = claim_remembered(storage, study_id, retired_key=DUPLICATE)
-            # From the stage's last read, so Optuna's cache has listed it (unlike a trial claimed below)
-            return None if waiting is None else internals.trial_from_claimed_copy(view.study, waiting)
-        if trial_id is None:
-            return None
-        if trial_id not in view.seen:
-            # Optuna's trial cache takes params only for trials it has listed: a slot enqueued since this
-            # process last read the stage (a retry) needs one more read. Once per stage, then rarely.
-            view.refresh()
-            view.trials  # noqa: B018 - the read is the point
-        return optuna.Trial(view.study, trial_id)
 
 
 def init_campaign(storage: BaseStorage, plan: Plan) -> bool:
@@ -323,18 +273,20 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
         templates.append(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs=system_attrs))
     # One step, not one add per slot: two workers opening the stage at once would otherwise both add a
     # slot that neither saw, and the twins would retire as FAIL trials at claim time.
-    enqueue_slots(storage, internals.study_id(study), templates)
+    enqueue_slots(study, templates)
     if not study.user_attrs.get("opened"):
         try:
             write_stage_note(study, stage, parent, space)
+        except StorageError:
+            raise  # a full disk: opening the stage cannot go on either
         except Exception:
             log.exception("could not write the note of stage %s", stage.name)
         study.set_user_attr("opened", True)
 
 
-def enqueue_slots(storage: BaseStorage, study_id: int, templates: list[FrozenTrial]) -> int:
+def enqueue_slots(study: optuna.Study, templates: list[FrozenTrial]) -> int:
     """Add the WAITING slot trials whose slot the study does not have yet, in one step; returns how many."""
-    return add_trials_once(storage, study_id, templates, key=SLOT)
+    return store_of(study).enqueue_once(study, templates, key=SLOT)
 
 
 def _study_attrs(storage: BaseStorage, name: str) -> dict[str, Any] | None:

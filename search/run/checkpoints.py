@@ -24,13 +24,12 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
-from hpsearch.storage import optuna_internals as internals
+from hpsearch.storage.stores import store_of
 
 log = logging.getLogger(__name__)
 
 POINTER = "hpsearch:checkpoint"  # trial system attribute: {"artifact_id", "epoch", "bytes"} of the latest one
 WEIGHTS_PREFIX = "weights-"
-STORAGE_DOWN = (optuna.exceptions.StorageInternalError, ConnectionError)
 WEIGHTS_NAME = WEIGHTS_PREFIX + "trial{number}-seed{seed}.pt"
 
 
@@ -56,9 +55,9 @@ class TrialCheckpoint:
 
     def __init__(self, store: Any, trial: optuna.Trial, *, final_epoch: int, keep_weights: bool = False) -> None:
         self.store, self.trial = store, trial
-        self.storage: BaseStorage = trial.storage
-        self.trial_id = internals.trial_id(trial)
-        self.current = pointed(internals.cached_frozen_trial(trial))  # inherited from the predecessor, if any
+        self.trials = store_of(trial.study)
+        self.trial_id = self.trials.trial_id(trial)
+        self.current = pointed(self.trials.copy_of(trial))  # inherited from the predecessor, if any
         self.final_epoch, self.keep_weights = final_epoch, keep_weights
         self.weights: dict[str, Any] | None = None
         self.reason: str | None = None
@@ -91,12 +90,13 @@ class TrialCheckpoint:
         new = f"checkpoint-{uuid.uuid4().hex}.pt"
         try:
             self.store.write(new, buffer)
-            self.storage.set_trial_system_attr(self.trial_id, POINTER,
-                                               {"artifact_id": new, "epoch": state.get("epoch"), "bytes": size})
+            self.trials.write_system(self.trial_id, POINTER,
+                                     {"artifact_id": new, "epoch": state.get("epoch"), "bytes": size})
         except Exception as e:  # the store or the database refused: the previous checkpoint stays the one
             _remove(self.store, new)
             # Optuna's text for a failed commit guesses at invalid data; during an outage it only misleads.
-            detail = "the storage is unreachable" if isinstance(e, STORAGE_DOWN) else f"{type(e).__name__}: {e}"
+            down = isinstance(e, (*self.trials.outage, ConnectionError))
+            detail = "the storage is unreachable" if down else f"{type(e).__name__}: {e}"
             raise OSError(f"checkpoint of trial {self.trial.number} not kept ({detail})") from e
         old, self.current = self.current, new
         if old is not None:

@@ -19,10 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import optuna
-import sqlalchemy.exc
-from optuna.trial import TrialState
 
 from hpsearch.objectives import provenance
 from hpsearch.objectives.config import TrainConfig
@@ -33,15 +30,12 @@ from hpsearch.search.record import TrialRecord
 from hpsearch.search.run.campaign import Campaign, Claim, StageView
 from hpsearch.search.run.cost import recorded, trial_cost
 from hpsearch.search.run.notes import annotate_trial, write_trial_note
-from hpsearch.search.run.trial_runner import LIVE_HISTORY_MIN_S, Interrupted, record, trial_config
-from hpsearch.storage import Heartbeat
-from hpsearch.storage import optuna_internals as internals
+from hpsearch.search.run.trial_runner import LIVE_HISTORY_MIN_S, Interrupted, Patient, finish, trial_config
+from hpsearch.storage.errors import StorageError
+from hpsearch.storage.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 FUSED_OBJECTIVES = ("cifar10-resnet18",)  # objectives with a fused trainer
-# The storage being away (as worker.OUTAGE_ERRORS): the worker waits for it, the stale-trial check retries.
-STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, grpc.RpcError)
-NOT_CRASHES = (*STORAGE_ERRORS, optuna.exceptions.UpdateFinishedTrialError)  # the worker's to handle
 _said: set[str] = set()  # reasons a worker cannot fuse a stage, each logged once per process
 
 
@@ -83,6 +77,7 @@ class FusedContext:
     device: str
     data_dir: Path | None
     heartbeat_interval: int
+    grace_period: int  # how long a trial's writes wait out an outage (`trial_runner.Patient`)
     artifacts: Path | None
     stop: threading.Event
     run_alone: Callable[[Claim], None]
@@ -95,6 +90,11 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
     no waiting slot, `budget` trials ran or the worker is stopped; returns the trials run (alone ones too)."""
     from hpsearch.objectives.fused import train_fused, why_not_fused  # torch only where trials train
 
+    store = ctx.view.store
+    patient = Patient(ctx.grace_period, ctx.stop, store.transient)
+    # The storage being away: the worker waits for it, the stale-trial check retries the trials it held.
+    # A full disk (StorageError) ends the worker: handing the trials back would need space too.
+    not_crashes = (*store.outage, StorageError, optuna.exceptions.UpdateFinishedTrialError)  # the worker's
     slots: list[_Member | None] = [None] * fuse
     ran = 0
     anchor: TrainConfig | None = None  # the first fused trial: every other must fuse with it
@@ -119,14 +119,13 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
             return None
         anchor = anchor or config
         lost = threading.Event()  # set by the heartbeat when the trial was failed as stale meanwhile
-        beat = Heartbeat(internals.study_storage(ctx.view.study), internals.trial_id(trial), ctx.heartbeat_interval,
-                         first_beat=not claim.first_beat_recorded, on_lost=lost.set)
-        member = _Member(trial, config, beat, TrialRecord.of(internals.cached_frozen_trial(trial)), lost)
+        beat = store.beat(trial, ctx.heartbeat_interval, first_beat=not claim.first_beat_recorded, on_lost=lost.set)
+        member = _Member(trial, config, beat, TrialRecord.of(store.copy_of(trial)), lost)
         beat.__enter__()
         member.rec.worker = {"host": socket.gethostname(), "device": ctx.device, "pid": os.getpid(), "fused": fuse}
         member.rec.config = ctx.campaign.plan.schema.dump(config)
         member.rec.provenance = provenance.collect(ctx.data_dir, [config.seed])
-        record(trial, member.rec.attrs("worker", "config", "provenance"))
+        patient(store.write, trial, member.rec.attrs("worker", "config", "provenance"))
         return member
 
     def claim_next() -> _Member | None:
@@ -164,12 +163,12 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
         try:
             if m.lost.is_set():
                 raise optuna.exceptions.UpdateFinishedTrialError
-            m.trial.report(value, rec.epoch)
+            patient(m.trial.report, value, rec.epoch)
             if rec.seconds >= LIVE_HISTORY_MIN_S:  # live curves where an epoch is worth a write
-                m.trial.set_user_attr("history", m.live)
+                patient(m.trial.set_user_attr, "history", m.live)
         except optuna.exceptions.UpdateFinishedTrialError:  # its slot goes to the next trial; the end drops it
             raise StopTraining("failed as stale meanwhile and retried elsewhere") from None
-        if m.trial.should_prune():
+        if patient(m.trial.should_prune):
             raise StopTraining(f"pruned by {type(ctx.view.study.pruner).__name__} at epoch {rec.epoch}: "
                                f"{metric.label} {value:.4f} fell behind the other trials")
 
@@ -184,7 +183,7 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
         slots[slot] = None
         ran += 1
         try:
-            _finish(ctx, m, result)
+            _finish(ctx, m, result, patient)
         except optuna.exceptions.UpdateFinishedTrialError:
             log.warning("trial %d of %s was failed and retried elsewhere after its heartbeat went stale; dropped it",
                         m.trial.number, ctx.view.stage.name)
@@ -201,14 +200,14 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
                     on_step=on_step, on_end=on_end, refill=refill)
     except BaseException as e:  # hand every trial still in a slot back for a retry, then let the worker decide
         stopped = isinstance(e, Interrupted | KeyboardInterrupt)
-        crashed = isinstance(e, Exception) and not stopped and not isinstance(e, NOT_CRASHES)
+        crashed = isinstance(e, Exception) and not stopped and not isinstance(e, not_crashes)
         reason = "the worker was stopped (SIGTERM)" if stopped else f"{type(e).__name__}: {e}"
         blamed = False  # one crash counts once towards the stage's fail-fast check, not once per slot
         for m in slots:
             if m is None:
                 continue
             m.beat.__exit__(None, None, None)
-            if not isinstance(e, STORAGE_ERRORS):  # an outage: the stale-trial check retries them later
+            if not isinstance(e, (*store.outage, StorageError)):  # the stale-trial check retries them later
                 ctx.fail_and_retry(m.trial, reason, e if crashed and not blamed else None)
                 blamed = True
         held = sum(m is not None for m in slots)
@@ -225,31 +224,24 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
     return ran
 
 
-def _finish(ctx: FusedContext, m: _Member, result: TrainResult) -> None:
-    """Record the trial's end, write its note and tell the study, as `run_trial` does for a trial alone."""
+def _finish(ctx: FusedContext, m: _Member, result: TrainResult, patient: Patient) -> None:
+    """Record the trial's end, write its note and tell the study, as `run_trial` does for a trial alone, each
+    write waiting out a storage outage within the grace period."""
     rec, trial, study, metric = m.rec, m.trial, ctx.view.study, ctx.campaign.plan.metric.name
     cost = trial_cost(rec.config or {}, len(result.history), result.seconds)  # its share of the fused device
     rec.history, rec.status, rec.seconds = list(result.history), result.status, round(result.seconds, 3)
     rec.cost = recorded(cost)
     rec.pruned_reason = result.reason if result.status != "completed" else None
-    record(trial, rec.attrs("history", "status", "seconds", "cost", "pruned_reason"))
+    store = ctx.view.store
+    patient(store.write, trial, rec.attrs("history", "status", "seconds", "cost", "pruned_reason"))
     try:
         if ctx.artifacts is None:
             write_trial_note(study, trial, result.reason, record=rec, stage=ctx.view.stage.name, first=True)
         else:
             annotate_trial(study, trial, rec, result.reason, ctx.artifacts, stage=ctx.view.stage.name, first=True)
-    except optuna.exceptions.UpdateFinishedTrialError:
+    except (optuna.exceptions.UpdateFinishedTrialError, StorageError):
         raise
     except Exception:  # a note is never worth the trial
         log.exception("could not write the note or curves of trial %d", trial.number)
     value = result.final_value(metric)
-    if result.status == "completed" and value is not None:
-        internals.tell_from_copy(study, trial, value, None)
-        return
-    if result.status == "diverged" and result.history:
-        last = result.history[-1]
-        value = last.value(metric)
-        reported = internals.cached_frozen_trial(trial).intermediate_values
-        if value is not None and value == value and last.epoch not in reported:  # the collapse shows on the curve
-            trial.report(value, last.epoch)
-    internals.tell_from_copy(study, trial, None, TrialState.PRUNED)
+    patient(finish, store, study, trial, result, value, metric)

@@ -22,14 +22,30 @@ from hpsearch.search.plan.narrow import rule_to_data, what_changed
 from hpsearch.search.plan.plan import Stage, StageKind
 from hpsearch.search.plan.space import Space, space_to_data
 from hpsearch.search.record import TrialRecord
-from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.batch import set_study_system_attrs
+from hpsearch.storage.stores import store_of
 
 log = logging.getLogger(__name__)
 
 _DEFAULTS = TrainConfig().to_dict()
 FIDELITY_KEYS = ("epochs", "data_fraction", "width", "batch_size", "seed")  # shown right after the searched params
 CURVES_NAME = "curves-trial-{number}.png"
+# optuna-dashboard's storage format of a note (its `_note` module; tests/watch/test_notes.py checks that they
+# agree): study system attributes, the body in chunks of NOTE_CHUNK characters under NOTE_STR_KEY + index, and
+# its version under NOTE_VER_KEY. A study's own note has no trial id in its keys.
+NOTE_CHUNK = 2045
+NOTE_VER_KEY = "dashboard:{trial_id}:note_ver"
+NOTE_STR_KEY = "dashboard:{trial_id}:note_str:"
+
+
+def note_ver_key(trial_id: int) -> str:
+    """The study system attribute that holds the version of trial `trial_id`'s note."""
+    return NOTE_VER_KEY.format(trial_id=trial_id)
+
+
+def note_chunks(body: str, trial_id: int) -> dict[str, str]:
+    """A trial's note body as optuna-dashboard stores it: study system attributes of bounded length, by key."""
+    prefix = NOTE_STR_KEY.format(trial_id=trial_id)
+    return {f"{prefix}{i}": body[start:start + NOTE_CHUNK] for i, start in enumerate(range(0, len(body), NOTE_CHUNK))}
 
 
 def annotate_trial(study: optuna.Study, trial: optuna.Trial, record: TrialRecord, reason: str | None,
@@ -73,7 +89,7 @@ def write_trial_note(study: optuna.Study, trial: optuna.Trial | FrozenTrial, rea
     lines += ["", "Every other key has its default; the full config is the trial's `config` attribute."]
     body = "\n".join(lines) + "\n"
     if first:
-        save_first_note(study, internals.trial_id(trial), body)
+        save_first_note(study, store_of(study).trial_id(trial), body)
     else:
         optuna_dashboard.save_note(_live(study, trial), body)
 
@@ -97,8 +113,7 @@ def save_first_note(study: optuna.Study, trial_id: int, body: str) -> None:
     `get_note`): the body in chunks, then the version (one transaction on PostgreSQL; elsewhere in this
     order, so a reader never sees a version without its body).
     """
-    attrs = {**internals.dashboard_note_chunks(body, trial_id), internals.dashboard_note_ver_key(trial_id): 1}
-    set_study_system_attrs(internals.study_storage(study), internals.study_id(study), attrs)
+    store_of(study).write_study_system(study, {**note_chunks(body, trial_id), note_ver_key(trial_id): 1})
 
 
 def upload_curves(study: optuna.Study, trial: optuna.Trial | FrozenTrial, history: Sequence[EpochRecord],
@@ -153,9 +168,7 @@ def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | No
 
 def _live(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> optuna.Trial:
     """A handle on a stored trial that optuna-dashboard's API accepts (it takes live trials only)."""
-    if isinstance(trial, optuna.Trial):
-        return trial
-    return optuna.Trial(study, internals.trial_id(trial))
+    return store_of(study).live(study, trial)
 
 
 def _state_name(trial: optuna.Trial | FrozenTrial) -> str:

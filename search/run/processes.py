@@ -18,8 +18,8 @@ import optuna
 from hpsearch.search.errors import BAD_INPUT_ERRORS, CampaignFailed, OptionError
 from hpsearch.search.run import worker_log
 from hpsearch.search.run.worker import WorkerOptions, work
-from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage import redact_url
+from hpsearch.storage.stores import hush_qmc_notice
 
 log = logging.getLogger("hpsearch.search.run.worker")
 
@@ -49,7 +49,7 @@ def run_in_process(campaign: str, options: WorkerOptions) -> int:
     signal.signal(signal.SIGINT, on_signal)
     worker_log.configure(options.log_level, options.log_queue)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger(internals.QMC_LOGGER).addFilter(_ConditionalSpaceNotice())
+    hush_qmc_notice()  # QMCSampler's notice about conditional spaces: plans expect them
     if options.log_queue is None and multiprocessing.parent_process() is None:
         work(campaign, options, stop)  # `hpsearch worker` in this process: the CLI says what went wrong
         return 128 + received[0] if received else 0
@@ -67,14 +67,6 @@ def run_in_process(campaign: str, options: WorkerOptions) -> int:
         log.error("%s: %s", type(e).__name__, redact_url(str(e)), exc_info=True)
         sys.exit(1)
     return 128 + received[0] if received else 0
-
-
-class _ConditionalSpaceNotice(logging.Filter):
-    """Drop QMCSampler's notice about conditional spaces: plans expect it (momentum only with SGD), and
-    Optuna samples the conditional params independently, which is what a coarse stage wants."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return internals.QMC_CONDITIONAL_NOTICE not in record.getMessage()
 
 
 def device_slots(devices: str, per_device: int) -> list[str]:

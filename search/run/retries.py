@@ -10,8 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from hpsearch.search.plan.stage_logic import SLOT
-from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.enqueue import queue_retry
+from hpsearch.storage.stores import store_of
 
 GIVEN_UP = "given_up:"  # a stage's user attribute per slot whose retries were used up: the stage ends under budget
 
@@ -21,9 +20,9 @@ def retry_trial(study: optuna.Study, trial: FrozenTrial, reason: str, max_retry:
     """Enqueue the retry of failed `trial` (Optuna's copy: its slot, params and retry history; user attribute
     `retry_of` says from where and why), unless retries are used up or its slot has a live or finished trial.
     When its retries are used up the slot is recorded as given up and `on_given_up` is called with `trial`
-    (`queue_retry`, which the stale-trial check shares)."""
-    return bool(queue_retry(internals.study_storage(study), internals.study_id(study), trial, reason, max_retry,
-                            unique_key=SLOT, on_given_up=record_given_up(study, reason, on_given_up)))
+    (the store's `retry`, which its stale-trial check shares)."""
+    return bool(store_of(study).retry(study, trial, reason, max_retry, unique_key=SLOT,
+                                      on_given_up=record_given_up(study, reason, on_given_up)))
 
 
 def record_given_up(study: optuna.Study, reason: str,

@@ -26,9 +26,8 @@ from hpsearch.search.run.campaign import OVERRIDES, StageView
 from hpsearch.search.run.checkpoints import TrialCheckpoint
 from hpsearch.search.run.cost import Cost, recorded, trial_cost, user_cost
 from hpsearch.search.run.notes import annotate_trial, write_trial_note
-from hpsearch.storage import TRANSIENT_ERRORS
-from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.batch import set_trial_user_attrs
+from hpsearch.storage.errors import StorageError
+from hpsearch.storage.stores import TrialStore
 
 log = logging.getLogger(__name__)
 LIVE_HISTORY_MIN_S = 1.0  # epochs shorter than this get their history written once, at the end
@@ -42,7 +41,7 @@ def trial_config(plan: Plan, view: StageView, trial: optuna.Trial, device: str, 
     """Base config, then the stage's fidelity, then the sampled params, then per-slot overrides (the seed); the
     worker's device where the objective's config has a `device` field (a simple objective's params get none)."""
     params = sample_params(trial, view.space) if sample else {}
-    overrides = internals.cached_frozen_trial(trial).system_attrs.get(OVERRIDES, {})
+    overrides = view.store.copy_of(trial).system_attrs.get(OVERRIDES, {})
     placed = {"device": device} if "device" in (plan.schema.keys() or ()) else {}
     return plan.config_for(view.stage, {**params, **overrides, **placed}, where=f"trial {trial.number}")
 
@@ -60,25 +59,25 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     from its predecessor's latest checkpoint; a finished trial's checkpoint is removed, the final stage's
     trained weights are kept as an artifact of the trial.
     """
-    study, patient = view.study, Patient(patience, stop)
-    rec = TrialRecord.of(internals.cached_frozen_trial(trial))  # a retry starts with `retry_of`
+    study, store, patient = view.study, view.store, Patient(patience, stop, view.store.transient)
+    rec = TrialRecord.of(store.copy_of(trial))  # a retry starts with `retry_of`
     rec.worker = {"host": socket.gethostname(), "device": device, "pid": os.getpid()}
     if view.stage.kind == StageKind.LR_RANGE_TEST:
         return _run_range_test(plan, view, trial, objective, device, data_dir, rec)
     # A comparison on the base config has no params to sample: its slots carry everything in their overrides.
-    sample = view.stage.kind != StageKind.COMPARE or "fixed_params" in internals.cached_frozen_trial(trial).system_attrs
+    sample = view.stage.kind != StageKind.COMPARE or "fixed_params" in store.copy_of(trial).system_attrs
     try:
         config = trial_config(plan, view, trial, device, sample=sample)
     except ConfigError as e:
         # A combination the space allows but the config rejects: a retry would fail the same way.
         rec.fail_reason = str(e)
-        record(trial, rec.attrs("worker", "fail_reason"))
+        store.write(trial, rec.attrs("worker", "fail_reason"))
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
     params = plan.schema.dump(config)
     rec.config = params
     rec.provenance = provenance.collect(data_dir, [params["seed"]] if isinstance(params.get("seed"), int) else [])
-    patient(record, trial, rec.attrs("worker", "config", "provenance"))
+    patient(store.write, trial, rec.attrs("worker", "config", "provenance"))
     started = time.monotonic()
     hook = None
     if objective.simple:
@@ -96,12 +95,12 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
     rec.cost = recorded(_cost(objective, params, len(result.history), seconds))
     rec.pruned_reason = result.reason if result.status != "completed" else None
     rec.resumed_from_epoch, rec.checkpoint_ignored = result.resumed_from_epoch, result.checkpoint_ignored
-    patient(record, trial, rec.attrs("history", "status", "seconds", "cost", "pruned_reason", "resumed_from_epoch",
+    patient(store.write, trial, rec.attrs("history", "status", "seconds", "cost", "pruned_reason", "resumed_from_epoch",
                                      "checkpoint_ignored"))
     if hook is not None and result.status == "completed":
         _keep_weights(hook, trial, params.get("seed", 0))
     _annotate(view, trial, rec, result.reason, artifacts)  # before tell: a finished trial takes no artifact
-    state = patient(_finish, study, trial, result, value, plan.metric.name)
+    state = patient(finish, store, study, trial, result, value, plan.metric.name)
     if hook is not None:
         hook.discard()  # told: nothing resumes it (until then a retry after a storage outage would)
     last = result.history[-1].value(plan.metric.name) if result.history else None
@@ -114,19 +113,20 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
 
 class Patient:
     """Calls a trial's storage writes and reads, retrying one that fails because the storage is briefly away
-    (`TRANSIENT_ERRORS`) for up to `seconds`; a stop, or an outage that outlasts them, raises the error."""
+    (`transient`: the store's errors for that) for up to `seconds`; a stop, or an outage that outlasts them,
+    raises the error."""
 
     RETRY_S = 1.0
 
-    def __init__(self, seconds: float, stop: threading.Event) -> None:
-        self.seconds, self.stop = seconds, stop
+    def __init__(self, seconds: float, stop: threading.Event, transient: tuple[type[BaseException], ...]) -> None:
+        self.seconds, self.stop, self.transient = seconds, stop, transient
 
     def __call__(self, fn: Any, *args: Any) -> Any:
         deadline = time.monotonic() + self.seconds
         while True:
             try:
                 return fn(*args)
-            except TRANSIENT_ERRORS:
+            except self.transient:
                 if self.stop.is_set() or time.monotonic() + self.RETRY_S > deadline:
                     raise
                 self.stop.wait(self.RETRY_S)
@@ -248,17 +248,18 @@ def _as_number(value: Any) -> float | None:
         return None
 
 
-def _finish(study: optuna.Study, trial: optuna.Trial, result: TrainResult, value: float | None,
-            metric: str) -> TrialState:
+def finish(store: TrialStore, study: optuna.Study, trial: optuna.Trial, result: TrainResult, value: float | None,
+           metric: str) -> TrialState:
+    """Tell the study how a trained trial ended (a diverged one is PRUNED, its collapse reported); its state."""
     if result.status == "completed" and value is not None:
-        _tell(study, trial, value)
+        store.tell(study, trial, value)
         return TrialState.COMPLETE
     if result.status == "diverged" and result.history:
         last = result.history[-1].value(metric)
-        reported = internals.cached_frozen_trial(trial).intermediate_values
+        reported = store.copy_of(trial).intermediate_values
         if last is not None and last == last and result.history[-1].epoch not in reported:
             trial.report(last, result.history[-1].epoch)  # the diverged epoch too: the curve shows the collapse
-    _tell(study, trial, state=TrialState.PRUNED)
+    store.tell(study, trial, state=TrialState.PRUNED)
     return TrialState.PRUNED
 
 
@@ -267,8 +268,8 @@ def _keep_weights(hook: TrialCheckpoint, trial: optuna.Trial, seed: int) -> None
     finished elsewhere meanwhile is the worker's to drop)."""
     try:
         hook.keep_weights_artifact(seed)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        raise  # failed as stale meanwhile: the worker drops the trial, in one line
+    except (optuna.exceptions.UpdateFinishedTrialError, StorageError):
+        raise  # failed as stale meanwhile: the worker drops the trial, in one line; a full disk ends the worker
     except Exception:
         log.exception("could not keep the weights of trial %d", trial.number)
 
@@ -284,32 +285,20 @@ def _annotate(view: StageView, trial: optuna.Trial, rec: TrialRecord, reason: st
             write_trial_note(study, trial, reason, record=rec, stage=stage, first=True)
         else:
             annotate_trial(study, trial, rec, reason, artifacts, stage=stage, first=True)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        raise  # failed as stale meanwhile: the worker drops the trial, in one line
+    except (optuna.exceptions.UpdateFinishedTrialError, StorageError):
+        raise  # failed as stale meanwhile: the worker drops the trial, in one line; a full disk ends the worker
     except Exception:
         log.exception("could not write the note or curves of trial %d", trial.number)
-
-
-def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None,
-          state: TrialState | None = None) -> None:
-    """`study.tell` judged on the trial's own copy, without its read of the trial before and after."""
-    internals.tell_from_copy(study, trial, value, state)
-
-
-def record(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
-    """`trial.set_user_attr` for each item, in one database round trip where the storage allows it."""
-    set_trial_user_attrs(trial.storage, internals.trial_id(trial), attrs)
-    internals.cached_frozen_trial(trial).user_attrs.update(attrs)  # as Trial.set_user_attr keeps its copy in step
 
 
 def _run_range_test(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, device: str,
                     data_dir: Path | None, rec: TrialRecord) -> TrialState:
     config = trial_config(plan, view, trial, device, sample=False)  # the range test searches nothing
     rec.config = plan.schema.dump(config)
-    record(trial, rec.attrs("worker", "config"))
+    view.store.write(trial, rec.attrs("worker", "config"))
     assert objective.lr_range is not None  # `objective_for` refused the plan otherwise
     rec.lr_range = objective.lr_range(config, data_dir)
-    record(trial, rec.attrs("lr_range"))
+    view.store.write(trial, rec.attrs("lr_range"))
     # A complete trial needs a value; the range's top is one, but a learning rate, not an accuracy: status,
     # report and export read `lr_range` for this stage and never rank or show the value as an accuracy.
     view.study.tell(trial, rec.lr_range[1])

@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import optuna
-import sqlalchemy.exc
-from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from hpsearch.objectives.checkpoint import DEFAULT_INTERVAL
 from hpsearch.objectives.objective import Objective, describe_failure
@@ -31,21 +28,13 @@ from hpsearch.search.run.notes import write_trial_note
 from hpsearch.search.run.retries import record_given_up, retry_trial
 from hpsearch.search.run.trial_runner import Interrupted, run_trial
 from hpsearch.search.run.worker_log import Outage, quiet_outages
-from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage
-from hpsearch.storage import optuna_internals as internals
+from hpsearch.storage import StorageError, open_storage
+from hpsearch.storage.defaults import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL
 
 log = logging.getLogger(__name__)
-# What the storage raises while it is briefly away (a database restart, a storage proxy restarted); the first
-# three are the storage's alone (OUTAGE_ERRORS), OSError may also be a trial's own file error.
-STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError, grpc.RpcError, OSError)
-OUTAGE_ERRORS = STORAGE_ERRORS[:3]
 OUTAGE_WAIT_S = 2.0
-# A dead worker's trial is retried about GRACE_PERIOD_S + HEARTBEAT_INTERVAL_S after its last beat, and at
-# the end of a stage the rest of the fleet waits that long for it. A shorter grace period fails live trials
-# during a longer outage or pause (their workers then drop them and a retry trains them again); a shorter
-# interval costs one write per running trial per interval. 20 s rides out a database restart.
-HEARTBEAT_INTERVAL_S = 5
-GRACE_PERIOD_S = 20
+HEARTBEAT_INTERVAL_S = DEFAULT_HEARTBEAT_INTERVAL  # storage/defaults.py says why these
+GRACE_PERIOD_S = DEFAULT_GRACE_PERIOD
 
 
 @dataclass(frozen=True)
@@ -78,11 +67,14 @@ def work(campaign: str, options: WorkerOptions, stop: threading.Event) -> int:
         raise CampaignFailed(campaign, failure)
     os.environ["HPSEARCH_DEVICE"] = options.device  # where a simple objective, whose params hold no device, trains
     ran, cursor, outage = 0, _Cursor(), Outage()
-    with quiet_outages(outage, OUTAGE_ERRORS):
+    # What the storage raises while it is briefly away (a database restart, a storage proxy restarted): the
+    # store's transient errors, and OSError, which may also be a trial's own file error.
+    storage_errors = (*stored.store.transient, OSError)
+    with quiet_outages(outage, stored.store.outage):
         while not stop.is_set() and (options.max_trials is None or ran < options.max_trials):
             try:
                 step = _step(stored, objective, cursor, options, stop, ran)
-            except STORAGE_ERRORS as e:
+            except storage_errors as e:
                 # The database went away (a restart, a failover): a trial it interrupted is recovered by its
                 # heartbeat going stale; this worker waits and carries on.
                 outage.failed(e)
@@ -107,7 +99,7 @@ class _Cursor:
 def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: WorkerOptions,
           stop: threading.Event, ran: int = 0) -> int | None:
     """One look at the campaign: open, advance, claim and run, or wait. Trials run, or None when done."""
-    storage, plan, index = campaign.storage, campaign.plan, cursor.complete_upto
+    plan, index = campaign.plan, cursor.complete_upto
     view = campaign.stage(index)
     if view is None:  # not open yet: finish the job, whoever started it (idempotent)
         campaign.open(index)
@@ -118,8 +110,8 @@ def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: Wo
         if failure is not None:
             raise CampaignFailed(plan.name, failure)
         gave_up = record_given_up(view.study, "its worker stopped sending heartbeats", _discarder(options))
-        if fail_stale_trials(storage, study_name(plan.name, view.stage), grace_period=options.grace_period,
-                             max_retry=options.max_retry, unique_key=SLOT, on_given_up=gave_up):
+        if campaign.store.fail_stale(study_name(plan.name, view.stage), grace_period=options.grace_period,
+                                     max_retry=options.max_retry, unique_key=SLOT, on_given_up=gave_up):
             return 0
     claimed = campaign.claim(view)
     if claimed is None:
@@ -141,7 +133,7 @@ def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: Wo
 def _run_checked(campaign: Campaign, view: StageView, claimed: Claim, objective: Objective, options: WorkerOptions,
                  stop: threading.Event) -> None:
     """`_run_one`, then, when the objective raised, a look at whether the stage keeps failing."""
-    crashed = _run_one(campaign.plan, view, claimed.trial, objective, campaign.storage, options, stop,
+    crashed = _run_one(campaign.plan, view, claimed.trial, objective, options, stop,
                        first_beat=not claimed.first_beat_recorded)
     if crashed:
         view.refresh()
@@ -160,15 +152,15 @@ def _run_fused(campaign: Campaign, view: StageView, claimed: Claim, objective: O
         campaign.check_failing(view)
 
     ctx = fused_runner.FusedContext(campaign, view, options.device, options.data_dir, options.heartbeat_interval,
-                                    options.artifacts, stop,
+                                    options.grace_period, options.artifacts, stop,
                                     lambda claim: _run_checked(campaign, view, claim, objective, options, stop),
                                     hand_back, after_crash)
     budget = None if options.max_trials is None else options.max_trials - ran
     return fused_runner.run_fused(ctx, claimed, options.fuse, budget)
 
 
-def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, storage: BaseStorage,
-             options: WorkerOptions, stop: threading.Event, *, first_beat: bool = True) -> bool:
+def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objective, options: WorkerOptions,
+             stop: threading.Event, *, first_beat: bool = True) -> bool:
     """Train one claimed trial under a heartbeat; an interrupted or crashed trial is failed and retried. True when
     the objective raised (the caller looks whether the stage keeps failing).
 
@@ -177,8 +169,7 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
     """
     where = f"trial {trial.number} of {view.stage.name}"
     trial_stop = _TrialStop(stop)  # a heartbeat that finds the trial taken away stops its training too
-    with Heartbeat(storage, internals.trial_id(trial), options.heartbeat_interval, first_beat=first_beat,
-                   on_lost=trial_stop.set):
+    with view.store.beat(trial, options.heartbeat_interval, first_beat=first_beat, on_lost=trial_stop.set):
         try:
             # The trial runner logs how the trial ended, with its value.
             run_trial(plan, view, trial, objective, device=options.device, data_dir=options.data_dir,
@@ -190,10 +181,12 @@ def _run_one(plan: Plan, view: StageView, trial: optuna.Trial, objective: Object
             if _fail_and_retry(view, trial, "the worker was stopped (SIGTERM)", options):
                 log.warning("%s handed back for a retry: this worker was stopped", where)
                 return False
-        except OUTAGE_ERRORS:  # not OSError: a trial's own file errors are the trial's failure
+        except view.store.outage:  # not OSError: a trial's own file errors are the trial's failure
             raise  # an outage, not a broken trial: the loop waits for the storage; a stale retry follows
+        except StorageError:
+            raise  # a full disk under the journal: no retry can be written; the worker ends, in one line
         except Exception as e:  # one broken trial must not take the worker down
-            if not _taken_away(storage, trial):
+            if not view.store.read(trial).state.is_finished():  # else: taken away meanwhile
                 error = describe_failure(e, objective)
                 log.exception("%s failed: %s: %s (%s)", where, error["type"], error["message"], error["where"])
                 reason = f"{error['type']}: {error['message']} ({error['where']})"
@@ -214,10 +207,6 @@ class _TrialStop(threading.Event):
         return self._worker_stop.is_set() or super().is_set()
 
 
-def _taken_away(storage: BaseStorage, trial: optuna.Trial) -> bool:
-    return storage.get_trial(internals.trial_id(trial)).state.is_finished()
-
-
 def _discarder(options: WorkerOptions) -> Callable[[FrozenTrial], None] | None:
     """What drops the checkpoint of a trial no retry will resume; None without checkpoints."""
     if options.checkpoints is None:
@@ -236,22 +225,22 @@ def _fail_and_retry(view: StageView, trial: optuna.Trial, reason: str, options: 
                     error: dict[str, str] | None = None) -> bool:
     """Record why (and the objective's `error`), fail the trial and enqueue its retry (bounded by max_retry) for
     any worker to take; False when the trial was no longer this worker's to fail."""
-    storage = internals.study_storage(view.study)
+    store = view.store
     try:
         trial.set_user_attr("fail_reason", reason)
         if error is not None:
             trial.set_user_attr(ERROR, error)
         try:
             write_trial_note(view.study, trial, reason, stage=view.stage.name)
-        except optuna.exceptions.UpdateFinishedTrialError:
+        except (optuna.exceptions.UpdateFinishedTrialError, StorageError):
             raise
         except Exception:
             log.exception("could not write the note of trial %d", trial.number)
         # The storage checks the transition: of this worker and one that found the trial stale, one wins.
-        if not storage.set_trial_state_values(internals.trial_id(trial), state=TrialState.FAIL):
+        if not store.fail(trial):
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    failed = storage.get_trial(internals.trial_id(trial))
+    failed = store.read(trial)
     retry_trial(view.study, failed, reason, options.max_retry, on_given_up=_discarder(options))
     return True

@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError
 
-from hpsearch.search.run.worker import STORAGE_ERRORS
 from hpsearch.search.run.worker_log import Outage, quiet_outages
+from hpsearch.storage.stores import PostgresStore
 
 
 def _outage_error() -> StorageInternalError:
@@ -22,7 +22,7 @@ def _outage_error() -> StorageInternalError:
 
 def test_an_outage_is_two_lines_whatever_fails_during_it(caplog: pytest.LogCaptureFixture) -> None:
     outage = Outage()
-    with caplog.at_level(logging.INFO), quiet_outages(outage, STORAGE_ERRORS[:2]):
+    with caplog.at_level(logging.INFO), quiet_outages(outage, PostgresStore.transient):
         for _ in range(3):  # the main loop, the heartbeat thread, a note that could not be written
             outage.failed(_outage_error())
             logging.getLogger("hpsearch.storage.heartbeat").warning(

@@ -8,7 +8,6 @@ import logging
 from pathlib import Path
 
 import optuna
-import optuna_dashboard
 import pytest
 import sqlalchemy
 from optuna.storages import RDBStorage
@@ -185,19 +184,6 @@ def test_rdb_models_match_the_tables_optuna_writes(pg_url: str) -> None:
         beat = m.TrialHeartbeatModel.__table__
         assert one(sqlalchemy.select(sqlalchemy.func.count()).where(beat.c.trial_id == tid)) == 1
         assert issubclass(m.TrialModel, m.BaseModel)
-
-
-def test_dashboard_note_helpers_write_what_get_note_reads(tmp_path: Path) -> None:
-    study = _journal_study(tmp_path)
-    trial = study.ask()
-    tid = internals.trial_id(trial)
-    body = "# a note\n" + "x" * 5000  # longer than one attribute holds: several chunks
-    chunks = internals.dashboard_note_chunks(body, tid)
-    assert len(chunks) > 1, "optuna_dashboard._note.split_body no longer splits long bodies"
-    storage, sid = internals.study_storage(study), internals.study_id(study)
-    for key, value in {**chunks, internals.dashboard_note_ver_key(tid): 1}.items():
-        storage.set_study_system_attr(sid, key, value)
-    assert optuna_dashboard.get_note(trial) == body, "optuna_dashboard._note's storage format changed"
 
 
 class _Records(logging.Handler):

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,9 @@ from hpsearch.storage import (
     open_storage,
     serve_storage_proxy,
 )
+from hpsearch.storage.enqueue import add_trials_once, retry_template
+from hpsearch.storage.proxy_once import understood
+from hpsearch.storage.stores import ProxyStore, store_for
 
 ClaimTrials = Callable[[BaseStorage, str, int], list[int]]  # the `claim_trials` fixture
 GRACE = 1.5  # seconds
@@ -107,3 +111,40 @@ def test_campaign_through_the_proxy_keeps_exact_budgets(pg_url: str, proxy_url: 
     check_campaign(pg_url)  # every stage ran exactly its budget, as PostgreSQL holds it
     # Only the proxy talks to PostgreSQL, on at most one connection per server thread.
     assert len(peaks) == 1 and max(peaks.values()) <= PROXY_THREADS, peaks
+
+
+def test_racing_openers_through_the_proxy_add_each_slot_once(proxy_url: str) -> None:
+    optuna.create_study(study_name="stage", storage=open_storage(proxy_url))
+    start = threading.Barrier(3)
+    added: list[int] = []
+
+    def opener() -> None:
+        client = open_storage(proxy_url)  # its own channel, as another worker has
+        study_id = client.get_study_id_from_name("stage")
+        start.wait()
+        added.append(add_trials_once(client, study_id, [
+            optuna.trial.create_trial(state=TrialState.WAITING, system_attrs={"hpsearch:slot": i}) for i in range(30)
+        ], key="hpsearch:slot"))
+
+    threads = [threading.Thread(target=opener) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    client = open_storage(proxy_url)
+    assert isinstance(store_for(client), ProxyStore) and understood(client)
+    study_id = client.get_study_id_from_name("stage")
+    trials = client.get_all_trials(study_id)
+    assert sorted(added) == [0, 0, 30]
+    assert sorted(t.system_attrs["hpsearch:slot"] for t in trials) == list(range(30))
+    # A retry (params, distributions, user attributes) travels whole, and only once.
+    assert client.set_trial_state_values(trials[0]._trial_id, TrialState.RUNNING)
+    client.set_trial_param(trials[0]._trial_id, "lr", 0.25, optuna.distributions.FloatDistribution(0.01, 1.0))
+    assert client.set_trial_state_values(trials[0]._trial_id, TrialState.FAIL)
+    template = retry_template(client.get_trial(trials[0]._trial_id), "stopped", max_retry=3)
+    blocked = (TrialState.WAITING, TrialState.RUNNING)
+    assert [add_trials_once(client, study_id, [template], key="hpsearch:slot", blocked_by=blocked)
+            for _ in range(2)] == [1, 0]
+    [retry] = [t for t in client.get_all_trials(study_id) if "retry_of" in t.user_attrs]
+    assert retry.params == {"lr": 0.25} and retry.user_attrs["retry_of"]["reason"] == "stopped"
+    assert retry.system_attrs["hpsearch:slot"] == 0 and retry.number == 30

@@ -10,7 +10,16 @@ from hpsearch.objectives.result import EpochRecord
 from hpsearch.search.plan.plan import Plan
 from hpsearch.search.plan.space import space_from_json
 from hpsearch.search.record import TrialRecord
-from hpsearch.search.run.notes import annotate_trial, upload_curves, write_stage_note, write_trial_note
+from hpsearch.search.run.notes import (
+    annotate_trial,
+    note_chunks,
+    note_ver_key,
+    save_first_note,
+    upload_curves,
+    write_stage_note,
+    write_trial_note,
+)
+from hpsearch.storage import open_storage
 from hpsearch.storage import optuna_internals as internals
 from tests.watch.conftest import Campaign
 from tests.watch.helpers import PLAN, journal
@@ -83,3 +92,16 @@ def _space_json(plan: Plan) -> dict:
     from hpsearch.search.plan.space import space_to_json
 
     return space_to_json(plan.space)
+
+
+def test_the_first_note_is_written_in_optuna_dashboards_format(tmp_path: Path) -> None:
+    """notes.py writes optuna-dashboard's note format by hand: an upgrade that changes it fails here, by name."""
+    study = optuna.create_study(study_name="s", storage=open_storage(f"journal:{tmp_path / 'n.journal'}"))
+    trial = study.ask()
+    trial_id = internals.trial_id(trial)
+    body = "# a note\n" + "x" * 5000  # longer than one attribute holds: several chunks
+    assert note_chunks(body, trial_id) == internals.dashboard_note_chunks(body, trial_id), \
+        "optuna_dashboard._note.split_body"
+    assert note_ver_key(trial_id) == internals.dashboard_note_ver_key(trial_id), "optuna_dashboard._note.note_ver_key"
+    save_first_note(study, trial_id, body)
+    assert optuna_dashboard.get_note(trial) == body, "optuna_dashboard._note's storage format changed"
