@@ -69,3 +69,15 @@ def test_git_ignores_what_the_project_generates() -> None:
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     missing = [line.split("\t")[-1] for line in result.stdout.splitlines() if line.startswith("::")]
     assert not missing, f"not ignored by .gitignore: {missing}"
+
+
+def test_every_package_folder_is_installed() -> None:
+    """A sub-package missing from pyproject's list works in the editable install the tests use and is absent
+    from the wheel the Docker image installs: every folder with an __init__.py must be listed."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(project["tool"]["setuptools"]["packages"])
+    found = {"hpsearch." + ".".join(init.parent.relative_to(ROOT).parts)
+             for top in ("objectives", "search", "storage") for init in (ROOT / top).rglob("__init__.py")}
+    assert found == listed, f"pyproject.toml [tool.setuptools] packages: add {sorted(found - listed)}"
