@@ -7,6 +7,7 @@ import pytest
 from tests.bench.scripts import bench_script
 
 
+@pytest.mark.slow
 def test_journal_lock_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
     bench_script("journal_lock").main(["--workers", "1,2", "--trials", "8", "--repeats", "1"])
     rows = capsys.readouterr().out.splitlines()

@@ -10,6 +10,7 @@ import yaml
 from tests.bench.scripts import ROOT, bench_script
 
 
+@pytest.mark.slow
 def test_search_quality_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     example = yaml.safe_load((ROOT / "examples" / "cifar10-resnet18.yaml").read_text())
     # The same stages, a few trials and epochs each: the code path, not the figures.

@@ -11,6 +11,7 @@ import yaml
 from tests.bench.scripts import ROOT, bench_script
 
 
+@pytest.mark.slow
 def test_search_quality_suite_prints_one_row_per_family(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     example = yaml.safe_load((ROOT / "examples" / "cifar10-resnet18.yaml").read_text())
     _, coarse, fine, refine, final = example["stages"]

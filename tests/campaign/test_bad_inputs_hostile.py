@@ -83,6 +83,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_hostile_input_is_one_line_and_exit_2(case: str, campaign: Path, tmp_path: Path) -> None:
     build, words = CASES[case]
@@ -95,6 +96,7 @@ def test_hostile_input_is_one_line_and_exit_2(case: str, campaign: Path, tmp_pat
     assert after == before, "the command changed or created files"
 
 
+@pytest.mark.slow
 def test_a_10000_character_campaign_name_leaves_postgresql_clean(pg_url: str, tmp_path: Path) -> None:
     plan = _write(tmp_path, "p.yaml", yaml.safe_dump(PLAN))
     code, err = _hpsearch(["init", plan, "--storage", pg_url, "--name", "c" * 10_000], tmp_path)
@@ -103,6 +105,7 @@ def test_a_10000_character_campaign_name_leaves_postgresql_clean(pg_url: str, tm
     assert open_storage(pg_url).get_all_studies() == []
 
 
+@pytest.mark.slow
 def test_a_short_password_is_masked_in_its_url_not_in_every_word(tmp_path: Path) -> None:
     port = _closed_port()
     code, err = _hpsearch(["status", "syn", "--storage", f"postgresql+psycopg2://u:p@127.0.0.1:{port}/db"], tmp_path)

@@ -63,6 +63,7 @@ def test_bad_storage_strings_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert not (tmp_path / "x.journal").exists()  # a mistyped path does not become a new, empty store
 
 
+@pytest.mark.slow
 def test_export_then_train_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     journal = str(tmp_path / "c.journal")
@@ -107,6 +108,7 @@ def count_calls(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> list
     return count
 
 
+@pytest.mark.slow
 def test_an_lr_range_test_stage_sets_the_next_stages_lr_bounds(tmp_path: Path) -> None:
     from hpsearch.search.plan.narrow import set_lr_range
     from hpsearch.search.plan.space import space_to_json

@@ -69,6 +69,7 @@ def test_each_variant_runs_its_changes_on_the_chosen_config_with_each_seed(journ
                 assert t.params == {} and config["weight_decay"] == 5e-4
 
 
+@pytest.mark.slow
 def test_status_shows_each_variant_with_its_interval_and_the_cost(journal: str,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "syn", "--storage", journal]) == 0
@@ -126,6 +127,7 @@ def test_pruned_trials_count_only_the_epochs_they_ran(journal: str) -> None:
     assert summary.cost.saved == pytest.approx((4 * len(pruned) - ran) * fraction * (width / 64) ** 2)
 
 
+@pytest.mark.slow
 def test_report_shows_the_cost_and_each_comparison(journal: str, tmp_path: Path) -> None:
     assert main(["report", "syn", "--storage", journal, "--out", str(tmp_path)]) == 0
     page = (tmp_path / "syn-report.html").read_text()
@@ -167,6 +169,7 @@ def test_a_plan_of_comparisons_only_counts_failed_trials_and_exports_its_best_va
     assert doc["campaign"]["stages"]["momentum"]["cost_by_state"]["fail"]["trials"] == 4
 
 
+@pytest.mark.slow
 def test_a_compare_stage_on_postgresql_claims_its_slots_with_their_params(pg_url: str, tmp_path: Path) -> None:
     """PostgreSQL hands out slots without a snapshot of the stage: the best params must still reach them."""
     stages = [{**STAGES[0], "n_trials": 4}, {**STAGES[1], "seeds": 2}]

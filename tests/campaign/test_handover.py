@@ -14,6 +14,7 @@ from hpsearch.storage import open_storage
 from tests.campaign.helpers import check_campaign, write_plan
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dies", ["before the slots", "after the slots"])
 def test_an_opener_killed_halfway_blocks_nothing(dies: str, pg_url: str, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from hpsearch.search.cli import main
@@ -23,6 +24,7 @@ from tests.campaign.test_workers import STEADY_SPACE
 EPOCHS = PLAN["stages"][0]["overrides"]["epochs"]
 
 
+@pytest.mark.slow
 def test_a_trial_mid_way_shows_its_epoch_value_and_time_left(tmp_path: Path) -> None:
     journal = str(tmp_path / "c.journal")
     assert main(["init", str(write_plan(tmp_path / "plan.yaml", space=STEADY_SPACE)), "--storage", journal]) == 0

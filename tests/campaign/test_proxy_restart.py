@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from hpsearch.search.cli import main
 from tests.campaign.faults import SMALL_STAGES, all_trials
 from tests.campaign.helpers import check_campaign, start_workers, wait_all, write_plan
+from tests.storage.test_storage_proxy import wait_listening
 
 pytestmark = pytest.mark.slow
 _SERVE = "import sys; from hpsearch.storage import serve_storage_proxy as s; s(None, sys.argv[1], int(sys.argv[2]))"
@@ -33,6 +34,7 @@ def test_workers_ride_out_a_proxy_restart(pg_url: str, tmp_path: Path, sig: sign
         port = s.getsockname()[1]
     assert main(["init", str(write_plan(tmp_path / "plan.yaml", stages=SMALL_STAGES)), "--storage", pg_url]) == 0
     proxy = _proxy(pg_url, port)
+    wait_listening(proxy, port)
     procs = start_workers(3, f"grpc://127.0.0.1:{port}", sleep=0.3, log_dir=tmp_path,
                           extra=("--grace-period", "15", "--no-artifacts", "--no-checkpoints"))
     try:

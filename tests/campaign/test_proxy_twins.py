@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from hpsearch.search.run.campaign import DUPLICATE, SLOT
 from hpsearch.storage import open_storage
 from tests.campaign.faults import SMALL_STAGES
 from tests.campaign.helpers import check_campaign, start_workers, wait_all, write_plan
+from tests.storage.test_storage_proxy import wait_listening
 
 pytestmark = pytest.mark.slow
 _SERVE = "import sys; from hpsearch.storage import serve_storage_proxy as s; s(None, sys.argv[1], int(sys.argv[2]))"
@@ -33,7 +33,7 @@ def test_a_fault_free_proxy_campaign_leaves_no_twin_slots(pg_url: str, tmp_path:
     proxy = subprocess.Popen([sys.executable, "-c", _SERVE, "127.0.0.1", str(port)],
                              env={**os.environ, "HPSEARCH_STORAGE": pg_url}, start_new_session=True)
     try:
-        time.sleep(0.5)
+        wait_listening(proxy, port)
         procs = start_workers(3, f"grpc://127.0.0.1:{port}", sleep=0.05, log_dir=tmp_path,
                               extra=("--no-artifacts", "--no-checkpoints"))
         assert wait_all(procs, timeout=240) == [0, 0, 0]

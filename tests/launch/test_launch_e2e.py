@@ -17,6 +17,7 @@ from tests.campaign.helpers import PLAN, check_campaign
 from tests.launch.worker_argv import LAUNCHERS, STORAGE_ENV, worker_argv
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_the_launchers_worker_command_finishes_a_campaign(launcher: str, pg_url: str, tmp_path: Path) -> None:
     argv = worker_argv(launcher)

@@ -54,6 +54,7 @@ def four_epochs(cifar_dir: Path) -> tuple[TrainConfig, TrainResult]:
     return config, train(config, data_dir=cifar_dir)
 
 
+@pytest.mark.slow
 def test_a_run_stopped_at_epoch_2_of_4_resumes_to_the_same_history(
         cifar_dir: Path, four_epochs: tuple[TrainConfig, TrainResult], tmp_path: Path) -> None:
     config, full = four_epochs
@@ -67,6 +68,7 @@ def test_a_run_stopped_at_epoch_2_of_4_resumes_to_the_same_history(
     assert curve(resumed) == curve(full)
 
 
+@pytest.mark.slow
 def test_a_run_stopped_mid_epoch_resumes_at_the_next_batch(
         cifar_dir: Path, four_epochs: tuple[TrainConfig, TrainResult], tmp_path: Path) -> None:
     config, full = four_epochs
@@ -136,6 +138,7 @@ def test_other_schedules_resume_training_exactly(cifar_dir: Path, scheduler: str
     assert curve(train(config, data_dir=cifar_dir, checkpoint=keeper)) == curve(full)
 
 
+@pytest.mark.slow
 def test_saves_wait_for_the_interval_but_never_skip_the_last_epoch(
         cifar_dir: Path, four_epochs: tuple[TrainConfig, TrainResult]) -> None:
     config, full = four_epochs
@@ -159,6 +162,7 @@ def test_a_pruned_or_diverged_run_saves_nothing_more(cifar_dir: Path, tiny_confi
     assert keeper.saved == []
 
 
+@pytest.mark.slow
 def test_a_pruner_that_stops_during_the_replay_ends_the_run_there(
         cifar_dir: Path, four_epochs: tuple[TrainConfig, TrainResult]) -> None:
     config, _ = four_epochs
@@ -174,6 +178,7 @@ def test_a_pruner_that_stops_during_the_replay_ends_the_run_there(
     assert result.status == "stopped" and [r.epoch for r in result.history] == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_restarts_from_scratch_with_the_reason(
         cifar_dir: Path, four_epochs: tuple[TrainConfig, TrainResult], tmp_path: Path) -> None:
     config, full = four_epochs
@@ -186,6 +191,7 @@ def test_a_truncated_checkpoint_restarts_from_scratch_with_the_reason(
     assert curve(result) == curve(full)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_config_restarts_from_scratch_with_the_reason(
         cifar_dir: Path, four_epochs: tuple[TrainConfig, TrainResult], tmp_path: Path) -> None:
     config, full = four_epochs

@@ -48,6 +48,7 @@ def train_args(config: Path, data: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--config", str(config), "--data-dir", str(data), "--out", str(out), *extra]
 
 
+@pytest.mark.slow
 def test_train_interrupted_at_epoch_2_of_4_resumes_to_the_same_history(
         setup: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config, full, data = setup
@@ -69,6 +70,7 @@ def test_train_interrupted_at_epoch_2_of_4_resumes_to_the_same_history(
     assert FileCheckpoint(out / "checkpoint-seed0.pt").load()["epoch"] == 4  # the finished run's weights
 
 
+@pytest.mark.slow
 def test_without_resume_an_existing_checkpoint_is_replaced(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
     config, full, data = setup
     out = tmp_path / "out"
@@ -79,6 +81,7 @@ def test_without_resume_an_existing_checkpoint_is_replaced(setup: tuple[Path, Pa
     assert FileCheckpoint(out / "checkpoint-seed0.pt").load()["epoch"] == 4
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_restarts_from_scratch_and_says_why(
         setup: tuple[Path, Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config, full, data = setup
@@ -92,6 +95,7 @@ def test_a_truncated_checkpoint_restarts_from_scratch_and_says_why(
     assert "cannot be read" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_config_restarts_from_scratch_and_says_why(
         setup: tuple[Path, Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config, full, data = setup

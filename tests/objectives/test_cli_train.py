@@ -14,6 +14,7 @@ def write_config(path: Path, config: TrainConfig, **changes: object) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_train_writes_config_metrics_and_curves(tmp_path: Path, cifar_dir: Path, tiny_config: TrainConfig,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path / "c.yaml", tiny_config)
@@ -36,6 +37,7 @@ def test_no_test_accuracy_without_the_flag(tmp_path: Path, cifar_dir: Path, tiny
     assert "test_acc" not in json.loads((tmp_path / "o" / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_lr_find_writes_plot_and_suggestion(tmp_path: Path, cifar_dir: Path, tiny_config: TrainConfig,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     cfg = write_config(tmp_path / "c.yaml", tiny_config)

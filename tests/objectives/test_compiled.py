@@ -31,6 +31,7 @@ def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+@pytest.mark.slow
 def test_a_reused_model_is_reinitialised_exactly_and_not_recompiled() -> None:
     clear_cache()
     backend = CountingBackend()
@@ -55,6 +56,7 @@ def test_a_reused_model_is_reinitialised_exactly_and_not_recompiled() -> None:
     clear_cache()
 
 
+@pytest.mark.slow
 def test_train_with_compile_on_matches_eager_and_reuses_the_model(cifar_dir: Path, tiny_config: TrainConfig,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     clear_cache()

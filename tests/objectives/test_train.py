@@ -17,6 +17,7 @@ def test_history_has_every_metric_per_epoch(cifar_dir: Path, tiny_config: TrainC
     assert result.final_val_acc == result.history[-1].val_acc
 
 
+@pytest.mark.slow
 def test_a_seeded_cpu_run_is_deterministic(cifar_dir: Path, tiny_config: TrainConfig) -> None:
     a = train(tiny_config, data_dir=cifar_dir)
     b = train(tiny_config, data_dir=cifar_dir)
@@ -41,6 +42,7 @@ def test_the_callback_can_stop_the_run_with_a_reason(cifar_dir: Path, tiny_confi
     assert result.status == "stopped" and result.reason == "pruned at epoch 1" and len(result.history) == 1
 
 
+@pytest.mark.slow
 def test_test_set_is_read_only_when_asked(cifar_dir: Path, tiny_config: TrainConfig) -> None:
     assert train(tiny_config, data_dir=cifar_dir).test_acc is None
     result = train(tiny_config, data_dir=cifar_dir, evaluate_test=True)

@@ -24,6 +24,7 @@ def _trials(storage: BaseStorage, study_name: str, state: TrialState | None = No
     return storage.get_all_trials(study_id, states=None if state is None else (state,))
 
 
+@pytest.mark.slow
 def test_heartbeat_keeps_trial_alive_and_silent_trials_are_retried_once(
     storage_url: str, claim_trials: ClaimTrials
 ) -> None:

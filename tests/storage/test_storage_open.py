@@ -165,6 +165,7 @@ def test_successful_open_logs_no_password(pg_server, pg_url: str, caplog: pytest
     _assert_secret_free(caplog.text, pg_server.password)
 
 
+@pytest.mark.slow
 def test_workers_opening_a_fresh_database_together_all_succeed(pg_url: str) -> None:
     # The first open creates Optuna's tables; a fleet starting at once must not trip over that.
     code = (

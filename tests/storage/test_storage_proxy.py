@@ -43,17 +43,31 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(server: subprocess.Popen, port: int, timeout: float = 120) -> None:
+    """Until the proxy process accepts connections on `port`; fails if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the storage proxy exited with code {server.returncode}"
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"the storage proxy did not listen on port {port} within {timeout:g} s")
+
+
 @pytest.fixture
 def proxy_url(pg_url: str) -> Iterator[str]:
     """`grpc://` URL of a storage proxy for `pg_url`, running in its own process."""
     port = _free_port()
     env = {**os.environ, "HPSEARCH_STORAGE": pg_url}
     server = subprocess.Popen([sys.executable, "-c", _SERVE, "127.0.0.1", str(port)], env=env)
+    wait_listening(server, port)  # a busy machine can take longer to start it than a client waits for one
     yield f"grpc://127.0.0.1:{port}"
     server.terminate()
     server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_proxy_serves_a_study_and_its_heartbeats(
     pg_url: str, proxy_url: str, claim_trials: ClaimTrials
 ) -> None:

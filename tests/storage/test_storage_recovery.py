@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from hpsearch.storage import HEARTBEAT_ATTR, fail_stale_trials, open_storage
@@ -37,6 +38,7 @@ def _start_worker(url: str, study_name: str) -> tuple[subprocess.Popen[str], int
     return child, int(line)
 
 
+@pytest.mark.slow
 def test_killed_worker_trial_is_retried_with_its_system_attrs(storage_url: str) -> None:
     storage = open_storage(storage_url)
     study = optuna.create_study(study_name="stage", storage=storage, direction="maximize")
@@ -66,6 +68,7 @@ def test_killed_worker_trial_is_retried_with_its_system_attrs(storage_url: str) 
     assert fail_stale_trials(storage, "stage", grace_period=GRACE, max_retry=3) == []
 
 
+@pytest.mark.slow
 def test_a_stall_of_the_journal_is_not_a_workers_silence(tmp_path: Path) -> None:
     """While a paused process holds the journal's append lock, no worker can beat. A stale check made then
     waits for the stall to end and does not count it against anyone, though the checker itself had nothing

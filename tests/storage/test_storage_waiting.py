@@ -6,6 +6,7 @@ import random
 import threading
 
 import optuna
+import pytest
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
@@ -34,6 +35,7 @@ def _remember(storage: BaseStorage, study_id: int, seed: int = 0) -> list[int]:
     return [t._trial_id for t, _ in remembered.trials]
 
 
+@pytest.mark.slow
 def test_racing_workers_claim_every_trial_exactly_once(proxy_url: str) -> None:  # noqa: F811
     setup = open_storage(proxy_url)
     study_id = _stage(setup, list(range(24)))

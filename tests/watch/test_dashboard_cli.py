@@ -22,6 +22,7 @@ def test_port_in_use_is_one_line_of_bad_input(tmp_path: Path, capsys: pytest.Cap
     assert err == f"hpsearch: error: port {port} on 127.0.0.1 is already in use; pick another with --port\n"
 
 
+@pytest.mark.slow
 def test_report_command_writes_the_file_and_records_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                            campaign) -> None:
     out = tmp_path / "out"
@@ -31,6 +32,7 @@ def test_report_command_writes_the_file_and_records_itself(tmp_path: Path, capsy
     assert f"wrote {out / 'watch-report.html'}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_report_writes_under_runs_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str], campaign,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

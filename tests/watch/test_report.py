@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import optuna
+import pytest
 from PIL import Image
 
 from hpsearch.search.watch import report_plots
@@ -14,6 +15,7 @@ from tests.watch.conftest import Campaign
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_report_is_one_offline_file_naming_every_stage(campaign: Campaign, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     (runs / "rank-1").mkdir(parents=True)

@@ -38,6 +38,7 @@ def test_enough_trials_in_every_regime_add_no_caveat() -> None:
     assert figure is not None and note == ""
 
 
+@pytest.mark.slow
 def test_hpsearch_report_prints_no_warning(campaign: Campaign, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     with warnings.catch_warnings():

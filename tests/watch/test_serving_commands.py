@@ -38,6 +38,7 @@ def test_storage_proxy_help_shows_the_loopback_default(capsys: pytest.CaptureFix
     assert "[default: 127.0.0.1]" in " ".join(capsys.readouterr().out.split())
 
 
+@pytest.mark.slow
 def test_storage_proxy_takes_a_postgres_url_listens_on_loopback_and_exits_0_on_sigterm(
         pg_url: str, tmp_path: Path) -> None:
     port = _free_port()

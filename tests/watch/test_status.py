@@ -39,6 +39,7 @@ def ranged(tmp_path_factory: pytest.TempPathFactory):
     return storage
 
 
+@pytest.mark.slow
 def test_the_range_test_stage_shows_its_range_never_a_learning_rate_as_accuracy(ranged) -> None:
     stage = campaign_status(ranged, "ranged")[0]
     low, high = stage.lr_range
@@ -63,6 +64,7 @@ def test_the_final_stage_shows_the_mean_over_seeds_that_export_ranks_by(campaign
     assert f"{exported.mean:.4f} ±{statistics.stdev(exported.values):.4f}" in row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [80, 100])
 @pytest.mark.parametrize("which", ["watch", "ranged"])
 def test_status_is_readable_at_80_columns(campaign: Campaign, ranged, which: str, width: int) -> None:
