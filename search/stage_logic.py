@@ -11,6 +11,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.search.model_rank import box_trials
 from hpsearch.search.narrow import narrow, set_lr_range
 from hpsearch.search.plan import Plan, StageKind
 from hpsearch.search.record import found_lr_range
@@ -88,8 +89,11 @@ def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: l
     if stage.kind == StageKind.SEARCH and stage.narrow is not None:
         # keep: the carried configs must fit the new space, or Optuna could not suggest them again
         ranked = rank(previous_trials, plan.metric.minimize)
-        return narrow(previous_space, [t.params for t in ranked], stage.narrow, keep=stage.carry,
-                      bounds=plan.space)
+        rule = stage.narrow
+        done = sum(t.state == TrialState.COMPLETE for t in ranked)  # completed trials come first
+        top = box_trials(previous_space, [t.params for t in ranked], [t.value for t in ranked],
+                         rule.count(len(ranked)), stage.carry, rule.smooth, minimize=plan.metric.minimize, done=done)
+        return narrow(previous_space, top, rule, keep=len(top), bounds=plan.space)
     return previous_space
 
 
