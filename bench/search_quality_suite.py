@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default="held-out", help="tuning, held-out, all or comma-separated names")
     parser.add_argument("--reps", type=int, default=10, help="repetitions (members) per family")
+    parser.add_argument("--first", type=int, default=0, help="the first repetition's member (more of a run saved "
+                        "before: --first 4 runs members 4, 5, ...)")
     parser.add_argument("--example", type=Path, default=sq.ROOT / "examples" / "cifar10-resnet18.yaml")
     parser.add_argument("--baselines", default=",".join(sq.BASELINES), help="comma-separated names to run")
     parser.add_argument("--dense-points", type=int, default=64,
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
     results: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     # Repetitions outside, families inside: a run stopped early has as many repetitions of every family.
-    for rep in range(args.reps):
+    for rep in range(args.first, args.first + args.reps):
         for family in families(args.families):
             print(f"family {family}, repetition {rep + 1}", file=sys.stderr, flush=True)
             for name, outcome in run_member(example, family, rep, names, args.dense_points).items():

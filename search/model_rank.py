@@ -65,16 +65,25 @@ def _positive(value: Any, log: bool) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and (not log or value > 0)
 
 
+def smoothed_order(space: Space, params: Sequence[Mapping[str, Any]], values: Sequence[float], bandwidth: float,
+                   *, minimize: bool = False, done: int | None = None) -> list[int]:
+    """Indices of the first `done` (the completed trials; default all) of `params`, best smoothed value first
+    (ties by index); with `bandwidth` 0 or fewer than two of them, in their own order."""
+    done = len(params) if done is None else min(done, len(params))
+    if bandwidth <= 0 or done < 2:
+        return list(range(done))
+    smoothed = smoothed_values(space, params[:done], values[:done], bandwidth)
+    sign = 1.0 if minimize else -1.0
+    return sorted(range(done), key=lambda i: (sign * smoothed[i], i))
+
+
 def box_trials(space: Space, ranked: Sequence[Mapping[str, Any]], values: Sequence[float], count: int, carry: int,
                bandwidth: float, *, minimize: bool = False, done: int | None = None) -> list[Mapping[str, Any]]:
     """The trials a box is drawn around: of `ranked` (params, best first by their own `values`), the best `count`
     of the first `done` (the completed ones; default all) by smoothed value, best first, then those of the first
     `carry` that are not among them. Without smoothing, the first max(count, carry) as they come."""
-    done = len(ranked) if done is None else min(done, len(ranked))
-    if bandwidth <= 0 or done < 2:
+    if bandwidth <= 0 or (len(ranked) if done is None else min(done, len(ranked))) < 2:
         return list(ranked[: max(count, carry)])
-    smoothed = smoothed_values(space, ranked[:done], values[:done], bandwidth)
-    sign = 1.0 if minimize else -1.0
-    order = sorted(range(done), key=lambda i: (sign * smoothed[i], i))[:count]
+    order = smoothed_order(space, ranked, values, bandwidth, minimize=minimize, done=done)[:count]
     order += [i for i in range(min(carry, len(ranked))) if i not in order]
     return [ranked[i] for i in order]

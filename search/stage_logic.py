@@ -11,8 +11,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.search.model_rank import box_trials
-from hpsearch.search.narrow import narrow, set_lr_range
+from hpsearch.search.model_rank import box_trials, smoothed_order
+from hpsearch.search.narrow import NarrowRule, narrow, set_lr_range
 from hpsearch.search.plan import Plan, StageKind
 from hpsearch.search.record import found_lr_range
 from hpsearch.search.space import Space
@@ -31,6 +31,13 @@ def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tu
     stage = plan.stages[index]
     if stage.kind == StageKind.FINAL:
         top = ranked[: stage.top]
+        if stage.smooth > 0:  # by the values around each config, within the span of the stage's trials
+            params = [t.params for t in ranked]
+            span = narrow(plan.space, params, NarrowRule(top_fraction=1.0, margin=0.0, min_width=0.0, grow=0.0))
+            done = sum(t.state == TrialState.COMPLETE for t in ranked)
+            order = smoothed_order(span, params, [t.value for t in ranked], stage.smooth,
+                                   minimize=plan.metric.minimize, done=done)
+            top = [ranked[i] for i in order][: stage.top] if len(order) >= stage.top else top
         base_seed = int(plan.base_params.get("seed", 0))
         return [(dict(t.params), {"seed": base_seed + s}) for t in top for s in range(stage.seeds)]
     if stage.kind == StageKind.COMPARE:  # slot = variant * seeds + seed; the variant's changes win over the params

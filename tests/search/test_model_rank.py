@@ -18,7 +18,8 @@ from hpsearch.search.model_rank import box_trials, smoothed_values
 from hpsearch.search.narrow import NarrowRule, narrow, parse_narrow_rule, rule_to_data
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import PlanError, Space, active_params, is_active, parse_space
-from hpsearch.search.stage_logic import next_space
+from hpsearch.search.stage_logic import next_space, slot_templates
+from hpsearch.search.stages import stage_to_data
 from tests.search.test_narrow import contains, spaces, values_in
 
 SPACE = parse_space({"momentum": {"type": "float", "low": 0.0, "high": 0.99},
@@ -76,6 +77,34 @@ def test_next_space_centres_on_the_smoothed_best_and_keeps_the_carried_config() 
     child = next_space(plan, 1, plan.space, trials)["momentum"].distribution
     # The box spans the smoothed best two (0.8, 0.82) and the carried raw best (0.1).
     assert (child.low, child.high) == (pytest.approx(0.1), pytest.approx(0.82))
+
+
+def final_plan(smooth: Any) -> dict[str, Any]:
+    return {"name": "smooth", "objective": "synthetic", "base": {"epochs": 2},
+            "space": {"momentum": {"type": "float", "low": 0.0, "high": 0.99}},
+            "stages": [{"name": "coarse", "n_trials": 8},
+                       {"name": "final", "kind": "final", "top": 2, "seeds": 1, "smooth": smooth}]}
+
+
+def test_the_final_stage_retrains_the_configs_best_by_smoothed_value() -> None:
+    d = FloatDistribution(0.0, 0.99)
+    pairs = [(0.95, 0.1), (0.90, 0.8), (0.89, 0.82), (0.88, 0.78), (0.5, 0.12), (0.52, 0.08), (0.51, 0.11)]
+    trials = [optuna.trial.create_trial(state=TrialState.COMPLETE, value=v, params={"momentum": x},
+                                        distributions={"momentum": d}) for v, x in pairs]
+    picked = [fixed["momentum"] for fixed, _ in slot_templates(Plan.from_dict(final_plan(0.05)), 1, trials)]
+    assert sorted(picked) == [0.8, 0.82]
+    assert [fixed["momentum"] for fixed, _ in slot_templates(Plan.from_dict(final_plan(0)), 1, trials)] == [0.1, 0.8]
+
+
+def test_final_smooth_in_the_plan_file() -> None:
+    plan = Plan.from_dict(final_plan(0.2))
+    assert plan.stages[-1].smooth == 0.2
+    assert stage_to_data(plan.stages[-1])["smooth"] == 0.2 and "smooth" not in stage_to_data(
+        Plan.from_dict(final_plan(0)).stages[-1])
+    for bad in (-1, 2, "much", True):
+        with pytest.raises(PlanError, match=re.escape("stages[1].smooth: must be a number in [0, 1]")) as e:
+            Plan.from_dict(final_plan(bad))
+        assert "\n" not in str(e.value)
 
 
 # ---- properties -------------------------------------------------------------------------------------------
