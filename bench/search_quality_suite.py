@@ -14,6 +14,7 @@ Usage:  python bench/search_quality_suite.py --families held-out [--reps 10] [--
         (--families: tuning, held-out, all or comma-separated names; see landscapes.TUNING / HELD_OUT)
         python bench/search_quality_suite.py ... --baselines GP --save gp.json   # the slow baseline apart
         python bench/search_quality_suite.py --merge main.json gp.json            # one table from both
+        python bench/search_quality_suite.py ... --first 4 --reps 6 --save more.json  # members 4 to 9
 
 How the example plan's shape was chosen, on the tuning set only (2-core CPU shared with other jobs; Optuna 5.1.0;
 coarse-to-fine alone, 4 repetitions per family, mean regret ± 95% interval; `--baselines ""`):
@@ -33,6 +34,19 @@ target (10 more repetitions of E alone: 0.0022 ± 0.0011, against 0.0015 to 0.00
 of four campaigns' stage notes afterwards found the refine stage re-opening a side in one of them (momentum, on
 shift-wd), and three shift-lr campaigns of E run apart gave 0.0054, 0.0034 and 0.0083: a campaign does not repeat
 (per-worker sampler seeds), and 4 repetitions per family leave the choice between A and E open.
+
+Then the mechanisms for a coarse fidelity that misleads (search/model_rank.py), screened on E's shape, 4
+repetitions per family (mfh6-terrible's row is in its own units; the figures for E are those above):
+  plan                                  synthetic        shift-lr         narrow-optimizer  mfh3-good      mfh6-terrible
+  E                                     0.0025 ± 0.0040  0.0007 ± 0.0008  0.0218 ± 0.0032   0.110 ± 0.152  1.89 ± 1.93
+  R: E with GP in the refine stage      0.0030 ± 0.0044  0.0069 ± 0.0139  0.0229 ± 0.0074   0.137 ± 0.218  1.37 ± 0.71
+  S: R, and both narrowings around the
+     best by smoothed value (smooth 0.2) 0.0028 ± 0.0036  0.0030 ± 0.0020  0.0210 ± 0.0055   0.192 ± 0.210  1.33 ± 0.43
+Pooled (normalised) E 0.176 ± 0.126, R 0.164 ± 0.079, S 0.151 ± 0.073: again within each other's intervals. A
+fourth, S with the final stage also picking its three by smoothed value (final `smooth: 0.2`), was stopped after 2
+repetitions at 0.164 pooled against S's 0.158 on the same 2 members. S became the example plan, on its pooled mean
+and its narrower intervals; the screen cannot tell the three apart, and there was no time for 10 repetitions of
+each before the held-out run.
 """
 
 from __future__ import annotations
