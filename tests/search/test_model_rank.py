@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import optuna
+import optuna_dashboard
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from optuna.trial import TrialState
 
 from hpsearch.search.model_rank import box_trials, smoothed_values
 from hpsearch.search.narrow import NarrowRule, narrow, parse_narrow_rule, rule_to_data
+from hpsearch.search.notes import write_stage_note
 from hpsearch.search.plan import Plan
 from hpsearch.search.space import PlanError, Space, active_params, is_active, parse_space
 from hpsearch.search.stage_logic import next_space, slot_templates
@@ -105,6 +107,16 @@ def test_final_smooth_in_the_plan_file() -> None:
         with pytest.raises(PlanError, match=re.escape("stages[1].smooth: must be a number in [0, 1]")) as e:
             Plan.from_dict(final_plan(bad))
         assert "\n" not in str(e.value)
+
+
+def test_the_stage_notes_say_what_was_smoothed() -> None:
+    plan = Plan.from_dict(final_plan(0.2))
+    study = optuna.create_study(direction="maximize")
+    write_stage_note(study, plan.stages[1], None, plan.space)
+    assert "x 1 seed(s), ranked by their mean, picked by smoothed value (smooth 0.2) |" in optuna_dashboard.get_note(
+        study)
+    rule = parse_narrow_rule({"top_k": 2, "smooth": 0.2})
+    assert rule_to_data(rule)["smooth"] == 0.2  # the search stage's note shows its narrowing rule whole
 
 
 # ---- properties -------------------------------------------------------------------------------------------
