@@ -92,8 +92,10 @@ def _fraction(value: Any, where: str, *, low_open: bool) -> float | None:
 def rule_to_data(rule: NarrowRule) -> dict[str, Any]:
     """Plan-file form of a rule, which `parse_narrow_rule` reads back."""
     top = {"top_k": rule.top_k} if rule.top_k is not None else {"top_fraction": rule.top_fraction}
+    # smooth only when on: a plan stored before it existed keeps its fingerprint
+    smooth = {"smooth": rule.smooth} if rule.smooth else {}
     return {**top, "margin": rule.margin, "min_width": rule.min_width, "grow": rule.grow, "edge": rule.edge,
-            "smooth": rule.smooth}
+            **smooth}
 
 
 def narrow(

@@ -59,6 +59,7 @@ def test_smooth_in_the_plan_file() -> None:
     parsed = parse_narrow_rule({"top_k": 4, "smooth": 0.1})
     assert parsed.smooth == 0.1 and parse_narrow_rule(rule_to_data(parsed)) == parsed
     assert parse_narrow_rule({"top_k": 4}).smooth == NarrowRule.smooth == 0.0
+    assert "smooth" not in rule_to_data(parse_narrow_rule({"top_k": 4}))  # a plan from before keeps its form
     for bad in (-0.1, 1.5, "wide", True, None):
         with pytest.raises(PlanError, match=re.escape("narrow.smooth: must be a number in [0, 1]")) as e:
             parse_narrow_rule({"top_k": 2, "smooth": bad})
