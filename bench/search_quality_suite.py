@@ -14,6 +14,7 @@ Usage:  python bench/search_quality_suite.py --families held-out [--reps 10] [--
         (--families: tuning, held-out, all or comma-separated names; see landscapes.TUNING / HELD_OUT)
         python bench/search_quality_suite.py ... --baselines GP --save gp.json   # the slow baseline apart
         python bench/search_quality_suite.py --merge main.json gp.json            # one table from both
+        python bench/search_quality_suite.py ... --first 4 --reps 6 --save more.json  # members 4 to 9
 
 How the example plan's shape was chosen, on the tuning set only (2-core CPU shared with other jobs; Optuna 5.1.0;
 coarse-to-fine alone, 4 repetitions per family, mean regret ± 95% interval; `--baselines ""`):
@@ -33,6 +34,19 @@ target (10 more repetitions of E alone: 0.0022 ± 0.0011, against 0.0015 to 0.00
 of four campaigns' stage notes afterwards found the refine stage re-opening a side in one of them (momentum, on
 shift-wd), and three shift-lr campaigns of E run apart gave 0.0054, 0.0034 and 0.0083: a campaign does not repeat
 (per-worker sampler seeds), and 4 repetitions per family leave the choice between A and E open.
+
+Then the mechanisms for a coarse fidelity that misleads (search/plan/model_rank.py), screened on E's shape, 4
+repetitions per family (mfh6-terrible's row is in its own units; the figures for E are those above):
+  plan                                  synthetic        shift-lr         narrow-optimizer  mfh3-good      mfh6-terrible
+  E                                     0.0025 ± 0.0040  0.0007 ± 0.0008  0.0218 ± 0.0032   0.110 ± 0.152  1.89 ± 1.93
+  R: E with GP in the refine stage      0.0030 ± 0.0044  0.0069 ± 0.0139  0.0229 ± 0.0074   0.137 ± 0.218  1.37 ± 0.71
+  S: R, and both narrowings around the
+     best by smoothed value (smooth 0.2) 0.0028 ± 0.0036  0.0030 ± 0.0020  0.0210 ± 0.0055   0.192 ± 0.210  1.33 ± 0.43
+Pooled (normalised) E 0.176 ± 0.126, R 0.164 ± 0.079, S 0.151 ± 0.073: again within each other's intervals. A
+fourth, S with the final stage also picking its three by smoothed value (final `smooth: 0.2`), was stopped after 2
+repetitions at 0.164 pooled against S's 0.158 on the same 2 members. S became the example plan, on its pooled mean
+and its narrower intervals; the screen cannot tell the three apart, and there was no time for 10 repetitions of
+each before the held-out run.
 """
 
 from __future__ import annotations
@@ -167,6 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--families", default="held-out", help="tuning, held-out, all or comma-separated names")
     parser.add_argument("--reps", type=int, default=10, help="repetitions (members) per family")
+    parser.add_argument("--first", type=int, default=0, help="the first repetition's member (more of a run saved "
+                        "before: --first 4 runs members 4, 5, ...)")
     parser.add_argument("--example", type=Path, default=sq.ROOT / "examples" / "cifar10-resnet18.yaml")
     parser.add_argument("--baselines", default=",".join(sq.BASELINES), help="comma-separated names to run")
     parser.add_argument("--dense-points", type=int, default=64,
@@ -187,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
     results: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
     # Repetitions outside, families inside: a run stopped early has as many repetitions of every family.
-    for rep in range(args.reps):
+    for rep in range(args.first, args.first + args.reps):
         for family in families(args.families):
             print(f"family {family}, repetition {rep + 1}", file=sys.stderr, flush=True)
             for name, outcome in run_member(example, family, rep, names, args.dense_points).items():

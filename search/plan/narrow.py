@@ -11,7 +11,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from hpsearch.search.plan.space import Distribution, Param, PlanError, Space, is_active, same_value
 
-_RULE_KEYS = ("top_k", "top_fraction", "margin", "min_width", "grow", "edge")
+_RULE_KEYS = ("top_k", "top_fraction", "margin", "min_width", "grow", "edge", "smooth")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,10 @@ class NarrowRule:
     # side the plan's space reaches past, the child extends `grow` x that width beyond it (0: never).
     grow: float = 1.0
     edge: float = 0.1
+    # Rank the previous stage's completed trials by the kernel-weighted mean of the values around each (Gaussian,
+    # `smooth` x the box's width per numeric param) when choosing the top ones, not by their own noisy run (0: off;
+    # search/plan/model_rank.py). The carried configs stay in the box either way.
+    smooth: float = 0.0
 
     def __post_init__(self) -> None:
         if (self.top_k is None) == (self.top_fraction is None):
@@ -67,8 +71,12 @@ def parse_narrow_rule(data: Any, where: str = "narrow") -> NarrowRule:
     if not isinstance(edge, (int, float)) or isinstance(edge, bool) or not 0 <= edge <= 0.5:
         raise PlanError(f"{where}.edge: must be a number in [0, 0.5] (the share of the previous box's width that "
                         f"counts as its edge), got {edge!r}")
+    smooth = data.get("smooth", NarrowRule.smooth)
+    if not isinstance(smooth, (int, float)) or isinstance(smooth, bool) or not 0 <= smooth <= 1:
+        raise PlanError(f"{where}.smooth: must be a number in [0, 1] (the kernel's width as a share of the box's; "
+                        f"0 ranks by each trial's own value), got {smooth!r}")
     return NarrowRule(top_k, fraction, float(margin), min_width if min_width is not None else 0.0, float(grow),
-                      float(edge))
+                      float(edge), float(smooth))
 
 
 def _fraction(value: Any, where: str, *, low_open: bool) -> float | None:
@@ -84,7 +92,10 @@ def _fraction(value: Any, where: str, *, low_open: bool) -> float | None:
 def rule_to_data(rule: NarrowRule) -> dict[str, Any]:
     """Plan-file form of a rule, which `parse_narrow_rule` reads back."""
     top = {"top_k": rule.top_k} if rule.top_k is not None else {"top_fraction": rule.top_fraction}
-    return {**top, "margin": rule.margin, "min_width": rule.min_width, "grow": rule.grow, "edge": rule.edge}
+    # smooth only when on: a plan stored before it existed keeps its fingerprint
+    smooth = {"smooth": rule.smooth} if rule.smooth else {}
+    return {**top, "margin": rule.margin, "min_width": rule.min_width, "grow": rule.grow, "edge": rule.edge,
+            **smooth}
 
 
 def narrow(

@@ -11,7 +11,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.search.plan.narrow import narrow, set_lr_range
+from hpsearch.search.plan.model_rank import box_trials, smoothed_order
+from hpsearch.search.plan.narrow import NarrowRule, narrow, set_lr_range
 from hpsearch.search.plan.plan import Plan, StageKind
 from hpsearch.search.plan.space import Space
 from hpsearch.search.record import found_lr_range
@@ -30,6 +31,13 @@ def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tu
     stage = plan.stages[index]
     if stage.kind == StageKind.FINAL:
         top = ranked[: stage.top]
+        if stage.smooth > 0:  # by the values around each config, within the span of the stage's trials
+            params = [t.params for t in ranked]
+            span = narrow(plan.space, params, NarrowRule(top_fraction=1.0, margin=0.0, min_width=0.0, grow=0.0))
+            done = sum(t.state == TrialState.COMPLETE for t in ranked)
+            order = smoothed_order(span, params, [t.value for t in ranked], stage.smooth,
+                                   minimize=plan.metric.minimize, done=done)
+            top = [ranked[i] for i in order][: stage.top] if len(order) >= stage.top else top
         base_seed = int(plan.base_params.get("seed", 0))
         return [(dict(t.params), {"seed": base_seed + s}) for t in top for s in range(stage.seeds)]
     if stage.kind == StageKind.COMPARE:  # slot = variant * seeds + seed; the variant's changes win over the params
@@ -88,8 +96,11 @@ def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: l
     if stage.kind == StageKind.SEARCH and stage.narrow is not None:
         # keep: the carried configs must fit the new space, or Optuna could not suggest them again
         ranked = rank(previous_trials, plan.metric.minimize)
-        return narrow(previous_space, [t.params for t in ranked], stage.narrow, keep=stage.carry,
-                      bounds=plan.space)
+        rule = stage.narrow
+        done = sum(t.state == TrialState.COMPLETE for t in ranked)  # completed trials come first
+        top = box_trials(previous_space, [t.params for t in ranked], [t.value for t in ranked],
+                         rule.count(len(ranked)), stage.carry, rule.smooth, minimize=plan.metric.minimize, done=done)
+        return narrow(previous_space, top, rule, keep=len(top), bounds=plan.space)
     return previous_space
 
 

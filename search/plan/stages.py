@@ -32,7 +32,7 @@ MAX_STAGE_TRIALS = 10_000  # a stage's slots are enqueued when it opens; more is
 _STAGE_KEYS = {
     "search": ("name", "kind", "n_trials", "overrides", "sampler", "pruner", "narrow", "carry"),
     "lr_range_test": ("name", "kind", "overrides", "margin"),
-    "final": ("name", "kind", "overrides", "top", "seeds"),
+    "final": ("name", "kind", "overrides", "top", "seeds", "smooth"),
     "compare": ("name", "kind", "overrides", "config", "seeds", "variants"),
 }
 
@@ -51,6 +51,9 @@ class Stage:
     carry: int = 0  # best configs of the previous stage re-measured here
     top: int = 0  # final: configs re-trained
     seeds: int = 1  # final: seeds per config, ranked by their mean; compare: seeds per variant
+    # final: pick the top configs by the kernel-weighted mean of the values around each (this share of the span of
+    # the previous stage's trials), not by their own run; 0: by their own run (search/plan/model_rank.py)
+    smooth: float = 0.0
     margin: float = 0.0  # lr_range_test: widen the found LR range by this share of its log width per side
     # compare: (name, TrainConfig overrides) per variant, the first being the reference the others are tested
     # against, and whether they change the best config so far ("best") or the plan's base config ("base")
@@ -105,7 +108,11 @@ def parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before: 
         if top * seeds > MAX_STAGE_TRIALS:
             raise PlanError(f"{at}: top x seeds = {top * seeds} trials, over the {MAX_STAGE_TRIALS} a stage may "
                             "hold; lower them")
-        return Stage(name, kind, top * seeds, overrides, top=top, seeds=seeds)
+        smooth = data.get("smooth", 0.0)
+        if not isinstance(smooth, (int, float)) or isinstance(smooth, bool) or not 0 <= smooth <= 1:
+            raise PlanError(f"{at}.smooth: must be a number in [0, 1] (the kernel's width as a share of the span of "
+                            f"the previous stage's trials; 0 picks by each trial's own value), got {smooth!r}")
+        return Stage(name, kind, top * seeds, overrides, top=top, seeds=seeds, smooth=float(smooth))
     if kind == StageKind.COMPARE:
         return _parse_compare(data, at, name, overrides, base, before, schema)
     if "n_trials" not in data:
@@ -185,7 +192,8 @@ def stage_to_data(s: Stage) -> dict[str, Any]:
                   "sampler": s.sampler.to_data(), "pruner": s.pruner.to_data(), "carry": s.carry, "top": s.top,
                   "seeds": s.seeds, "margin": s.margin, "config": s.compare_on,
                   "variants": [{"name": n, "overrides": dict(o)} for n, o in s.variants],
-                  "narrow": rule_to_data(s.narrow) if s.narrow is not None else None}
+                  "narrow": rule_to_data(s.narrow) if s.narrow is not None else None,
+                  "smooth": s.smooth or None}
     return {k: everything[k] for k in _STAGE_KEYS[s.kind] if everything[k] is not None}
 
 

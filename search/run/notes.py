@@ -142,7 +142,8 @@ def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | No
                   ("narrowing rule", _fmt(rule_to_data(stage.narrow)) if stage.narrow else "none (parent's space)"),
                   ("carry", f"{stage.carry} best config(s) of the previous stage")]
     elif stage.kind == StageKind.FINAL:
-        facts.append(("final", f"top {stage.top} config(s) x {stage.seeds} seed(s), ranked by their mean"))
+        picked = f", picked by smoothed value (smooth {stage.smooth:g})" if stage.smooth else ""
+        facts.append(("final", f"top {stage.top} config(s) x {stage.seeds} seed(s), ranked by their mean{picked}"))
     elif stage.kind == StageKind.COMPARE:
         facts.append(("compare", f"{len(stage.variants)} variant(s) of the {stage.compare_on} config x "
                                  f"{stage.seeds} seed(s); each tested against the first (Welch's t-test)"))
