@@ -29,6 +29,7 @@ __all__ = [
     "dashboard_note_ver_key",
     "pruner_parts",
     "rdb_models",
+    "retry_callback_limit",
     "sampler_options",
     "study_id",
     "study_storage",
@@ -160,3 +161,9 @@ def sampler_options(sampler: optuna.samplers.TPESampler) -> dict[str, object]:
 def pruner_parts(pruner: optuna.pruners.PatientPruner) -> tuple[optuna.pruners.BasePruner | None, int]:
     """The pruner a PatientPruner wraps and its patience, which it keeps only in private attributes."""
     return pruner._wrapped_pruner, pruner._patience
+
+
+def retry_callback_limit(callback: optuna.storages.RetryFailedTrialCallback) -> int | None:
+    """The retry limit a RetryFailedTrialCallback was built with (private attribute): what a test of
+    `open_storage` checks it passed on."""
+    return callback._max_retry

@@ -1,4 +1,4 @@
-"""Optuna's private parts are touched in one module only: `storage/optuna_internals.py`.
+"""Optuna's private parts are touched in one module only: `storage/optuna_internals.py`; the tests use it too.
 
 Static: every tracked Python file of the packages (and bench/) is parsed with `ast`. Outside the door, a file
 may not import a private module or name of optuna or optuna_dashboard, read a leading-underscore attribute of
@@ -59,6 +59,19 @@ def test_only_the_door_touches_optuna_private_names() -> None:
     out = [f"{f}:{line} {what}" for f in files if f != DOOR
            for line, what in private_uses((ROOT / f).read_text())]
     assert not out, f"Optuna's private names outside {DOOR} (add an accessor there, with a test):\n" + "\n".join(out)
+
+
+def test_the_tests_reach_optuna_internals_through_the_door_too() -> None:
+    """Tests read a trial's id, a study's storage and the like through the same accessors, so an Optuna upgrade
+    that moves one breaks the door's test, by name, not a hundred tests. Their messages may name a private
+    module (the door's test says which one changed), so strings are not checked here."""
+    tracked = subprocess.run(["git", "ls-files", "--", "tests"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    files = [f for f in tracked if f.endswith(".py") and f != "tests/test_private_names.py"]
+    assert len(files) > 20, f"found only {files}: is this a git checkout?"
+    out = [f"{f}:{line} {what}" for f in files
+           for line, what in private_uses((ROOT / f).read_text()) if not what.startswith(("'", '"'))]
+    assert not out, "Optuna's private names in tests (use storage/optuna_internals.py):\n" + "\n".join(out)
 
 
 def test_the_check_sees_each_kind_of_use() -> None:

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from hpsearch.search.cli import main
 from hpsearch.storage import open_storage
+from hpsearch.storage import optuna_internals as internals
 from tests.campaign.helpers import check_campaign, worker_env, write_plan
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,7 @@ def test_a_full_disk_ends_the_worker_in_one_line_and_leaves_a_journal_that_reads
     assert ended.stderr.splitlines()[-1] == errors[0] and "Traceback" not in ended.stderr
     # The journal reads, whole records only, with the trials finished before the disk filled.
     journal = open_storage(storage, create=False)
-    trials = [t for s in journal.get_all_studies() for t in journal.get_all_trials(s._study_id)]
+    trials = [t for s in journal.get_all_studies() for t in journal.get_all_trials(internals.study_id(s))]
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) >= 1
     assert (small_disk / "campaign.journal").read_bytes().endswith(b"\n")
     assert main(["status", "syn", "--storage", storage]) == 0

@@ -13,6 +13,7 @@ import pytest
 from hpsearch.search.cli import main
 from hpsearch.search.run.campaign import DUPLICATE, SLOT
 from hpsearch.storage import open_storage
+from hpsearch.storage import optuna_internals as internals
 from tests.campaign.faults import SMALL_STAGES
 from tests.campaign.helpers import check_campaign, start_workers, wait_all, write_plan
 from tests.storage.test_storage_proxy import wait_listening
@@ -43,7 +44,7 @@ def test_a_fault_free_proxy_campaign_leaves_no_twin_slots(pg_url: str, tmp_path:
     check_campaign(pg_url)
     storage = open_storage(pg_url)
     for summary in storage.get_all_studies():
-        trials = storage.get_all_trials(summary._study_id)
+        trials = storage.get_all_trials(internals.study_id(summary))
         twins = [t.number for t in trials if DUPLICATE in t.system_attrs]
         assert not twins, f"{summary.study_name}: twin trials {twins}"
         slots = [t.system_attrs[SLOT] for t in trials if "retry_of" not in t.user_attrs]

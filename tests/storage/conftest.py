@@ -10,6 +10,8 @@ import pytest
 from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
+from hpsearch.storage import optuna_internals as internals
+
 SLOT_ATTR = "hpsearch:slot"  # stands in for the system attributes the worker loop relies on
 ClaimTrials = Callable[[BaseStorage, str, int], list[int]]
 
@@ -32,9 +34,9 @@ def claim_trials() -> ClaimTrials:
             study.enqueue_trial({"lr": 0.1 * (slot + 1)})
         trial_ids = []
         for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-            storage.set_trial_system_attr(trial._trial_id, SLOT_ATTR, trial.number)
-            assert storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
-            trial_ids.append(trial._trial_id)
+            storage.set_trial_system_attr(internals.trial_id(trial), SLOT_ATTR, trial.number)
+            assert storage.set_trial_state_values(internals.trial_id(trial), TrialState.RUNNING)
+            trial_ids.append(internals.trial_id(trial))
         return trial_ids
 
     return claim

@@ -9,6 +9,7 @@ import time
 from optuna.trial import TrialState
 
 from hpsearch.storage import Heartbeat, open_storage
+from hpsearch.storage import optuna_internals as internals
 
 
 def main() -> None:
@@ -18,7 +19,8 @@ def main() -> None:
     study_id = storage.get_study_id_from_name(study_name)
     waiting = storage.get_all_trials(study_id, states=(TrialState.WAITING,))
     trial_id = next(
-        t._trial_id for t in waiting if storage.set_trial_state_values(t._trial_id, TrialState.RUNNING)
+        internals.trial_id(t) for t in waiting
+        if storage.set_trial_state_values(internals.trial_id(t), TrialState.RUNNING)
     )
     with Heartbeat(storage, trial_id, interval):
         sys.stdout.write(f"{trial_id}\n")

@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.storage import HEARTBEAT_ATTR, Heartbeat, fail_stale_trials, open_storage
+from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.claims import claim_waiting
 from hpsearch.storage.stale import heartbeat_ages
 
@@ -22,7 +23,8 @@ def _stage(url: str, slots: list[int]) -> tuple[optuna.Study, list[int]]:
     study = optuna.create_study(study_name="stage", storage=storage, direction="maximize")
     ids = []
     for slot in slots:
-        trial_id = storage.create_new_trial(study._study_id, optuna.trial.create_trial(state=TrialState.WAITING))
+        waiting = optuna.trial.create_trial(state=TrialState.WAITING)
+        trial_id = storage.create_new_trial(internals.study_id(study), waiting)
         storage.set_trial_system_attr(trial_id, SLOT, slot)
         ids.append(trial_id)
     return study, ids
@@ -35,7 +37,8 @@ def test_racing_claimers_take_each_waiting_trial_once(pg_url: str) -> None:
 
     def claimer() -> None:
         storage = open_storage(pg_url)  # its own engine and connections, as a worker process has
-        while (trial_id := claim_waiting(storage, study._study_id, unique_key=SLOT, retired_key=RETIRED)) is not None:
+        study_id = internals.study_id(study)
+        while (trial_id := claim_waiting(storage, study_id, unique_key=SLOT, retired_key=RETIRED)) is not None:
             with lock:
                 claimed.append(trial_id)
 
@@ -45,24 +48,25 @@ def test_racing_claimers_take_each_waiting_trial_once(pg_url: str) -> None:
     for t in threads:
         t.join()
     assert sorted(claimed) == ids  # every one, none twice
-    storage = study._storage
-    trials = storage.get_all_trials(study._study_id)
+    storage = internals.study_storage(study)
+    trials = storage.get_all_trials(internals.study_id(study))
     assert {t.state for t in trials} == {TrialState.RUNNING}
     assert all(t.datetime_start is not None for t in trials)
     # The claim was the first heartbeat: in the table, by the database's clock, and the marker for gRPC clients.
     ages = heartbeat_ages(storage, trials)
     assert set(ages) == set(ids) and all(0 <= age < 60 for age in ages.values())
-    assert all(t.system_attrs[HEARTBEAT_ATTR]["trial_id"] == t._trial_id for t in trials)
+    assert all(t.system_attrs[HEARTBEAT_ATTR]["trial_id"] == internals.trial_id(t) for t in trials)
     assert all(t.system_attrs[HEARTBEAT_ATTR]["native"] for t in trials)
 
 
 def test_a_twin_of_a_live_slot_retires_and_a_twin_of_a_failed_one_runs(pg_url: str) -> None:
     study, ids = _stage(pg_url, [0, 1, 1, 2, 2])
-    storage = study._storage
+    storage = internals.study_storage(study)
     assert storage.set_trial_state_values(ids[3], TrialState.RUNNING)
     assert storage.set_trial_state_values(ids[3], TrialState.FAIL)  # slot 2's first trial failed
     claimed = []
-    while (trial_id := claim_waiting(storage, study._study_id, unique_key=SLOT, retired_key=RETIRED)) is not None:
+    study_id = internals.study_id(study)
+    while (trial_id := claim_waiting(storage, study_id, unique_key=SLOT, retired_key=RETIRED)) is not None:
         claimed.append(trial_id)
     assert claimed == [ids[0], ids[1], ids[4]]
     twin = storage.get_trial(ids[2])
@@ -72,26 +76,26 @@ def test_a_twin_of_a_live_slot_retires_and_a_twin_of_a_failed_one_runs(pg_url: s
 
 def test_a_claimer_that_dies_at_once_is_failed_by_the_heartbeat_rule(pg_url: str) -> None:
     study, ids = _stage(pg_url, [0])
-    storage = study._storage
+    storage = internals.study_storage(study)
     # A retry inherits its predecessor's marker: the claim overwrites it with its own.
     storage.set_trial_system_attr(ids[0], HEARTBEAT_ATTR, {"trial_id": -1, "time": 0.0, "native": True})
-    assert claim_waiting(storage, study._study_id, unique_key=SLOT) == ids[0]
+    assert claim_waiting(storage, internals.study_id(study), unique_key=SLOT) == ids[0]
     assert storage.get_trial(ids[0]).system_attrs[HEARTBEAT_ATTR]["trial_id"] == ids[0]
     assert fail_stale_trials(storage, "stage", grace_period=1.0, max_retry=1) == []
     time.sleep(1.3)  # no worker ever beats for it again
     assert fail_stale_trials(storage, "stage", grace_period=1.0, max_retry=1) == ids
-    [retry] = storage.get_all_trials(study._study_id, states=(TrialState.WAITING,))
+    [retry] = storage.get_all_trials(internals.study_id(study), states=(TrialState.WAITING,))
     assert retry.system_attrs[SLOT] == 0
 
 
 def test_after_a_claim_the_heartbeat_thread_beats_on(pg_url: str) -> None:
     study, ids = _stage(pg_url, [0])
-    storage = study._storage
-    assert claim_waiting(storage, study._study_id) == ids[0]
+    storage = internals.study_storage(study)
+    assert claim_waiting(storage, internals.study_id(study)) == ids[0]
     time.sleep(1.0)
     with Heartbeat(storage, ids[0], 0.2, first_beat=False):
         time.sleep(0.6)
-        [trial] = storage.get_all_trials(study._study_id)
+        [trial] = storage.get_all_trials(internals.study_id(study))
         assert heartbeat_ages(storage, [trial])[ids[0]] < 0.5
 
 
@@ -99,15 +103,16 @@ def test_other_storages_claim_the_optuna_way(tmp_path: Path) -> None:
     storage = open_storage(f"journal:{tmp_path / 'j.journal'}")
     study = optuna.create_study(study_name="stage", storage=storage)
     study.enqueue_trial({"lr": 0.1})
-    assert claim_waiting(storage, study._study_id) is None
+    assert claim_waiting(storage, internals.study_id(study)) is None
     assert study.trials[0].state == TrialState.WAITING
 
 
 def test_a_retry_is_claimed_before_the_waiting_slots(pg_url: str) -> None:
     study, ids = _stage(pg_url, [0, 1, 2])
     storage = open_storage(pg_url)
-    retry = storage.create_new_trial(study._study_id, optuna.trial.create_trial(state=TrialState.WAITING))
+    retry = storage.create_new_trial(internals.study_id(study), optuna.trial.create_trial(state=TrialState.WAITING))
     storage.set_trial_system_attr(retry, "failed_trial", 7)
     first = "failed_trial"
-    assert claim_waiting(storage, study._study_id, unique_key=SLOT, retired_key=RETIRED, first_key=first) == retry
-    assert claim_waiting(storage, study._study_id, unique_key=SLOT, retired_key=RETIRED, first_key=first) == ids[0]
+    study_id = internals.study_id(study)
+    assert claim_waiting(storage, study_id, unique_key=SLOT, retired_key=RETIRED, first_key=first) == retry
+    assert claim_waiting(storage, study_id, unique_key=SLOT, retired_key=RETIRED, first_key=first) == ids[0]

@@ -8,6 +8,7 @@ import optuna
 from optuna.trial import TrialState
 
 from hpsearch.storage import open_storage
+from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.enqueue import add_trials_once, retry_template
 
 SLOT_ATTR = "hpsearch:slot"
@@ -44,17 +45,17 @@ def test_a_retry_is_queued_once_and_says_where_it_came_from(storage_url: str) ->
     study = optuna.create_study(study_name="stage", storage=storage)
     study.enqueue_trial({"lr": 0.1})
     [waiting] = study.get_trials()
-    storage.set_trial_system_attr(waiting._trial_id, SLOT_ATTR, 0)
-    assert storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING)
-    trial = optuna.Trial(study, waiting._trial_id)
+    storage.set_trial_system_attr(internals.trial_id(waiting), SLOT_ATTR, 0)
+    assert storage.set_trial_state_values(internals.trial_id(waiting), TrialState.RUNNING)
+    trial = optuna.Trial(study, internals.trial_id(waiting))
     trial.suggest_float("lr", 0.01, 1.0)
     trial.set_user_attr("fail_reason", "the worker was stopped (SIGTERM)")
-    assert storage.set_trial_state_values(waiting._trial_id, TrialState.FAIL)
-    failed = storage.get_trial(waiting._trial_id)
+    assert storage.set_trial_state_values(internals.trial_id(waiting), TrialState.FAIL)
+    failed = storage.get_trial(internals.trial_id(waiting))
     blocked = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
     for _ in range(2):  # the stale-trial check and the orphan repair, both
         template = retry_template(failed, "the worker was stopped (SIGTERM)", max_retry=3)
-        add_trials_once(storage, study._study_id, [template], key=SLOT_ATTR, blocked_by=blocked)
+        add_trials_once(storage, internals.study_id(study), [template], key=SLOT_ATTR, blocked_by=blocked)
     [retry] = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert retry.params == {"lr": 0.1} and retry.system_attrs["failed_trial"] == 0
     assert retry.user_attrs == {"retry_of": {"trial": 0, "reason": "the worker was stopped (SIGTERM)"}}

@@ -12,6 +12,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.storage import Heartbeat, fail_stale_trials, open_storage
+from hpsearch.storage import optuna_internals as internals
 
 ClaimTrials = Callable[[BaseStorage, str, int], list[int]]  # the `claim_trials` fixture
 SLOT_ATTR = "hpsearch:slot"  # set by `claim_trials` on every slot
@@ -39,7 +40,7 @@ def test_heartbeat_keeps_trial_alive_and_silent_trials_are_retried_once(
 
     assert sorted(failed) == [went_silent, never_beat] and again == []
     assert storage.get_trial(beating).state == TrialState.RUNNING
-    dead = {t._trial_id: t for t in _trials(storage, "stage", TrialState.FAIL)}
+    dead = {internals.trial_id(t): t for t in _trials(storage, "stage", TrialState.FAIL)}
     retries = _trials(storage, "stage", TrialState.WAITING)
     assert sorted(dead) == sorted(failed) and len(retries) == 2
     for retry in retries:
@@ -82,7 +83,7 @@ def test_max_retry_bounds_the_retries(storage_url: str, claim_trials: ClaimTrial
         waiting = _trials(storage, "stage", TrialState.WAITING)
         if not waiting:
             break
-        trial_id = waiting[0]._trial_id
+        trial_id = internals.trial_id(waiting[0])
         assert storage.set_trial_state_values(trial_id, TrialState.RUNNING)
     trials = _trials(storage, "stage")
     assert [t.state for t in trials] == [TrialState.FAIL] * 3

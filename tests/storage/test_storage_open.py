@@ -15,6 +15,7 @@ from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrial
 
 from hpsearch.search.cli import BAD_INPUT_ERRORS
 from hpsearch.storage import StorageError, open_storage, redact_url
+from hpsearch.storage import optuna_internals as internals
 
 
 def _round_trip(url: str) -> None:
@@ -62,7 +63,7 @@ def test_postgres_round_trips_with_heartbeat_retry_and_small_pool(pg_url: str, s
     assert isinstance(storage, RDBStorage)
     assert storage.get_heartbeat_interval() == 10 and storage.grace_period == 40
     callback = storage.get_heartbeat_stale_trial_callback()
-    assert isinstance(callback, RetryHeartbeatStaleTrialCallback) and callback._max_retry == 5
+    assert isinstance(callback, RetryHeartbeatStaleTrialCallback) and internals.retry_callback_limit(callback) == 5
     assert storage.engine.pool.size() == 1 and storage.engine.dialect.driver == "psycopg2"  # one per worker
     _round_trip(url)
 

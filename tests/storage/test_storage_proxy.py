@@ -24,6 +24,7 @@ from hpsearch.storage import (
     open_storage,
     serve_storage_proxy,
 )
+from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.enqueue import add_trials_once, retry_template
 from hpsearch.storage.proxy_once import understood
 from hpsearch.storage.stores import ProxyStore, store_for
@@ -83,10 +84,10 @@ def test_proxy_serves_a_study_and_its_heartbeats(
 
     assert failed_by_proxy_client == [silent] and failed_directly == []
     study = optuna.load_study(study_name="stage", storage=direct)  # the proxy wrote to PostgreSQL
-    states = {t._trial_id: t.state for t in study.trials}
+    states = {internals.trial_id(t): t.state for t in study.trials}
     assert states[via_proxy] == states[direct_worker] == TrialState.RUNNING
     assert states[silent] == TrialState.FAIL
-    number = {t._trial_id: t.number for t in study.trials}
+    number = {internals.trial_id(t): t.number for t in study.trials}
     retries = [t.system_attrs["retry_history"] for t in study.trials if t.state == TrialState.WAITING]
     assert retries == [[number[silent]]]
 
@@ -152,10 +153,10 @@ def test_racing_openers_through_the_proxy_add_each_slot_once(proxy_url: str) -> 
     assert sorted(added) == [0, 0, 30]
     assert sorted(t.system_attrs["hpsearch:slot"] for t in trials) == list(range(30))
     # A retry (params, distributions, user attributes) travels whole, and only once.
-    assert client.set_trial_state_values(trials[0]._trial_id, TrialState.RUNNING)
-    client.set_trial_param(trials[0]._trial_id, "lr", 0.25, optuna.distributions.FloatDistribution(0.01, 1.0))
-    assert client.set_trial_state_values(trials[0]._trial_id, TrialState.FAIL)
-    template = retry_template(client.get_trial(trials[0]._trial_id), "stopped", max_retry=3)
+    assert client.set_trial_state_values(internals.trial_id(trials[0]), TrialState.RUNNING)
+    client.set_trial_param(internals.trial_id(trials[0]), "lr", 0.25, optuna.distributions.FloatDistribution(0.01, 1.0))
+    assert client.set_trial_state_values(internals.trial_id(trials[0]), TrialState.FAIL)
+    template = retry_template(client.get_trial(internals.trial_id(trials[0])), "stopped", max_retry=3)
     blocked = (TrialState.WAITING, TrialState.RUNNING)
     assert [add_trials_once(client, study_id, [template], key="hpsearch:slot", blocked_by=blocked)
             for _ in range(2)] == [1, 0]

@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from hpsearch.storage import HEARTBEAT_ATTR, fail_stale_trials, open_storage
+from hpsearch.storage import optuna_internals as internals
 from tests.lock_holder import paused_holder
 
 CHILD = Path(__file__).with_name("heartbeat_child.py")
@@ -43,7 +44,7 @@ def test_killed_worker_trial_is_retried_with_its_system_attrs(storage_url: str) 
     storage = open_storage(storage_url)
     study = optuna.create_study(study_name="stage", storage=storage, direction="maximize")
     study.enqueue_trial({"lr": 0.3})
-    storage.set_trial_system_attr(study.trials[0]._trial_id, SLOT_ATTR, 7)
+    storage.set_trial_system_attr(internals.trial_id(study.trials[0]), SLOT_ATTR, 7)
 
     child, trial_id = _start_worker(storage_url, "stage")
     try:
@@ -64,7 +65,7 @@ def test_killed_worker_trial_is_retried_with_its_system_attrs(storage_url: str) 
     assert retry.system_attrs["fixed_params"] == {"lr": 0.3} and retry.system_attrs[SLOT_ATTR] == 7
     # The next worker claims the retry. The dead worker's heartbeat came along with the system
     # attributes; it must not make the fresh claim look stale.
-    assert storage.set_trial_state_values(retry._trial_id, TrialState.RUNNING)
+    assert storage.set_trial_state_values(internals.trial_id(retry), TrialState.RUNNING)
     assert fail_stale_trials(storage, "stage", grace_period=GRACE, max_retry=3) == []
 
 

@@ -11,6 +11,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from hpsearch.storage import HEARTBEAT_ATTR, open_storage
+from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.waiting import claim_remembered, remember_waiting, take_waiting
 from tests.storage.test_storage_proxy import proxy_url  # noqa: F401 - the fixture
 
@@ -32,7 +33,7 @@ def _remember(storage: BaseStorage, study_id: int, seed: int = 0) -> list[int]:
     trials = storage.get_all_trials(study_id, deepcopy=False)
     remembered = remember_waiting(storage, study_id, trials, unique_key=SLOT, first_key=RETRY,
                                   order=random.Random(seed))
-    return [t._trial_id for t, _ in remembered.trials]
+    return [internals.trial_id(t) for t, _ in remembered.trials]
 
 
 @pytest.mark.slow
@@ -46,8 +47,8 @@ def test_racing_workers_claim_every_trial_exactly_once(proxy_url: str) -> None: 
         while _remember(storage, study_id, seed):
             while (waiting := claim_remembered(storage, study_id, retired_key=RETIRED)) is not None:
                 assert waiting.state == TrialState.WAITING  # the copy read before the claim
-                mine.append(waiting._trial_id)
-                storage.set_trial_state_values(waiting._trial_id, TrialState.COMPLETE, [0.0])
+                mine.append(internals.trial_id(waiting))
+                storage.set_trial_state_values(internals.trial_id(waiting), TrialState.COMPLETE, [0.0])
         claimed.append(mine)
 
     threads = [threading.Thread(target=worker, args=(seed,)) for seed in range(4)]
@@ -56,7 +57,7 @@ def test_racing_workers_claim_every_trial_exactly_once(proxy_url: str) -> None: 
     for t in threads:
         t.join(timeout=120)
     ids = [i for mine in claimed for i in mine]
-    assert len(claimed) == 4 and sorted(ids) == sorted(t._trial_id for t in setup.get_all_trials(study_id))
+    assert len(claimed) == 4 and sorted(ids) == sorted(internals.trial_id(t) for t in setup.get_all_trials(study_id))
     # Each claim recorded its trial's first heartbeat, which the stale-trial check reads through the proxy.
     assert all(setup.get_trial(i).system_attrs[HEARTBEAT_ATTR]["trial_id"] == i for i in ids)
 
@@ -67,7 +68,7 @@ def test_a_trial_added_after_the_read_sends_the_worker_back_to_read(proxy_url: s
     _remember(storage, study_id)
     claimed = claim_remembered(storage, study_id, retired_key=RETIRED)
     assert claimed is not None
-    first = claimed._trial_id
+    first = internals.trial_id(claimed)
     storage.set_trial_state_values(first, TrialState.FAIL)
     retry = optuna.trial.create_trial(state=TrialState.WAITING,
                                       system_attrs={SLOT: storage.get_trial(first).system_attrs[SLOT], RETRY: 0})
@@ -75,18 +76,18 @@ def test_a_trial_added_after_the_read_sends_the_worker_back_to_read(proxy_url: s
 
     assert claim_remembered(storage, study_id, retired_key=RETIRED) is None  # the list missed the retry
     assert _remember(storage, study_id)[0] == retry_id  # read again: the retry goes first
-    assert claim_remembered(storage, study_id, retired_key=RETIRED)._trial_id == retry_id
+    assert internals.trial_id(claim_remembered(storage, study_id, retired_key=RETIRED)) == retry_id
 
 
 def test_a_twin_slot_is_retired_against_the_lower_numbered_trial(proxy_url: str) -> None:  # noqa: F811
     storage = open_storage(proxy_url)
     study_id = _stage(storage, [0, 0])  # slot 0 enqueued twice, as two clients opening a stage at once can
-    low, high = (t._trial_id for t in storage.get_all_trials(study_id))
+    low, high = (internals.trial_id(t) for t in storage.get_all_trials(study_id))
     trials = storage.get_all_trials(study_id, deepcopy=False)
     remembered = remember_waiting(storage, study_id, trials, unique_key=SLOT, first_key=RETRY,
                                   order=random.Random(0))
-    remembered.trials.sort(key=lambda entry: entry[0]._trial_id != high)  # the twin comes up first
+    remembered.trials.sort(key=lambda entry: internals.trial_id(entry[0]) != high)  # the twin comes up first
 
-    assert take_waiting(storage, remembered, retired_key=RETIRED)._trial_id == low
+    assert internals.trial_id(take_waiting(storage, remembered, retired_key=RETIRED)) == low
     twin = storage.get_trial(high)
     assert twin.state == TrialState.FAIL and twin.system_attrs[RETIRED] == 0
