@@ -48,8 +48,14 @@ def worker_env(sleep: float) -> dict[str, str]:
 
 
 def start_workers(n: int, storage: str, sleep: float = 0.02, campaign: str = "syn", log_dir: Path | None = None,
-                  extra: tuple[str, ...] = ()) -> list[subprocess.Popen]:
-    """n independent `hpsearch worker` commands, each in its own process group (like separate machines)."""
+                  extra: tuple[str, ...] = (), curves: bool = False) -> list[subprocess.Popen]:
+    """n independent `hpsearch worker` commands, each in its own process group (like separate machines).
+
+    Without curve images unless `curves`: drawing one costs a worker about a quarter of a second of CPU per
+    trial (and a second to import matplotlib), several times what a synthetic trial costs, and these tests
+    read the storage, not the images (the dashboard and note tests draw them)."""
+    if not curves and "--no-artifacts" not in extra:
+        extra = (*extra, "--no-artifacts")
     procs = []
     for i in range(n):
         out = open(log_dir / f"worker-{i}.log", "w") if log_dir else subprocess.DEVNULL  # noqa: SIM115

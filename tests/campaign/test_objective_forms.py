@@ -89,7 +89,7 @@ def test_a_float_returning_objective_runs_a_campaign_and_train_calls_it_again(
     # The console script, as the README runs it (.venv/bin/hpsearch): the printed line must name it.
     script = Path(sys.executable).parent / "hpsearch"
     proc = subprocess.run([str(script), "run", str(_plan(plans, "lossy:objective")),
-                           "--storage", journal, "--workers", "2", "--out", "out"],
+                           "--storage", journal, "--workers", "2", "--no-artifacts", "--out", "out"],
                           env=_env(tmp_path), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr
     storage = open_storage(journal)
@@ -164,8 +164,8 @@ def test_a_full_objective_with_its_own_config_and_metric(tmp_path: Path) -> None
     journal = str(tmp_path / "c.journal")
     env = {**_env(tmp_path), "PYTHONPATH": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "hpsearch.search", "run", str(plan), "--storage", journal,
-                           "--workers", "1", "--out", str(tmp_path / "out")], env=env, capture_output=True,
-                          text=True, timeout=120)
+                           "--workers", "1", "--no-artifacts", "--out", str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     trials = [t for t in all_trials(journal) if t.state == TrialState.COMPLETE]
     best = max(trials, key=lambda t: t.value)

@@ -14,14 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_the_gpu_suite_runs_end_to_end_in_smoke_mode(tmp_path: Path, cifar_dir: Path) -> None:
     out = tmp_path / "suite.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_suite.py"), "--smoke", "--data-dir",
-                           str(cifar_dir), "--out", str(out)], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    # Every part but the second throughput batch size (the same code path) and pytest (nothing to run on a CPU).
+    parts = "compile,throughput-128,packing,fused"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_suite.py"), "--smoke", "--only", parts,
+                           "--data-dir", str(cifar_dir), "--out", str(out)], capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert {name: p["status"] for name, p in result["parts"].items()} == {
-        "compile": "ok", "throughput-128": "ok", "throughput-512": "ok", "packing": "ok", "fused": "ok",
-        "pytest": "ok"}
+    assert {name: p["status"] for name, p in result["parts"].items()} == dict.fromkeys(parts.split(","), "ok")
     measures = {r["measure"]: r for r in result["rows"]}
     assert measures["second trial's extra seconds (target: none)"]["unit"] == "s"
     assert measures["epoch img/s, batch 16, compiled"]["value"] > 0
