@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from hpsearch.search.errors import CampaignMissing
 from hpsearch.search.plan.plan import Plan
 from hpsearch.search.run.campaign import load_stored_plan
 from hpsearch.storage import open_storage_waiting, release_connections
+from hpsearch.storage.reachable import keep_trying
 
 log = logging.getLogger(__name__)
 
@@ -20,22 +20,12 @@ def stored_plan(storage: str | None, name: str, *, storage_wait: float, campaign
     up to `campaign_wait` s for the campaign to appear. A bad URL or password fails at once, as does the wait
     that runs out (one line, exit 2)."""
     store = open_storage_waiting(storage, storage_wait, create=False)
-    deadline = time.monotonic() + campaign_wait
-    told = False
+
+    def waiting() -> None:
+        log.warning("no campaign %r in the storage yet; waiting up to %g s for 'hpsearch init'", name, campaign_wait)
+
     try:
-        while True:
-            try:
-                return load_stored_plan(store, name)
-            except CampaignMissing as e:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    if campaign_wait <= 0:
-                        raise
-                    raise CampaignMissing(f"{e} (after waiting {campaign_wait:g} s for it)") from None
-                if not told:
-                    log.warning("no campaign %r in the storage yet; waiting up to %g s for 'hpsearch init'",
-                                name, campaign_wait)
-                    told = True
-                time.sleep(min(CAMPAIGN_POLL_S, left))
+        return keep_trying(lambda: load_stored_plan(store, name), CampaignMissing, campaign_wait, waiting=waiting,
+                           waited=f"after waiting {campaign_wait:g} s for it", pause=lambda _: CAMPAIGN_POLL_S)
     finally:
         release_connections(store)  # the workers open their own: one PostgreSQL connection per worker process
