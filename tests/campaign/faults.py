@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -70,3 +72,20 @@ def out_of_journal_writes(url: str) -> Iterator[None]:
     with flocked(f"{spec.target}.enqueue.lock"), flocked(f"{spec.target}.append.lock"):
         yield
 
+
+
+def pause_in_trial(url: str, pid: int, timeout: float = 60) -> int:
+    """SIGSTOP the worker process group `pid` while it runs a trial (between two journal writes) and return that
+    trial's id. A trial seen running may end before the stop lands on a loaded machine, so the stopped worker's
+    running trial is read again once it is stopped; stopped between trials, it is resumed and tried again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running_trial_of(url, pid, timeout=deadline - time.monotonic())
+        with out_of_journal_writes(url):
+            os.killpg(pid, signal.SIGSTOP)
+        for t in all_trials(url):
+            beat = t.system_attrs.get(HEARTBEAT_ATTR)
+            if t.state == TrialState.RUNNING and isinstance(beat, dict) and beat.get("pid") == pid:
+                return internals.trial_id(t)
+        os.killpg(pid, signal.SIGCONT)
+    raise AssertionError(f"worker {pid} was never stopped inside a trial")

@@ -14,7 +14,7 @@ from tests.campaign.faults import (
     SMALL_STAGES,
     all_trials,
     duplicates,
-    out_of_journal_writes,
+    pause_in_trial,
     running_trial_of,
     study_of,
     wait_state,
@@ -33,9 +33,8 @@ def test_a_paused_worker_drops_its_taken_trial_and_exits_0(backend: str, pg_url:
     assert main(["init", str(plan), "--storage", url]) == 0
     procs = start_workers(3, url, sleep=0.3, log_dir=tmp_path)
     victim = procs[0]
-    trial_id = running_trial_of(url, victim.pid)
-    with out_of_journal_writes(url):  # paused between two writes; a pause inside one is the test below
-        os.killpg(victim.pid, signal.SIGSTOP)  # a long GC pause, a network partition: alive, silent
+    # A long GC pause, a network partition: alive, silent; paused between two writes (inside one: the test below).
+    trial_id = pause_in_trial(url, victim.pid)
     try:
         wait_state(url, trial_id, (TrialState.FAIL,), timeout=60)  # the others found it stale
     finally:

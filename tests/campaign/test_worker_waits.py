@@ -45,8 +45,11 @@ def test_a_worker_started_before_its_database_waits_and_finishes(pg_server: Post
 
 def test_a_worker_started_before_init_waits_for_the_campaign(pg_url: str, tmp_path: Path) -> None:
     [worker] = start_workers(1, pg_url, log_dir=tmp_path, extra=("--wait-for-campaign", "60"))
-    time.sleep(3)
-    assert worker.poll() is None, (tmp_path / "worker-0.log").read_text()
+    log = tmp_path / "worker-0.log"
+    deadline = time.monotonic() + 30  # a loaded machine may take seconds to start a worker
+    while "for 'hpsearch init'" not in (log.read_text() if log.exists() else ""):
+        assert worker.poll() is None and time.monotonic() < deadline, log.read_text() if log.exists() else ""
+        time.sleep(0.1)
     assert main(["init", str(write_plan(tmp_path / "plan.yaml")), "--storage", pg_url]) == 0
     assert wait_all([worker]) == [0], (tmp_path / "worker-0.log").read_text()[-2000:]
     check_campaign(pg_url)
