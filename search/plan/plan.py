@@ -18,18 +18,11 @@ from hpsearch.objectives.params import TRAIN_CONFIG, OpenSchema, ParamSchema
 from hpsearch.objectives.textfile import MAX_TEXT_BYTES, read_small_text
 from hpsearch.objectives.yamlfile import BoundedLoader
 from hpsearch.search.plan.space import PlanError, Space, parse_space, space_to_data
-from hpsearch.search.plan.stages import (
-    COMPARE_ON,
-    MAX_STAGE_TRIALS,
-    STAGE_KINDS,
-    Stage,
-    StageKind,
-    parse_stage,
-    stage_to_data,
-)
+from hpsearch.search.plan.stage_parse import parse_stage
+from hpsearch.search.plan.stages import COMPARE_ON, MAX_STAGE_TRIALS, STAGE_KINDS, Stage, StageKind, stage_to_data
 from hpsearch.search.plan.validate import integer, known_keys, mapping, safe_name, train_config
 
-# The stage types live in `stages`; a plan's users find them here too.
+# The stage types live in `stages` (read by `stage_parse`); a plan's users find them here too.
 __all__ = ["COMPARE_ON", "MAX_STAGE_TRIALS", "STAGE_KINDS", "Plan", "PlanError", "Stage", "StageKind", "load_plan_file",
            "plan_fingerprint"]
 

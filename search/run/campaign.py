@@ -132,10 +132,10 @@ class Campaign:
                 return None
             self._opened[name] = attrs  # an open stage's space never changes again
         if name not in self._studies:
-            sampler_seed = self.plan.seed if shares_seed(stage.sampler) else self.seed
+            sampler_seed = self.plan.seed if shares_seed(stage.study_sampler) else self.seed
             study = optuna.load_study(study_name=name, storage=self.storage,
-                                      sampler=make_sampler(stage.sampler, sampler_seed),
-                                      pruner=make_pruner(stage.pruner))
+                                      sampler=make_sampler(stage.study_sampler, sampler_seed),
+                                      pruner=make_pruner(stage.study_pruner))
             self._studies[name] = study
         return StageView(index, stage, self._studies[name], space_from_json(attrs["space"]), self.store)
 

@@ -18,8 +18,8 @@ from optuna.trial import FrozenTrial
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord
-from hpsearch.search.plan.narrow import rule_to_data, what_changed
-from hpsearch.search.plan.plan import Stage, StageKind
+from hpsearch.search.plan.narrow import what_changed
+from hpsearch.search.plan.plan import Stage
 from hpsearch.search.plan.space import Space, space_to_data
 from hpsearch.search.record import TrialRecord
 from hpsearch.storage.stores import store_of
@@ -137,19 +137,7 @@ def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | No
     lines = [f"## Stage {stage.name} ({stage.kind})", ""]
     facts: list[tuple[str, str]] = [("budget", f"{stage.n_trials} trials")]
     facts.append(("fidelity overrides", _fmt(stage.overrides) if stage.overrides else "none (the base config)"))
-    if stage.kind == StageKind.SEARCH:
-        facts += [("sampler", _fmt(stage.sampler.to_data())), ("pruner", _fmt(stage.pruner.to_data())),
-                  ("narrowing rule", _fmt(rule_to_data(stage.narrow)) if stage.narrow else "none (parent's space)"),
-                  ("carry", f"{stage.carry} best config(s) of the previous stage")]
-    elif stage.kind == StageKind.FINAL:
-        picked = f", picked by smoothed value (smooth {stage.smooth:g})" if stage.smooth else ""
-        facts.append(("final", f"top {stage.top} config(s) x {stage.seeds} seed(s), ranked by their mean{picked}"))
-    elif stage.kind == StageKind.COMPARE:
-        facts.append(("compare", f"{len(stage.variants)} variant(s) of the {stage.compare_on} config x "
-                                 f"{stage.seeds} seed(s); each tested against the first (Welch's t-test)"))
-        facts += [(f"variant {name}", _fmt(changes) if changes else "as is") for name, changes in stage.variants]
-    else:
-        facts.append(("margin", f"{stage.margin} of the found LR range's log width per side"))
+    facts += [(label, _fmt(value)) for label, value in stage.facts()]
     lines += [*_table(("", ""), facts), "", "### Search space", ""]
     this = space_to_data(space)
     parent = space_to_data(parent_space) if parent_space is not None else {}

@@ -13,9 +13,10 @@ import yaml
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.plan.narrow import NarrowRule
-from hpsearch.search.plan.plan import Plan, PlanError, Stage, load_plan_file, plan_fingerprint
+from hpsearch.search.plan.plan import Plan, PlanError, load_plan_file, plan_fingerprint
 from hpsearch.search.plan.samplers import Spec, make_pruner, make_sampler
 from hpsearch.search.plan.space import space_from_json, space_to_json
+from hpsearch.search.plan.stages import CompareStage, FinalStage, LRRangeTestStage, SearchStage
 
 EXAMPLES_DIR = Path(__file__).parents[2] / "examples"
 EXAMPLES = sorted(p for p in EXAMPLES_DIR.glob("*.yaml") if not p.name.startswith("config-"))
@@ -97,8 +98,8 @@ def test_example_plans_load_and_build(path: Path) -> None:
     if set(kinds) != {"compare"}:  # practice-check compares variants of one config and searches nothing
         assert kinds[-1] == "final" and kinds.count("search") >= 2
     for stage in plan.stages:
-        make_pruner(stage.pruner)
-        make_sampler(stage.sampler, seed=plan.seed)
+        make_pruner(stage.study_pruner)
+        make_sampler(stage.study_sampler, seed=plan.seed)
         plan.config_for(stage, {})
 
 
@@ -319,6 +320,6 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
 
 
 def test_stage_defaults_are_buildable() -> None:
-    stage = Stage("x")
-    make_sampler(stage.sampler, seed=0)
-    make_pruner(stage.pruner)
+    for stage in (SearchStage("x"), LRRangeTestStage("x"), FinalStage("x"), CompareStage("x")):
+        make_sampler(stage.study_sampler, seed=0)
+        make_pruner(stage.study_pruner)
