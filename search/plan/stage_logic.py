@@ -13,8 +13,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.plan.model_rank import box_trials, smoothed_order
 from hpsearch.search.plan.narrow import NarrowRule, narrow, set_lr_range
-from hpsearch.search.plan.plan import Plan, StageKind
+from hpsearch.search.plan.plan import Plan
 from hpsearch.search.plan.space import Space
+from hpsearch.search.plan.stages import CompareStage, FinalStage, LRRangeTestStage, SearchStage
 from hpsearch.search.record import found_lr_range
 
 SLOT = "hpsearch:slot"
@@ -29,7 +30,7 @@ REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enque
 def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tuple[dict, dict]]:
     """(fixed params, config overrides) per slot: carried configs first, then free slots for the sampler."""
     stage = plan.stages[index]
-    if stage.kind == StageKind.FINAL:
+    if isinstance(stage, FinalStage):
         top = ranked[: stage.top]
         if stage.smooth > 0:  # by the values around each config, within the span of the stage's trials
             params = [t.params for t in ranked]
@@ -40,12 +41,13 @@ def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tu
             top = [ranked[i] for i in order][: stage.top] if len(order) >= stage.top else top
         base_seed = int(plan.base_params.get("seed", 0))
         return [(dict(t.params), {"seed": base_seed + s}) for t in top for s in range(stage.seeds)]
-    if stage.kind == StageKind.COMPARE:  # slot = variant * seeds + seed; the variant's changes win over the params
+    if isinstance(stage, CompareStage):  # slot = variant * seeds + seed; the variant's changes win over the params
         fixed = best_params(plan, index, ranked) if stage.compare_on == "best" else {}
         seed = int(plan.base_params.get("seed", 0))
         return [(dict(fixed), {**changes, "seed": seed + s})
                 for _, changes in stage.variants for s in range(stage.seeds)]
-    carried = [(dict(t.params), {}) for t in ranked[: stage.carry]] if index > 0 else []
+    carry = stage.carry if isinstance(stage, SearchStage) and index > 0 else 0
+    carried = [(dict(t.params), {}) for t in ranked[:carry]]
     return carried + [({}, {}) for _ in range(stage.n_trials - len(carried))]
 
 
@@ -64,7 +66,7 @@ def best_params(plan: Plan, index: int, ranked: list[FrozenTrial]) -> dict[str, 
     """The params of the best config before stage `index`: a final stage's best mean over its seeds, else the
     best trial; empty (the base config) when nothing finished."""
     previous = plan.stages[index - 1] if index > 0 else None
-    if previous is not None and previous.kind == StageKind.FINAL:
+    if isinstance(previous, FinalStage):
         groups = config_groups(ranked, previous.seeds)
         if groups:
             sign = -1.0 if plan.metric.minimize else 1.0
@@ -88,12 +90,12 @@ def rank(trials: list[FrozenTrial], minimize: bool = False) -> list[FrozenTrial]
 def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: list[FrozenTrial]) -> Space:
     """The space of stage `index`, from the space and the trials of the stage before it."""
     stage, previous = plan.stages[index], plan.stages[index - 1]
-    if previous.kind == StageKind.LR_RANGE_TEST:
+    if isinstance(previous, LRRangeTestStage):
         found = found_lr_range(previous_trials)
         if found is None:
             return previous_space
         return set_lr_range(previous_space, *found, previous.margin)
-    if stage.kind == StageKind.SEARCH and stage.narrow is not None:
+    if isinstance(stage, SearchStage) and stage.narrow is not None:
         # keep: the carried configs must fit the new space, or Optuna could not suggest them again
         ranked = rank(previous_trials, plan.metric.minimize)
         rule = stage.narrow

@@ -18,7 +18,7 @@ from hpsearch.search.invocation import invoked_as
 from hpsearch.search.plan.plan import Plan, StageKind
 from hpsearch.search.plan.space import PlanError
 from hpsearch.search.plan.stage_logic import config_groups
-from hpsearch.search.plan.stages import Stage
+from hpsearch.search.plan.stages import CompareStage, FinalStage, Stage
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.run.campaign import Campaign, StageView, rank
 from hpsearch.search.run.checkpoints import weights_artifacts
@@ -67,7 +67,7 @@ def ranked_configs(stored: Campaign, top: int, views: Views | None = None) -> li
             break
         if view.stage.kind == StageKind.COMPARE:  # a check of the result, not the result: look further back
             continue
-        if view.stage.kind == StageKind.FINAL:
+        if isinstance(view.stage, FinalStage):
             groups = config_groups(view.trials, view.stage.seeds)
             entries = [_entry(plan, view.stage.name, ts) for ts in groups.values()]
         else:
@@ -88,7 +88,7 @@ def _compared(plan: Plan, views: Views) -> list[Ranked]:
     """One entry per variant of every comparison stage, over its completed seeds."""
     entries: list[Ranked] = []
     for stage, view in views:
-        if view is None or stage.kind != StageKind.COMPARE:
+        if view is None or not isinstance(stage, CompareStage):
             continue
         groups = config_groups(view.trials, stage.seeds)
         entries += [replace(_entry(plan, stage.name, ts), variant=stage.variants[v][0])

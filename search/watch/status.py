@@ -18,6 +18,7 @@ from hpsearch.objectives.objective import VAL_ACC, Metric
 from hpsearch.search.plan.plan import Stage, StageKind
 from hpsearch.search.plan.space import Space, space_to_data
 from hpsearch.search.plan.stage_logic import config_groups
+from hpsearch.search.plan.stages import FinalStage
 from hpsearch.search.record import found_lr_range
 from hpsearch.search.run.campaign import DUPLICATE, Campaign, StageView, rank
 from hpsearch.search.run.cost import EPOCH_EQUIVALENTS, Cost, total
@@ -69,8 +70,8 @@ def _stage_status(stage: Stage, view: StageView, metric: Metric) -> StageStatus:
         # Its trial's value is the top of the range it found, a learning rate: never show it as an accuracy.
         return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space,
                            lr_range=found_lr_range(view.trials))
-    if stage.kind == StageKind.FINAL:
-        return _final_status(view, counts, space, metric)
+    if isinstance(stage, FinalStage):
+        return _final_status(stage, view, counts, space, metric)
     best = rank(view.trials, metric.minimize)
     return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts,
                        best[0].value if best else None, dict(best[0].params) if best else {}, space)
@@ -85,10 +86,10 @@ def _counts(trials: list[FrozenTrial]) -> dict[str, int]:
                         for t in live))
 
 
-def _final_status(view: StageView, counts: dict[str, int], space: dict[str, Any], metric: Metric) -> StageStatus:
+def _final_status(stage: FinalStage, view: StageView, counts: dict[str, int], space: dict[str, Any],
+                  metric: Metric) -> StageStatus:
     """The best config by its mean over seeds, grouped and ordered as `hpsearch export` ranks them."""
-    groups = config_groups(view.trials, view.stage.seeds)
-    stage = view.stage
+    groups = config_groups(view.trials, stage.seeds)
     if not groups:
         return StageStatus(stage.name, stage.kind, stage.n_trials, True, counts, None, {}, space)
     sign = 1.0 if metric.minimize else -1.0

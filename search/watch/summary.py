@@ -11,6 +11,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.plan.plan import Stage, StageKind
+from hpsearch.search.plan.stages import CompareStage
 from hpsearch.search.run.campaign import DUPLICATE, SLOT, Campaign, StageView
 from hpsearch.search.run.cost import EPOCH_EQUIVALENTS, Cost, stored_cost, total
 from hpsearch.search.watch.comparison import VariantResult, compare_variants
@@ -56,7 +57,7 @@ def stage_summary(view: StageView, unit: str = EPOCH_EQUIVALENTS) -> StageSummar
             key = t.state.name.lower()
             costs[key] = costs.get(key, Cost(unit=unit)) + trial_cost_of(t, unit)
     stage = view.stage
-    if stage.kind != StageKind.COMPARE:
+    if not isinstance(stage, CompareStage):
         return StageSummary(stage.name, stage.kind, True, costs)
     groups = variant_values(trials, [name for name, _ in stage.variants], stage.seeds)
     return StageSummary(stage.name, stage.kind, True, costs, compare_variants(groups),
