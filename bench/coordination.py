@@ -61,7 +61,7 @@ What is left above plain Optuna: six trial attributes and a two-part dashboard n
 takes each group in one upsert (the gRPC API has no batch write), and the first heartbeat. The same command with
 one `get_trial` per claim and per tell, under load (other jobs on the two cores, load average 38 to 46), gave 0.72x,
 0.83x, 0.83x and 0.99x.
-Before claims through the proxy came from a remembered list (storage/waiting.py), that loaded run gave 0.65x,
+Before claims through the proxy came from a remembered list (storage/stores/waiting.py), that loaded run gave 0.65x,
 0.64x, 0.76x and 0.53x (hpsearch 10.8, 12.4, 11.0 and 6.8 trials/s, claim p50 18, 56, 292 and 3,235 ms): Optuna's
 gRPC client re-reads every unfinished trial of a study on each `get_all_trials`, and hpsearch's stages hold their
 whole budget as enqueued WAITING slots, so reading the stage before each claim sent every waiting slot. Now a
@@ -86,8 +86,8 @@ Claim latency p50 (run 1): 2.8 / 6.4 / 35 / 247 ms for hpsearch against 12 / 37 
 Why hpsearch keeps up although each of its trials also records a heartbeat, a dashboard note, its config,
 provenance and curves: on PostgreSQL a claim is one transaction (`SELECT ... FOR UPDATE SKIP LOCKED` of the
 lowest waiting slot, the twin check, the first heartbeat), and the attributes a trial records at its start,
-at its end, and its note, go in one upsert each (storage/claims.py, storage/batch.py). Plain Optuna's `ask`
-re-reads the study's unfinished trials on every call, and its workers all run the trials past the budget.
+at its end, and its note, go in one upsert each (storage/stores/claims.py, storage/stores/batch.py). Plain
+Optuna's `ask` re-reads the study's unfinished trials on every call, and its workers all run the trials past the budget.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ W processes share one journal file and run `study.optimize` with the random samp
 (one float, five reports) until 240 trials are done in all: what is measured is the journal's appends and
 reads, which are a worker's coordination on the journal. `optuna` is `JournalFileBackend(path)`, Optuna's
 symlink lock (broken by any waiter after 30 s without a release); `hpsearch` is the storage `open_storage`
-builds, with `storage/journal_lock.py`'s `flock` (never broken while its holder lives). Both run in the same
+builds, with `storage/stores/journal_lock.py`'s `flock` (never broken while its holder lives). Both run in the same
 invocation, alternated, `--repeats` times each; the table gives the median and the ratio hpsearch / optuna.
 
 Usage:  python bench/journal_lock.py [--workers 1,4,8] [--trials 240] [--repeats 3]

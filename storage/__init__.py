@@ -2,11 +2,11 @@
 
 from hpsearch.storage.defaults import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, default_grace_period
 from hpsearch.storage.errors import StorageError, StorageUnreachable
-from hpsearch.storage.factory import CONNECT_TIMEOUT, open_storage, release_connections
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, Heartbeat
+from hpsearch.storage.factory import CONNECT_TIMEOUT, open_storage
 from hpsearch.storage.proxy import serve_storage_proxy
 from hpsearch.storage.reachable import open_storage_waiting
-from hpsearch.storage.stale import fail_stale_trials
+from hpsearch.storage.stores.heartbeat import HEARTBEAT_ATTR, Heartbeat, describe_error
+from hpsearch.storage.stores.stale import fail_stale_trials
 from hpsearch.storage.urls import redact_url
 
 __all__ = [
@@ -18,10 +18,10 @@ __all__ = [
     "StorageError",
     "StorageUnreachable",
     "default_grace_period",
+    "describe_error",
     "fail_stale_trials",
     "open_storage",
     "open_storage_waiting",
     "redact_url",
-    "release_connections",
     "serve_storage_proxy",
 ]

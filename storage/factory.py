@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import random
 import time
-import weakref
 from typing import Any
 
 import sqlalchemy.exc
@@ -17,14 +15,12 @@ from optuna.storages import (
     RDBStorage,
     RetryHeartbeatStaleTrialCallback,
 )
-from optuna.storages.journal import JournalStorage
 from sqlalchemy.engine import URL, make_url
 
-from hpsearch.storage.backends import rdb_backend
 from hpsearch.storage.defaults import DEFAULT_HEARTBEAT_INTERVAL, default_grace_period
 from hpsearch.storage.errors import StorageError, StorageUnreachable
 from hpsearch.storage.experimental import using_experimental_optuna
-from hpsearch.storage.journal_lock import JournalAppendLock, JournalFile
+from hpsearch.storage.stores.journal_files import open_journal
 from hpsearch.storage.urls import parse_storage_string, redact_url, resolve_storage_string, scrub
 
 logger = logging.getLogger(__name__)
@@ -41,7 +37,6 @@ POOL_MAX_OVERFLOW = 0
 POOL_TIMEOUT = 30  # seconds
 APPLICATION_NAME = "hpsearch"  # shown in pg_stat_activity, with the process id: who holds which connection
 _TABLE_CREATION_ATTEMPTS = 5
-_FIRST_LINE_BYTES = 1 << 20  # a journal record is a few kB at most; a longer first "line" is no journal
 # Workers starting together on a fresh database race to CREATE TABLE/TYPE: PostgreSQL lets one win
 # and the others hit unique_violation, duplicate_table or duplicate_object. The tables exist then.
 _CREATION_RACE_CODES = {"23505", "42P07", "42710"}
@@ -75,7 +70,7 @@ def open_storage(
     """Open the storage named by `url` (default `$HPSEARCH_STORAGE`, else `./hpsearch.journal`).
 
     `pool_size` is the most PostgreSQL connections it opens at once (one worker needs one), all kept
-    open between uses; `release_connections` closes them until the next use.
+    open between uses; its store's `release` closes them until the next use.
     `create=False` is for commands that only read a campaign: a journal file that is not there is
     then a mistyped path, reported, rather than a new empty campaign store.
     The heartbeat settings configure Optuna's own stale-trial handling in PostgreSQL (used by
@@ -99,65 +94,13 @@ def open_storage(
     if spec.kind == "journal":
         if not create and not os.path.exists(spec.target):
             raise StorageError(f"no journal file at {spec.target!r}; check --storage, or run 'hpsearch init' first")
-        return _open_journal(spec.target)
+        return open_journal(spec.target)
     if spec.kind == "grpc":
         assert spec.port is not None
         return _open_grpc(spec.target, spec.port)
     return _open_rdb(url, spec.target, heartbeat_interval, grace_period, max_retry, pool_size)
 
 
-def _open_journal(path: str) -> JournalStorage:
-    _check_journal_start(path)
-    lock = JournalAppendLock(path)
-    try:
-        storage = JournalStorage(JournalFile(lock))
-    except OSError as exc:
-        raise StorageError(
-            f"cannot open journal file {path!r}: {exc.strerror}; check its permissions"
-        ) from None
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError: a torn or foreign line before the end
-        raise StorageError(f"journal file {path!r} holds a line that is not an Optuna journal record;"
-                           " check --storage (a plan or config file is not a storage)") from None
-    logger.info("opened journal storage %s", path)
-    _JOURNAL_LOCKS[storage] = lock
-    return storage
-
-
-def _check_journal_start(path: str) -> None:
-    """Refuse a file whose first whole line is not a journal record: a plan passed as --storage would otherwise
-    read as an empty campaign store, and `init` would append to it."""
-    try:
-        with open(path, "rb") as f:
-            first = f.readline(_FIRST_LINE_BYTES)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StorageError(f"cannot read journal file {path!r}: {exc.strerror}; check its permissions") from None
-    if not first.endswith(b"\n"):  # empty, or a first write cut short: Optuna skips a torn last line itself
-        return
-    try:
-        record = json.loads(first)
-    except ValueError:
-        record = None
-    if not (isinstance(record, dict) and "op_code" in record):
-        raise StorageError(f"{path!r} is not an Optuna journal file (its first line is no journal record);"
-                           " check --storage (a plan or config file is not a storage)")
-
-
-# The append lock of each journal storage this process opened: its file, beside which `enqueue.py` keeps its
-# lock, and the waits for it, which `stale.py` does not count as a worker's silence.
-_JOURNAL_LOCKS: weakref.WeakKeyDictionary[BaseStorage, JournalAppendLock] = weakref.WeakKeyDictionary()
-
-
-def journal_lock(storage: BaseStorage) -> JournalAppendLock | None:
-    """The append lock of the journal file behind `storage` when `open_storage` opened it, else None."""
-    return _JOURNAL_LOCKS.get(storage)
-
-
-def journal_file(storage: BaseStorage) -> str | None:
-    """The path of the journal file behind `storage` when `open_storage` opened it, else None."""
-    lock = _JOURNAL_LOCKS.get(storage)
-    return None if lock is None else lock.journal_path
 
 
 def _open_grpc(host: str, port: int) -> GrpcStorageProxy:
@@ -218,14 +161,6 @@ def _open_rdb(
         max_retry,
     )
     return storage
-
-
-def release_connections(storage: BaseStorage) -> None:
-    """Close the PostgreSQL connections `storage` keeps open; it reconnects on its next use. Other backends: no-op."""
-    # Not for the gRPC client: closing its channel would end it, and it holds no database connection.
-    rdb = rdb_backend(storage)
-    if rdb is not None:
-        rdb.engine.dispose()  # the engine stays usable: its next checkout connects again
 
 
 def _connect_args(parsed: URL) -> dict[str, Any]:

@@ -43,7 +43,7 @@ __all__ = [
 # multi-attribute upserts and the heartbeat ages in the database's clock are written against them.
 
 # `BaseJournalFileLock`: the base of the lock `JournalFileBackend(path, lock_obj=...)` takes around each append.
-# The parameter is public, its type lives in a private module; `storage/journal_lock.py` subclasses it with an
+# The parameter is public, its type lives in a private module; `storage/stores/journal_lock.py` subclasses it with an
 # `flock`, which no waiter breaks while its holder lives (Optuna's own locks are broken after a grace period).
 
 # QMCSampler logs, once per trial of a conditional space, that the space "does not include any conditions"

@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import optuna
 from optuna.exceptions import ExperimentalWarning
 
-from hpsearch.storage.backends import postgres_backend
-from hpsearch.storage.enqueue import add_in_postgres
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.factory import open_storage
 from hpsearch.storage.proxy_once import serve_once
+from hpsearch.storage.stores.backends import postgres_backend
+from hpsearch.storage.stores.enqueue import add_in_postgres
 from hpsearch.storage.urls import redact_url, resolve_storage_string
 
 logger = logging.getLogger(__name__)

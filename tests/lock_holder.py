@@ -7,7 +7,7 @@ import sys
 
 HOLDER = """
 import os, signal, sys
-from hpsearch.storage.journal_lock import JournalAppendLock, acquire
+from hpsearch.storage.stores.journal_lock import JournalAppendLock, acquire
 path, append = sys.argv[1], sys.argv[2] == "append"
 lock = JournalAppendLock(path)
 lock.acquire() if append else acquire(path)

@@ -120,12 +120,24 @@ def test_bench_does_not_import_the_tests() -> None:
     assert not found, "bench/ runs from a checkout without tests/:\n" + "\n".join(found)
 
 
-# What only the trial stores (storage/stores/) and the storage modules under them may touch: Optuna's internals
-# and the checks of which backend is in use. search/ reads and writes trials through a store's verbs.
-STORE_ONLY = ("hpsearch.storage.optuna_internals", "hpsearch.storage.backends", "hpsearch.storage.claims",
-              "hpsearch.storage.batch", "hpsearch.storage.enqueue", "hpsearch.storage.waiting",
-              "optuna.storages.GrpcStorageProxy", "optuna.storages.RDBStorage", "optuna.storages.JournalStorage",
-              "optuna.storages.journal.JournalStorage")
+# What only the trial stores (storage/stores/) may touch: Optuna's internals, the stores' own modules (claims,
+# batched writes, enqueue-once, heartbeats, stale trials, journal locks) and the checks of which backend is in use.
+# search/ reads and writes trials through a store's verbs and what `hpsearch.storage.stores` exports.
+STORE_MODULES = tuple(f"hpsearch.storage.stores.{p.stem}" for p in sorted((ROOT / "storage" / "stores").glob("*.py"))
+                      if p.stem != "__init__")
+INTERNALS = "hpsearch.storage.optuna_internals"
+STORE_ONLY = (INTERNALS, *STORE_MODULES, "optuna.storages.GrpcStorageProxy", "optuna.storages.RDBStorage",
+              "optuna.storages.JournalStorage", "optuna.storages.journal.JournalStorage")
+
+
+def test_only_the_stores_import_optunas_internals() -> None:
+    found = [f"{path.relative_to(ROOT)}:{line}"
+             for package in ("search", "storage", "objectives")
+             for path in sorted((ROOT / package).rglob("*.py"))
+             if (ROOT / "storage" / "stores") not in path.parents and path.name != "optuna_internals.py"
+             for line, module in imported_modules(path.read_text(), package)
+             if module == INTERNALS or module.startswith(INTERNALS + ".")]
+    assert not found, "only storage/stores/ may import storage/optuna_internals.py:\n" + "\n".join(found)
 
 
 def test_search_reaches_the_storage_only_through_its_store() -> None:

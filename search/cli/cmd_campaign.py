@@ -31,7 +31,8 @@ from hpsearch.search.watch.dashboard import artifact_dir
 from hpsearch.search.watch.export import progress_line, ranked_configs, write_export
 from hpsearch.search.watch.status import is_done, under_budget
 from hpsearch.search.watch.summary import summary_of, summary_to_dict
-from hpsearch.storage import open_storage, redact_url, release_connections
+from hpsearch.storage import open_storage, redact_url
+from hpsearch.storage.stores import store_for
 from hpsearch.storage.urls import parse_storage_string, resolve_storage_string
 
 console = Console(stderr=True)
@@ -175,7 +176,7 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     gpus = device_slots("all", 1)  # every GPU once, or ["cpu"]
     count = workers or (2 if gpus == ["cpu"] else len(gpus))
     devices = [gpus[i % len(gpus)] for i in range(count)]  # round robin over the GPUs
-    release_connections(store)  # N workers and this process hold at most N + 1 PostgreSQL connections
+    store_for(store).release()  # N workers and this process hold at most N + 1 PostgreSQL connections
     relay = LogRelay(queue, out / "workers.log",
                      lambda line: console.print(line, soft_wrap=True, markup=False, highlight=False))
     console.print(f"workers log to {out / 'workers.log'}")

@@ -31,8 +31,8 @@ from hpsearch.search.run.campaign import Campaign, Claim, StageView
 from hpsearch.search.run.cost import recorded, trial_cost
 from hpsearch.search.run.notes import annotate_trial, write_trial_note
 from hpsearch.search.run.trial_runner import LIVE_HISTORY_MIN_S, Interrupted, Patient, finish, trial_config
+from hpsearch.storage import Heartbeat
 from hpsearch.storage.errors import StorageError
-from hpsearch.storage.heartbeat import Heartbeat
 
 log = logging.getLogger(__name__)
 FUSED_OBJECTIVES = ("cifar10-resnet18",)  # objectives with a fused trainer

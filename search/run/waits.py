@@ -7,8 +7,9 @@ import logging
 from hpsearch.search.errors import CampaignMissing
 from hpsearch.search.plan.plan import Plan
 from hpsearch.search.run.campaign import load_stored_plan
-from hpsearch.storage import open_storage_waiting, release_connections
+from hpsearch.storage import open_storage_waiting
 from hpsearch.storage.reachable import keep_trying
+from hpsearch.storage.stores import store_for
 
 log = logging.getLogger(__name__)
 
@@ -28,4 +29,4 @@ def stored_plan(storage: str | None, name: str, *, storage_wait: float, campaign
         return keep_trying(lambda: load_stored_plan(store, name), CampaignMissing, campaign_wait, waiting=waiting,
                            waited=f"after waiting {campaign_wait:g} s for it", pause=lambda _: CAMPAIGN_POLL_S)
     finally:
-        release_connections(store)  # the workers open their own: one PostgreSQL connection per worker process
+        store_for(store).release()  # the workers open their own: one PostgreSQL connection per worker process

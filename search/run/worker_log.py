@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from hpsearch.storage.heartbeat import describe_error
+from hpsearch.storage import describe_error
 from hpsearch.storage.urls import redact_url
 
 log = logging.getLogger("hpsearch.search.run.worker")
@@ -89,7 +89,7 @@ _CARRY_ON_LOGGERS = ("hpsearch.search.run.trial_runner", "hpsearch.search.run.wo
 @contextlib.contextmanager
 def quiet_outages(outage: Outage, errors: tuple[type[BaseException], ...]) -> Iterator[None]:
     """Fold heartbeat failures and storage tracebacks into `outage`'s two lines while the worker runs."""
-    installed = [(logging.getLogger("hpsearch.storage.heartbeat"), HeartbeatOutage(outage))]
+    installed = [(logging.getLogger("hpsearch.storage.stores.heartbeat"), HeartbeatOutage(outage))]
     installed += [(logging.getLogger(name), StorageTracebacks(outage, errors)) for name in _CARRY_ON_LOGGERS]
     for logger, quiet in installed:
         logger.addFilter(quiet)

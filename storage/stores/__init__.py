@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import logging
 import weakref
-from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage, GrpcStorageProxy
 
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.backends import postgres_backend
-from hpsearch.storage.factory import journal_file, open_storage
+from hpsearch.storage.stores.backends import postgres_backend
 from hpsearch.storage.stores.base import Claimed, Snapshot, TrialStore
 from hpsearch.storage.stores.journal import JournalStore
+from hpsearch.storage.stores.journal_files import journal_file
 from hpsearch.storage.stores.postgres import PostgresStore
 from hpsearch.storage.stores.proxy import ProxyStore
 
 __all__ = ["Claimed", "JournalStore", "PostgresStore", "ProxyStore", "Snapshot", "TrialStore", "hush_qmc_notice",
-           "open_store", "store_for", "store_of"]
+           "store_for", "store_of"]
 
 _STORES: weakref.WeakKeyDictionary[BaseStorage, TrialStore] = weakref.WeakKeyDictionary()
 
@@ -45,11 +44,6 @@ def store_for(storage: BaseStorage) -> TrialStore:
 def store_of(study: optuna.Study) -> TrialStore:
     """The store of the storage `study` reads and writes."""
     return store_for(internals.study_storage(study))
-
-
-def open_store(url: str | None = None, **kwargs: Any) -> TrialStore:
-    """`open_storage(url, **kwargs)` and its store."""
-    return store_for(open_storage(url, **kwargs))
 
 
 class _QmcConditionalNotice(logging.Filter):

@@ -20,10 +20,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.enqueue import TAKEN, queue_retry
-from hpsearch.storage.heartbeat import Heartbeat
-from hpsearch.storage.stale import fail_stale_trials
-from hpsearch.storage.waiting import remember_waiting, take_waiting
+from hpsearch.storage.stores.enqueue import TAKEN, queue_retry
+from hpsearch.storage.stores.heartbeat import Heartbeat
+from hpsearch.storage.stores.stale import fail_stale_trials
+from hpsearch.storage.stores.waiting import remember_waiting, take_waiting
 
 
 class Claimed(NamedTuple):

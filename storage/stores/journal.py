@@ -10,8 +10,8 @@ from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage.enqueue import add_trials_once
 from hpsearch.storage.stores.base import TrialStore
+from hpsearch.storage.stores.enqueue import add_trials_once
 
 
 class JournalStore(TrialStore):

@@ -14,11 +14,11 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.backends import postgres_backend
-from hpsearch.storage.batch import set_study_system_attrs, set_trial_user_attrs
-from hpsearch.storage.claims import claim_waiting
-from hpsearch.storage.enqueue import add_in_postgres
+from hpsearch.storage.stores.backends import postgres_backend
 from hpsearch.storage.stores.base import Claimed, Snapshot, TrialStore
+from hpsearch.storage.stores.batch import set_study_system_attrs, set_trial_user_attrs
+from hpsearch.storage.stores.claims import claim_waiting
+from hpsearch.storage.stores.enqueue import add_in_postgres
 
 
 class PostgresStore(TrialStore):

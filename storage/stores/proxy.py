@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.proxy_once import add_once_on_proxy, understood
 from hpsearch.storage.stores.base import Claimed, Snapshot, TrialStore
-from hpsearch.storage.waiting import claim_remembered
+from hpsearch.storage.stores.waiting import claim_remembered
 
 
 class ProxyStore(TrialStore):

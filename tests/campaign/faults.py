@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from hpsearch.search.run.campaign import DUPLICATE
 from hpsearch.storage import HEARTBEAT_ATTR, open_storage
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.journal_lock import flocked
+from hpsearch.storage.stores.journal_lock import flocked
 from hpsearch.storage.urls import parse_storage_string
 from tests.campaign.helpers import PLAN
 

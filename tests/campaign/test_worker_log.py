@@ -25,7 +25,7 @@ def test_an_outage_is_two_lines_whatever_fails_during_it(caplog: pytest.LogCaptu
     with caplog.at_level(logging.INFO), quiet_outages(outage, PostgresStore.transient):
         for _ in range(3):  # the main loop, the heartbeat thread, a note that could not be written
             outage.failed(_outage_error())
-            logging.getLogger("hpsearch.storage.heartbeat").warning(
+            logging.getLogger("hpsearch.storage.stores.heartbeat").warning(
                 "heartbeat of trial 3 failed, retrying in 1.0 s: OperationalError: server closed the connection")
             try:
                 raise _outage_error()

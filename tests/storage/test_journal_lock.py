@@ -14,7 +14,7 @@ import pytest
 from optuna.exceptions import StorageInternalError
 
 from hpsearch.storage import open_storage
-from hpsearch.storage.journal_lock import JournalAppendLock, acquire, flocked, release, unwritable_between
+from hpsearch.storage.stores.journal_lock import JournalAppendLock, acquire, flocked, release, unwritable_between
 from tests.lock_holder import paused_holder
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from hpsearch.search.cli import main
 from hpsearch.storage import open_storage
-from hpsearch.storage.journal_lock import cut_torn_tail
+from hpsearch.storage.stores.journal_lock import cut_torn_tail
 from tests.campaign.helpers import PLAN, check_campaign, write_plan
 
 TORN = b'{"op_code": 5, "worker_id": "x", "trial_id": 0, "sta'

@@ -238,4 +238,4 @@ def test_the_journal_backend_takes_the_given_lock_around_each_append(tmp_path: P
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert lock.appends >= 3 and not lock.held, (
         "JournalFileBackend no longer takes its lock_obj (a BaseJournalFileLock) around each append: "
-        "update storage/journal_lock.py and storage/optuna_internals.py")
+        "update storage/stores/journal_lock.py and storage/optuna_internals.py")

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from hpsearch.search.run.notes import save_first_note
 from hpsearch.storage import open_storage
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.batch import set_study_system_attrs, set_trial_user_attrs
+from hpsearch.storage.stores.batch import set_study_system_attrs, set_trial_user_attrs
 
 
 def _running(study: optuna.Study) -> optuna.Trial:

@@ -11,8 +11,8 @@ from optuna.trial import TrialState
 
 from hpsearch.storage import HEARTBEAT_ATTR, Heartbeat, fail_stale_trials, open_storage
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.claims import claim_waiting
-from hpsearch.storage.stale import heartbeat_ages
+from hpsearch.storage.stores.claims import claim_waiting
+from hpsearch.storage.stores.stale import heartbeat_ages
 
 SLOT = "hpsearch:slot"
 RETIRED = "hpsearch:duplicate"

@@ -16,7 +16,7 @@ import pytest
 from optuna.storages import BaseStorage
 
 from hpsearch.storage import Heartbeat, open_storage
-from hpsearch.storage.stale import heartbeat_ages
+from hpsearch.storage.stores.stale import heartbeat_ages
 from tests.campaign.helpers import check_campaign, start_workers, wait_all, worker_env, write_plan
 
 ClaimTrials = Callable[[BaseStorage, str, int], list[int]]  # the `claim_trials` fixture

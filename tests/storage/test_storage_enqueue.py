@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from hpsearch.storage import open_storage
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.enqueue import add_trials_once, retry_template
+from hpsearch.storage.stores.enqueue import add_trials_once, retry_template
 
 SLOT_ATTR = "hpsearch:slot"
 

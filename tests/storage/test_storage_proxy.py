@@ -25,9 +25,9 @@ from hpsearch.storage import (
     serve_storage_proxy,
 )
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.enqueue import add_trials_once, retry_template
 from hpsearch.storage.proxy_once import understood
 from hpsearch.storage.stores import ProxyStore, store_for
+from hpsearch.storage.stores.enqueue import add_trials_once, retry_template
 
 ClaimTrials = Callable[[BaseStorage, str, int], list[int]]  # the `claim_trials` fixture
 GRACE = 1.5  # seconds

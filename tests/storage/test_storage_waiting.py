@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from hpsearch.storage import HEARTBEAT_ATTR, open_storage
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.waiting import claim_remembered, remember_waiting, take_waiting
+from hpsearch.storage.stores.waiting import claim_remembered, remember_waiting, take_waiting
 from tests.storage.test_storage_proxy import proxy_url  # noqa: F401 - the fixture
 
 SLOT = "hpsearch:slot"

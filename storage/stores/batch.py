@@ -18,8 +18,8 @@ from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
 from sqlalchemy.dialects import postgresql
 
-from hpsearch.storage.backends import postgres_backend
 from hpsearch.storage.optuna_internals import rdb_models as models
+from hpsearch.storage.stores.backends import postgres_backend
 
 T = TypeVar("T")
 

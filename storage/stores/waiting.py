@@ -24,8 +24,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, heartbeat_record
 from hpsearch.storage.optuna_internals import trial_id as id_of
+from hpsearch.storage.stores.heartbeat import HEARTBEAT_ATTR, heartbeat_record
 
 MAX_MISSES = 3  # lost races in a row before the list counts as stale; each costs one round trip
 

@@ -18,10 +18,10 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy.dialects import postgresql
 
-from hpsearch.storage.backends import postgres_backend
-from hpsearch.storage.batch import transaction, upsert_attrs
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR, heartbeat_record
 from hpsearch.storage.optuna_internals import rdb_models as models
+from hpsearch.storage.stores.backends import postgres_backend
+from hpsearch.storage.stores.batch import transaction, upsert_attrs
+from hpsearch.storage.stores.heartbeat import HEARTBEAT_ATTR, heartbeat_record
 
 
 def claim_waiting(storage: BaseStorage, study_id: int, *, unique_key: str | None = None,

@@ -12,14 +12,14 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage.backends import rdb_backend
-from hpsearch.storage.enqueue import AddOnce, queue_retry
 from hpsearch.storage.errors import StorageError
-from hpsearch.storage.factory import journal_lock
-from hpsearch.storage.heartbeat import HEARTBEAT_ATTR
-from hpsearch.storage.journal_lock import unwritable_between
 from hpsearch.storage.optuna_internals import rdb_models as models
 from hpsearch.storage.optuna_internals import trial_id as id_of
+from hpsearch.storage.stores.backends import rdb_backend
+from hpsearch.storage.stores.enqueue import AddOnce, queue_retry
+from hpsearch.storage.stores.heartbeat import HEARTBEAT_ATTR
+from hpsearch.storage.stores.journal_files import journal_lock
+from hpsearch.storage.stores.journal_lock import unwritable_between
 
 logger = logging.getLogger(__name__)
 

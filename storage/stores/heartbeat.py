@@ -22,9 +22,9 @@ import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 
-from hpsearch.storage.backends import rdb_backend
 from hpsearch.storage.defaults import DEFAULT_HEARTBEAT_INTERVAL
 from hpsearch.storage.errors import StorageError
+from hpsearch.storage.stores.backends import rdb_backend
 from hpsearch.storage.urls import scrub
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ writes inside a lock another process now holds, and a release fails with "did no
 could end a worker with exit code 1. An `flock` needs no grace period: the kernel drops it when its holder
 dies, so a crash frees it at once, and a paused holder keeps it until it resumes, while the others wait, as
 they do on any file database. `open_storage` gives every journal it opens `JournalAppendLock`, which also
-tells the stale-trial check when nobody could append (`stalls`); the enqueue lock of `storage/enqueue.py`
+tells the stale-trial check when nobody could append (`stalls`); the enqueue lock of `storage/stores/enqueue.py`
 is the same kind of lock, on its own file.
 
 Optuna's own tools (the stock `optuna-dashboard` command on a journal) still take the symlink lock; their

@@ -25,12 +25,12 @@ from optuna.distributions import distribution_to_json
 from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage.backends import postgres_backend
-from hpsearch.storage.batch import transaction
-from hpsearch.storage.factory import journal_file
-from hpsearch.storage.journal_lock import flocked
 from hpsearch.storage.optuna_internals import rdb_models as models
 from hpsearch.storage.proxy_once import add_once_on_proxy, understood
+from hpsearch.storage.stores.backends import postgres_backend
+from hpsearch.storage.stores.batch import transaction
+from hpsearch.storage.stores.journal_files import journal_file
+from hpsearch.storage.stores.journal_lock import flocked
 
 AddOnce = Callable[[int, Sequence[FrozenTrial]], int]
 LOCK_WAIT_S = 30.0  # a holder that keeps the lock this long is stopped (SIGSTOP) or hung: give up for now
