@@ -15,6 +15,9 @@ import pytest
 # against each other: a CPU training test took three times the CPU seconds with two threads as with one.
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+# Inductor compiles its kernels in the test process: a pool of compile workers costs more to start than the few
+# kernels a CPU test compiles (40 s of CPU more on a cold cache).
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 if TYPE_CHECKING:
     from pgcluster import PostgresServer  # bench/pgcluster.py

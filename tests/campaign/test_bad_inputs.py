@@ -46,7 +46,7 @@ def test_an_endless_plan_is_refused_at_once(tmp_path: Path, capsys: pytest.Captu
     started = time.monotonic()
     assert main(["init", "/dev/zero", "--storage", str(tmp_path / "c.journal")]) == 2
     _one_line(capsys, "over 1 MB")
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # reading all of it would never end
 
 
 def test_a_config_that_is_not_utf8_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torchvision.models.resnet import BasicBlock
 
 from hpsearch.objectives import compiled
 from hpsearch.objectives.compiled import ModelKey, build_model, clear_cache, model_for
@@ -75,6 +76,16 @@ def test_train_with_compile_on_matches_eager_and_reuses_the_model(cifar_dir: Pat
     clear_cache()
 
 
+def small_resnet(seed: int) -> torch.nn.Module:
+    """ResNet-18's kinds of layers (conv, BatchNorm in training mode, ReLU, a residual block with a strided
+    shortcut, global pooling, a linear head) at a size inductor compiles in seconds, not a minute of C++."""
+    torch.manual_seed(seed)
+    shortcut = torch.nn.Sequential(torch.nn.Conv2d(4, 8, 1, stride=2, bias=False), torch.nn.BatchNorm2d(8))
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1, bias=False), torch.nn.BatchNorm2d(4),
+                               torch.nn.ReLU(), BasicBlock(4, 8, stride=2, downsample=shortcut),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 10))
+
+
 @pytest.mark.slow
 def test_inductor_compiled_steps_match_eager_on_the_cpu() -> None:
     config = TrainConfig(width=4, batch_size=8, lr=0.1, device="cpu", channels_last=False)
@@ -82,7 +93,7 @@ def test_inductor_compiled_steps_match_eager_on_the_cpu() -> None:
     batches = [(torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, 10, (8,), generator=g)) for _ in range(3)]
     losses = {}
     for name in ("eager", "inductor"):
-        model = build_model(10, 4, seed=0)
+        model = small_resnet(seed=0)
         forward = torch.compile(model, dynamic=False) if name == "inductor" else model
         optimizer = build_optimizer(model, config)
         step = TrainStep(model, forward, optimizer, build_loss(np.ones(10), config, torch.device("cpu")),
