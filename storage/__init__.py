@@ -1,8 +1,13 @@
 """Storage strings to Optuna storages: PostgreSQL, a gRPC proxy or a journal file; heartbeats and retries."""
 
-from hpsearch.storage.defaults import DEFAULT_GRACE_PERIOD, DEFAULT_HEARTBEAT_INTERVAL, default_grace_period
+from hpsearch.storage.defaults import (
+    CONNECT_TIMEOUT,
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_HEARTBEAT_INTERVAL,
+    default_grace_period,
+)
 from hpsearch.storage.errors import StorageError, StorageUnreachable
-from hpsearch.storage.factory import CONNECT_TIMEOUT, open_storage
+from hpsearch.storage.factory import open_storage
 from hpsearch.storage.proxy import serve_storage_proxy
 from hpsearch.storage.reachable import open_storage_waiting
 from hpsearch.storage.stores.heartbeat import HEARTBEAT_ATTR, Heartbeat, describe_error

@@ -1,4 +1,5 @@
-"""Heartbeat timing: the one home of its defaults, read by the storage, the worker and the commands."""
+"""Heartbeat timing and connect timeout: the one home of their defaults, read by the storage, the worker and the
+commands."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 # trials during a longer outage or pause (their workers then drop them and a retry trains them again); a
 # shorter interval costs one write per running trial per interval. 20 s rides out a database restart.
 DEFAULT_HEARTBEAT_INTERVAL = 5  # seconds
+CONNECT_TIMEOUT = 10  # seconds; long enough for a busy server, short enough for the CLI to fail fast
 
 
 def default_grace_period(heartbeat_interval: int) -> int:

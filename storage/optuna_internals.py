@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import copy
 import datetime
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.pruners import _filter_study
 from optuna.storages import BaseStorage, _CachedStorage
-from optuna.storages._rdb import models as rdb_models
 from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.study._tell import _check_values_are_feasible
 from optuna.trial import FrozenTrial, TrialState
+
+if TYPE_CHECKING:
+    from optuna.storages._rdb import models as rdb_models
 
 __all__ = [
     "QMC_CONDITIONAL_NOTICE",
@@ -167,3 +170,12 @@ def retry_callback_limit(callback: optuna.storages.RetryFailedTrialCallback) -> 
     """The retry limit a RetryFailedTrialCallback was built with (private attribute): what a test of
     `open_storage` checks it passed on."""
     return callback._max_retry
+
+
+def __getattr__(name: str) -> object:
+    """`rdb_models` loads on first use: it imports SQLAlchemy, which only PostgreSQL's store needs."""
+    if name == "rdb_models":
+        from optuna.storages._rdb import models
+
+        return models
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

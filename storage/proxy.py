@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import socket
 import warnings
@@ -14,8 +13,8 @@ from optuna.exceptions import ExperimentalWarning
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.factory import open_storage
 from hpsearch.storage.proxy_once import serve_once
+from hpsearch.storage.stores import store_for
 from hpsearch.storage.stores.backends import postgres_backend
-from hpsearch.storage.stores.enqueue import add_in_postgres
 from hpsearch.storage.urls import redact_url, resolve_storage_string
 
 logger = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ def serve_storage_proxy(url: str | None, host: str, port: int) -> None:
             # Optuna asks for its cached storage here: without the cache every client request
             # re-reads whole studies from the database.
             served = optuna.storages.get_storage(storage)
-            serve_once(served, functools.partial(add_in_postgres, rdb))
+            serve_once(served, store_for(storage).enqueue_by_id)  # PostgreSQL's one-transaction enqueue
             optuna.storages.run_grpc_proxy_server(
                 served,
                 host=host,

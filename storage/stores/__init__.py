@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import weakref
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.storages import BaseStorage, GrpcStorageProxy
@@ -13,8 +14,10 @@ from hpsearch.storage.stores.backends import postgres_backend
 from hpsearch.storage.stores.base import Claimed, Snapshot, TrialStore
 from hpsearch.storage.stores.journal import JournalStore
 from hpsearch.storage.stores.journal_files import journal_file
-from hpsearch.storage.stores.postgres import PostgresStore
 from hpsearch.storage.stores.proxy import ProxyStore
+
+if TYPE_CHECKING:
+    from hpsearch.storage.stores.postgres import PostgresStore
 
 __all__ = ["Claimed", "JournalStore", "PostgresStore", "ProxyStore", "Snapshot", "TrialStore", "hush_qmc_notice",
            "store_for", "store_of"]
@@ -30,7 +33,7 @@ def store_for(storage: BaseStorage) -> TrialStore:
     path = journal_file(storage)
     store: TrialStore
     if postgres_backend(storage) is not None:
-        store = PostgresStore(storage)
+        store = _postgres_store()(storage)
     elif isinstance(storage, GrpcStorageProxy):
         store = ProxyStore(storage)
     elif path is not None:
@@ -39,6 +42,20 @@ def store_for(storage: BaseStorage) -> TrialStore:
         store = TrialStore(storage)  # any other Optuna storage (in memory, SQLite): the plain Optuna way
     _STORES[storage] = store
     return store
+
+
+def _postgres_store() -> type[TrialStore]:
+    """PostgreSQL's store, loaded with the first PostgreSQL storage: it and its SQL (claims, batched writes)
+    import SQLAlchemy, a third of the start of a worker that runs on a journal file or a proxy."""
+    from hpsearch.storage.stores.postgres import PostgresStore
+
+    return PostgresStore
+
+
+def __getattr__(name: str) -> object:
+    if name == "PostgresStore":
+        return _postgres_store()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def store_of(study: optuna.Study) -> TrialStore:

@@ -1,4 +1,5 @@
-"""Several attributes in one transaction: Optuna's storage API writes one per transaction.
+"""Several attributes, or a stage's slots, in one PostgreSQL transaction: Optuna's storage API writes one per
+transaction.
 
 A trial that records its worker, config and provenance, or a dashboard note made of a version and a body,
 costs one commit per attribute through Optuna (each with a look-up of its trial or study first). On
@@ -10,12 +11,14 @@ that does not exist is a KeyError.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy
+from optuna.distributions import distribution_to_json
 from optuna.exceptions import StorageInternalError
 from optuna.storages import BaseStorage, RDBStorage
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.dialects import postgresql
 
 from hpsearch.storage.optuna_internals import rdb_models as models
@@ -99,3 +102,53 @@ def transaction(rdb: RDBStorage, work: Callable[[sqlalchemy.orm.Session], T], wh
     finally:
         session.close()
     return result
+
+
+def add_in_postgres(rdb: RDBStorage, study_id: int, trials: Sequence[FrozenTrial], *, key: str,
+                    blocked_by: Sequence[TrialState] = tuple(TrialState)) -> int:
+    """`enqueue.add_trials_once` in PostgreSQL: one transaction under the study's row lock."""
+    return transaction(rdb, lambda s: _add_in_session(s, rdb, study_id, trials, key, blocked_by), "enqueue trials")
+
+
+def _add_in_session(session: sqlalchemy.orm.Session, rdb: RDBStorage, study_id: int, trials: Sequence[FrozenTrial],
+                    key: str, blocked_by: Sequence[TrialState]) -> int:
+    trial_model, attr = models.TrialModel, models.TrialSystemAttributeModel
+    # Serialises with every other enqueue and with Optuna's trial creation in this study.
+    if session.execute(sqlalchemy.select(models.StudyModel.study_id).where(models.StudyModel.study_id == study_id)
+                       .with_for_update()).scalar_one_or_none() is None:
+        raise KeyError(f"no study with id {study_id}")
+    present = set(session.execute(
+        sqlalchemy.select(attr.value_json).join(trial_model, attr.trial_id == trial_model.trial_id)
+        .where(trial_model.study_id == study_id, attr.key == key, trial_model.state.in_(list(blocked_by)))
+    ).scalars())
+    missing = [t for t in trials if _json(t.system_attrs.get(key)) not in present]
+    if not missing:
+        return 0
+    count = session.execute(sqlalchemy.select(sqlalchemy.func.count(trial_model.trial_id))
+                            .where(trial_model.study_id == study_id)).scalar_one()
+    table = trial_model.__table__
+    new = [{"study_id": study_id, "number": count + i, "state": TrialState.WAITING} for i in range(len(missing))]
+    # One multi-row INSERT ... RETURNING, in the order of `new`: the trial ids.
+    ids = session.execute(table.insert().returning(table.c.trial_id, sort_by_parameter_order=True), new).scalars()
+    # New rows, so plain INSERTs: SQLAlchemy sends each list as one multi-row statement.
+    system, user, params = [], [], []
+    for trial_id, template in zip(ids.all(), missing, strict=True):
+        system += _attr_rows(trial_id, template.system_attrs)
+        user += _attr_rows(trial_id, template.user_attrs)
+        for name, value in template.params.items():
+            dist = template.distributions[name]
+            params.append({"trial_id": trial_id, "param_name": name, "param_value": dist.to_internal_repr(value),
+                           "distribution_json": distribution_to_json(dist)})
+    for model, values in ((models.TrialSystemAttributeModel, system), (models.TrialUserAttributeModel, user),
+                          (models.TrialParamModel, params)):
+        if values:
+            session.execute(sqlalchemy.insert(model), values)
+    return len(missing)
+
+
+def _attr_rows(trial_id: int, attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"trial_id": trial_id, "key": key, "value_json": _json(value)} for key, value in attrs.items()]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)  # as Optuna stores attribute values

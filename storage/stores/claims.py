@@ -109,3 +109,18 @@ def _first_beat(trial_id: int) -> sqlalchemy.Executable:
     return (postgresql.insert(table)
             .values(trial_id=trial_id, heartbeat=sqlalchemy.func.now())
             .on_conflict_do_update(index_elements=[table.c.trial_id], set_={"heartbeat": sqlalchemy.func.now()}))
+
+
+def heartbeat_table_ages(rdb: RDBStorage, trial_ids: list[int]) -> dict[int, float]:
+    """Seconds since each of `trial_ids` last beat in Optuna's heartbeat table, in the database's clock."""
+    # Optuna reads this table only with the grace period fixed when the storage was built, and
+    # only inside `Study.optimize`; reading it ourselves lets each call choose its grace period.
+    # Both times come from the database's clock, so clock skew between workers cannot matter.
+    table = models.TrialHeartbeatModel.__table__
+    query = sqlalchemy.select(table.c.trial_id, table.c.heartbeat).where(table.c.trial_id.in_(trial_ids))
+    with rdb.engine.connect() as connection:
+        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar_one()
+        beats = connection.execute(query).all()
+    # As in Optuna: the column holds naive timestamps while now() is timezone-aware.
+    now = now.replace(tzinfo=None)
+    return {trial_id: (now - beat).total_seconds() for trial_id, beat in beats}

@@ -15,20 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
 
 import optuna
-import sqlalchemy
-from optuna.distributions import distribution_to_json
-from optuna.storages import BaseStorage, GrpcStorageProxy, RDBStorage
+from optuna.storages import BaseStorage, GrpcStorageProxy
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage.optuna_internals import rdb_models as models
 from hpsearch.storage.proxy_once import add_once_on_proxy, understood
 from hpsearch.storage.stores.backends import postgres_backend
-from hpsearch.storage.stores.batch import transaction
 from hpsearch.storage.stores.journal_files import journal_file
 from hpsearch.storage.stores.journal_lock import flocked
 
@@ -41,7 +35,9 @@ def add_trials_once(storage: BaseStorage, study_id: int, trials: Sequence[Frozen
     """Add each WAITING `trials[i]` unless the study has a trial in a `blocked_by` state with the same
     system attribute `key`; atomic where the storage allows (see the module doc). Returns how many it added."""
     rdb = postgres_backend(storage)
-    if rdb is not None:
+    if rdb is not None:  # PostgreSQL's module (and SQLAlchemy) loads with a PostgreSQL storage only
+        from hpsearch.storage.stores.batch import add_in_postgres
+
         return add_in_postgres(rdb, study_id, trials, key=key, blocked_by=blocked_by)
     if isinstance(storage, GrpcStorageProxy) and understood(storage):
         return add_once_on_proxy(storage, study_id, trials, key, blocked_by)
@@ -52,56 +48,6 @@ def add_trials_once(storage: BaseStorage, study_id: int, trials: Sequence[Frozen
         for template in missing:
             storage.create_new_trial(study_id, template_trial=template)
         return len(missing)
-
-
-def add_in_postgres(rdb: RDBStorage, study_id: int, trials: Sequence[FrozenTrial], *, key: str,
-                    blocked_by: Sequence[TrialState] = tuple(TrialState)) -> int:
-    """`add_trials_once` in PostgreSQL: one transaction under the study's row lock."""
-    return transaction(rdb, lambda s: _add_in_session(s, rdb, study_id, trials, key, blocked_by), "enqueue trials")
-
-
-def _add_in_session(session: sqlalchemy.orm.Session, rdb: RDBStorage, study_id: int, trials: Sequence[FrozenTrial],
-                    key: str, blocked_by: Sequence[TrialState]) -> int:
-    trial_model, attr = models.TrialModel, models.TrialSystemAttributeModel
-    # Serialises with every other enqueue and with Optuna's trial creation in this study.
-    if session.execute(sqlalchemy.select(models.StudyModel.study_id).where(models.StudyModel.study_id == study_id)
-                       .with_for_update()).scalar_one_or_none() is None:
-        raise KeyError(f"no study with id {study_id}")
-    present = set(session.execute(
-        sqlalchemy.select(attr.value_json).join(trial_model, attr.trial_id == trial_model.trial_id)
-        .where(trial_model.study_id == study_id, attr.key == key, trial_model.state.in_(list(blocked_by)))
-    ).scalars())
-    missing = [t for t in trials if _json(t.system_attrs.get(key)) not in present]
-    if not missing:
-        return 0
-    count = session.execute(sqlalchemy.select(sqlalchemy.func.count(trial_model.trial_id))
-                            .where(trial_model.study_id == study_id)).scalar_one()
-    table = trial_model.__table__
-    new = [{"study_id": study_id, "number": count + i, "state": TrialState.WAITING} for i in range(len(missing))]
-    # One multi-row INSERT ... RETURNING, in the order of `new`: the trial ids.
-    ids = session.execute(table.insert().returning(table.c.trial_id, sort_by_parameter_order=True), new).scalars()
-    # New rows, so plain INSERTs: SQLAlchemy sends each list as one multi-row statement.
-    system, user, params = [], [], []
-    for trial_id, template in zip(ids.all(), missing, strict=True):
-        system += _attr_rows(trial_id, template.system_attrs)
-        user += _attr_rows(trial_id, template.user_attrs)
-        for name, value in template.params.items():
-            dist = template.distributions[name]
-            params.append({"trial_id": trial_id, "param_name": name, "param_value": dist.to_internal_repr(value),
-                           "distribution_json": distribution_to_json(dist)})
-    for model, values in ((models.TrialSystemAttributeModel, system), (models.TrialUserAttributeModel, user),
-                          (models.TrialParamModel, params)):
-        if values:
-            session.execute(sqlalchemy.insert(model), values)
-    return len(missing)
-
-
-def _attr_rows(trial_id: int, attrs: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"trial_id": trial_id, "key": key, "value_json": _json(value)} for key, value in attrs.items()]
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value)  # as Optuna stores attribute values
 
 
 @contextlib.contextmanager

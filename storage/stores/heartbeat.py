@@ -18,9 +18,8 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-import sqlalchemy.exc
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, RDBStorage
 
 from hpsearch.storage.defaults import DEFAULT_HEARTBEAT_INTERVAL
 from hpsearch.storage.errors import StorageError
@@ -30,8 +29,9 @@ from hpsearch.storage.urls import scrub
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_ATTR = "hpsearch:heartbeat"
-# Without a store's own list (`stores/`, which pass theirs): what any backend raises while briefly unavailable.
-_ANY_BACKEND_AWAY = (StorageInternalError, sqlalchemy.exc.SQLAlchemyError, OSError, grpc.RpcError)
+# Without a store's own list (`stores/`, which pass theirs): what any backend raises while briefly unavailable
+# (and SQLAlchemy's errors on PostgreSQL).
+_ANY_BACKEND_AWAY = (StorageInternalError, OSError, grpc.RpcError)
 _JOIN_TIMEOUT = 5.0  # seconds; a beat stuck in a reconnect must not hold up the worker's exit
 
 
@@ -65,7 +65,7 @@ class Heartbeat:
 
     def __init__(
         self, storage: BaseStorage, trial_id: int, interval: float | None = None, *, first_beat: bool = True,
-        on_lost: Callable[[], object] | None = None, transient: tuple[type[BaseException], ...] = _ANY_BACKEND_AWAY,
+        on_lost: Callable[[], object] | None = None, transient: tuple[type[BaseException], ...] | None = None,
     ) -> None:
         """`first_beat=False` when the claim already recorded the first beat (`claims.claim_waiting`).
         `on_lost` is called when a beat finds the trial finished: failed as stale while this process was
@@ -85,7 +85,7 @@ class Heartbeat:
         self._secret_url = rdb.url if rdb else ""  # only to scrub it out of error messages
         self._first_beat = first_beat
         self._on_lost = on_lost
-        self._transient = transient
+        self._transient = transient if transient is not None else _away(rdb)
 
     def __enter__(self) -> Heartbeat:
         # Beat before training starts, so a trial is never RUNNING for long without a heartbeat.
@@ -161,3 +161,11 @@ class Heartbeat:
                 message,
             )
         return True
+
+
+def _away(rdb: RDBStorage | None) -> tuple[type[BaseException], ...]:
+    if rdb is None:
+        return _ANY_BACKEND_AWAY
+    import sqlalchemy.exc  # loaded already: an RDBStorage exists
+
+    return (*_ANY_BACKEND_AWAY, sqlalchemy.exc.SQLAlchemyError)

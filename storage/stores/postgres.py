@@ -16,9 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 from hpsearch.storage import optuna_internals as internals
 from hpsearch.storage.stores.backends import postgres_backend
 from hpsearch.storage.stores.base import Claimed, Snapshot, TrialStore
-from hpsearch.storage.stores.batch import set_study_system_attrs, set_trial_user_attrs
+from hpsearch.storage.stores.batch import add_in_postgres, set_study_system_attrs, set_trial_user_attrs
 from hpsearch.storage.stores.claims import claim_waiting
-from hpsearch.storage.stores.enqueue import add_in_postgres
 
 
 class PostgresStore(TrialStore):
@@ -54,7 +53,7 @@ class PostgresStore(TrialStore):
         set_study_system_attrs(self.storage, internals.study_id(study), attrs)
 
     def enqueue_by_id(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
-                  blocked_by: Sequence[TrialState]) -> int:
+                      blocked_by: Sequence[TrialState]) -> int:
         return add_in_postgres(self.rdb, study_id, templates, key=key, blocked_by=blocked_by)
 
     def release(self) -> None:

@@ -7,13 +7,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-import sqlalchemy
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.storage.errors import StorageError
-from hpsearch.storage.optuna_internals import rdb_models as models
 from hpsearch.storage.optuna_internals import trial_id as id_of
 from hpsearch.storage.stores.backends import rdb_backend
 from hpsearch.storage.stores.enqueue import AddOnce, queue_retry
@@ -72,7 +70,11 @@ def heartbeat_ages(storage: BaseStorage, running: list[FrozenTrial]) -> dict[int
     lock = journal_lock(storage)
     stalls = lock.stalls() if lock is not None else []
     rdb = rdb_backend(storage)
-    table_ages = _heartbeat_table_ages(rdb, [id_of(t) for t in running]) if rdb else {}
+    table_ages = {}
+    if rdb is not None:  # PostgreSQL's module (and SQLAlchemy) loads with a PostgreSQL storage only
+        from hpsearch.storage.stores.claims import heartbeat_table_ages
+
+        table_ages = heartbeat_table_ages(rdb, [id_of(t) for t in running])
     now, now_local = time.time(), datetime.now()
     ages: dict[int, float] = {}
     for trial in running:
@@ -92,20 +94,6 @@ def heartbeat_ages(storage: BaseStorage, running: list[FrozenTrial]) -> dict[int
     if stalls:  # nobody could beat while a paused process held the journal: that time is not silence
         ages = {i: age - unwritable_between(stalls, now - age, now) for i, age in ages.items()}
     return ages
-
-
-def _heartbeat_table_ages(rdb: RDBStorage, trial_ids: list[int]) -> dict[int, float]:
-    # Optuna reads this table only with the grace period fixed when the storage was built, and
-    # only inside `Study.optimize`; reading it ourselves lets each call choose its grace period.
-    # Both times come from the database's clock, so clock skew between workers cannot matter.
-    table = models.TrialHeartbeatModel.__table__
-    query = sqlalchemy.select(table.c.trial_id, table.c.heartbeat).where(table.c.trial_id.in_(trial_ids))
-    with rdb.engine.connect() as connection:
-        now = connection.execute(sqlalchemy.select(sqlalchemy.func.now())).scalar_one()
-        beats = connection.execute(query).all()
-    # As in Optuna: the column holds naive timestamps while now() is timezone-aware.
-    now = now.replace(tzinfo=None)
-    return {trial_id: (now - beat).total_seconds() for trial_id, beat in beats}
 
 
 def _fail(storage: BaseStorage, trial: FrozenTrial) -> bool:

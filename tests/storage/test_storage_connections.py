@@ -20,7 +20,7 @@ from hpsearch.storage.stores.stale import heartbeat_ages
 from tests.campaign.helpers import check_campaign, start_workers, wait_all, worker_env, write_plan
 
 ClaimTrials = Callable[[BaseStorage, str, int], list[int]]  # the `claim_trials` fixture
-# Every hpsearch connection is named `hpsearch <pid>` (storage/factory.py); the probe names itself apart.
+# Every hpsearch connection is named `hpsearch <pid>` (storage/postgres_open.py); the probe names itself apart.
 _COUNT = ("SELECT application_name, count(*) FROM pg_stat_activity"
           " WHERE datname = current_database() AND application_name LIKE 'hpsearch %' GROUP BY 1")
 
