@@ -12,7 +12,7 @@ from optuna.exceptions import ExperimentalWarning
 
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.factory import open_storage
-from hpsearch.storage.proxy_once import serve_once
+from hpsearch.storage.proxy_calls import serve_calls
 from hpsearch.storage.stores import store_for
 from hpsearch.storage.stores.backends import postgres_backend
 from hpsearch.storage.urls import redact_url, resolve_storage_string
@@ -42,7 +42,8 @@ def serve_storage_proxy(url: str | None, host: str, port: int) -> None:
             # Optuna asks for its cached storage here: without the cache every client request
             # re-reads whole studies from the database.
             served = optuna.storages.get_storage(storage)
-            serve_once(served, store_for(storage).enqueue_by_id)  # PostgreSQL's one-transaction enqueue
+            store = store_for(storage)  # PostgreSQL's: enqueue and attribute writes in one transaction each
+            serve_calls(served, store.enqueue_by_id, store.write_by_id, store.write_study_system_by_id)
             optuna.storages.run_grpc_proxy_server(
                 served,
                 host=host,

@@ -119,10 +119,11 @@ class TrialStore:
 
     def write(self, trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         """`trial.set_user_attr` for each item; the trial's own copy kept in step, as Optuna keeps it."""
-        self._write_user_attrs(internals.trial_id(trial), attrs)
+        self.write_by_id(internals.trial_id(trial), attrs)
         internals.cached_frozen_trial(trial).user_attrs.update(attrs)
 
-    def _write_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    def write_by_id(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """The user attributes `attrs` of trial `trial_id` (`write` without a trial's copy to keep in step)."""
         for key, value in attrs.items():
             self.storage.set_trial_user_attr(trial_id, key, value)
 
@@ -133,8 +134,12 @@ class TrialStore:
     def write_study_system(self, study: optuna.Study, attrs: Mapping[str, Any]) -> None:
         """System attributes of `study`, written in this order (a reader never sees a later one without the
         earlier ones)."""
+        self.write_study_system_by_id(internals.study_id(study), attrs)
+
+    def write_study_system_by_id(self, study_id: int, attrs: Mapping[str, Any]) -> None:
+        """`write_study_system` by the study's id."""
         for key, value in attrs.items():
-            self.storage.set_study_system_attr(internals.study_id(study), key, value)
+            self.storage.set_study_system_attr(study_id, key, value)
 
     def enqueue_once(self, study: optuna.Study, templates: Sequence[FrozenTrial], *, key: str,
                      blocked_by: Sequence[TrialState] = tuple(TrialState)) -> int:

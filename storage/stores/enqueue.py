@@ -7,7 +7,7 @@ it is one transaction under the study's row lock (the lock Optuna's own trial cr
 stay consecutive), which also makes a stage's 2,000 slots one commit instead of 2,000. On a journal file
 opened by `open_storage` it is an exclusive `flock` on a file beside the journal, which the kernel drops
 when its holder dies. Through `hpsearch storage-proxy` the proxy runs the PostgreSQL enqueue for its client
-(`proxy_once.py`); through Optuna's own proxy it is a check and then the adds (twins then retire when
+(`proxy_calls.py`); through Optuna's own proxy it is a check and then the adds (twins then retire when
 claimed).
 """
 
@@ -21,7 +21,7 @@ import optuna
 from optuna.storages import BaseStorage, GrpcStorageProxy
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.storage.proxy_once import add_once_on_proxy, understood
+from hpsearch.storage.proxy_calls import add_once_on_proxy, understood
 from hpsearch.storage.stores.backends import postgres_backend
 from hpsearch.storage.stores.journal_files import journal_file
 from hpsearch.storage.stores.journal_lock import flocked

@@ -46,11 +46,11 @@ class PostgresStore(TrialStore):
             snapshot.trials  # noqa: B018 - the read is the point
         return Claimed(optuna.Trial(study, trial_id), True)
 
-    def _write_user_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    def write_by_id(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
         set_trial_user_attrs(self.storage, trial_id, attrs)
 
-    def write_study_system(self, study: optuna.Study, attrs: Mapping[str, Any]) -> None:
-        set_study_system_attrs(self.storage, internals.study_id(study), attrs)
+    def write_study_system_by_id(self, study_id: int, attrs: Mapping[str, Any]) -> None:
+        set_study_system_attrs(self.storage, study_id, attrs)
 
     def enqueue_by_id(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
                       blocked_by: Sequence[TrialState]) -> int:

@@ -25,7 +25,7 @@ from hpsearch.storage import (
     serve_storage_proxy,
 )
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.proxy_once import understood
+from hpsearch.storage.proxy_calls import understood
 from hpsearch.storage.stores import ProxyStore, store_for
 from hpsearch.storage.stores.enqueue import add_trials_once, retry_template
 
