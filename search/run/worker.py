@@ -37,6 +37,9 @@ HEARTBEAT_INTERVAL_S = DEFAULT_HEARTBEAT_INTERVAL  # storage/defaults.py says wh
 GRACE_PERIOD_S = DEFAULT_GRACE_PERIOD
 
 
+IDLE_POLLS_MAX = 4  # an idle worker looks at least every 4 x `poll` seconds
+
+
 @dataclass(frozen=True)
 class WorkerOptions:
     storage: str | None
@@ -46,7 +49,10 @@ class WorkerOptions:
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S
     grace_period: int = GRACE_PERIOD_S
     max_retry: int = 3
-    poll: float = 0.5  # seconds between looks at the storage while the last trials of a stage run
+    # Seconds between looks at the storage while the last trials of a stage run: the first wait, doubled after
+    # each look that finds nothing to claim, up to IDLE_POLLS_MAX times it (an idle fleet reading the stage twice
+    # a second each crowded one storage proxy's last trials).
+    poll: float = 0.5
     artifacts: Path | None = None  # the artifact store shared with the dashboard
     checkpoints: Path | None = None  # where trials checkpoint (an artifact store's folder); None: no checkpoints
     checkpoint_interval: float = DEFAULT_INTERVAL  # seconds between a trial's epoch-end checkpoints
@@ -94,6 +100,7 @@ class _Cursor:
 
     complete_upto: int = 0  # stages before this one are complete (a complete stage never reopens)
     last_stale_check: float = 0.0
+    idle: float = 0.0  # the last wait for a stage's last trials; 0 after a claim or a new stage
 
 
 def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: WorkerOptions,
@@ -116,11 +123,13 @@ def _step(campaign: Campaign, objective: Objective, cursor: _Cursor, options: Wo
     claimed = campaign.claim(view)
     if claimed is None:
         if campaign.complete(view, options.max_retry):
-            cursor.complete_upto = index + 1
+            cursor.complete_upto, cursor.idle = index + 1, 0.0
             return None if cursor.complete_upto == len(plan.stages) else 0
         campaign.repair(view, options.max_retry)
-        stop.wait(options.poll)
+        cursor.idle = min(2 * cursor.idle or options.poll, IDLE_POLLS_MAX * options.poll)
+        stop.wait(cursor.idle)
         return 0
+    cursor.idle = 0.0
     if options.fuse > 1:
         blocker = fused_runner.fusion_blocker(plan, view)
         if blocker is None:
