@@ -75,6 +75,18 @@ cores, load average 7 to 19, `nice -n 10`, Optuna 5.1.0, 100 trials x 5 reports,
   proxy: 1.07x, 0.91x and 0.77x (5.3, 7.9 and 5.4 trials/s; 1, 4 and 10 connections); no overshoot. The proxy's
   W = 16 run again, at once: 1.12x (6.5 against 5.8 trials/s). Rates this low are the load's, not the code's.
 
+With several attributes in one call through `hpsearch storage-proxy` (storage/proxy_calls.py: a trial's
+attributes at its start and at its end, and its two-part dashboard note, one call each instead of eight) and idle
+workers backing off while a stage's last trials run (0.5 s doubling to 2 s between looks; before, every idle
+worker read the whole stage through the proxy twice a second), 2 cores, Optuna 5.1.0, 100 trials x 5 reports:
+  python bench/coordination.py --paths proxy --workers 1,4,16 --trials 100
+  proxy: 1.42x, 1.18x, 1.16x and 1.23x, 1.29x, 0.78x (batched writes alone; the 0.78x run's claim p99 was 1.4 s);
+  1.32x, 1.23x, 1.12x and 1.32x, 1.12x, 1.09x (with the back-off); at most 10 connections, no overshoot.
+  python bench/coordination.py --paths direct --workers 1,4,16 --trials 200   (two runs)
+  direct: 1.10x, 1.53x, 1.60x and 1.02x, 1.35x, 1.39x; with 100 trials 0.92x, 1.54x, 0.88x and 1.17x, 1.45x, 1.17x.
+  At W = 1 a trial here writes its heartbeat, attributes and note besides what plain Optuna writes, so the ratio
+  sits near 1 and a 100-trial run (four seconds) swings by a fifth either way.
+
 Earlier results, before the proxy path (2-core CPU, PostgreSQL 15 on the same machine, Optuna 5.0.0,
 200 trials x 5 reports; two runs, n=1 each):
   W   plain trials/s  overshoot   hpsearch trials/s  overshoot  ours/plain (run 1, run 2)
