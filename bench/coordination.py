@@ -84,6 +84,8 @@ worker read the whole stage through the proxy twice a second), 2 cores, Optuna 5
   1.32x, 1.23x, 1.12x and 1.32x, 1.12x, 1.09x (with the back-off); at most 10 connections, no overshoot.
   python bench/coordination.py --paths direct --workers 1,4,16 --trials 200   (two runs)
   direct: 1.10x, 1.53x, 1.60x and 1.02x, 1.35x, 1.39x; with 100 trials 0.92x, 1.54x, 0.88x and 1.17x, 1.45x, 1.17x.
+  python bench/coordination.py --paths direct,proxy --workers 1,4,16 --trials 200
+  direct 1.37x, 0.94x, 1.36x; proxy 1.21x, 0.79x, 1.15x (single cells swing by a fifth on two shared cores).
   At W = 1 a trial here writes its heartbeat, attributes and note besides what plain Optuna writes, so the ratio
   sits near 1 and a 100-trial run (four seconds) swings by a fifth either way.
 
