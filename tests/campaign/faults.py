@@ -6,9 +6,9 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.run.campaign import DUPLICATE
 from hpsearch.storage import HEARTBEAT_ATTR, open_storage
@@ -74,18 +74,24 @@ def out_of_journal_writes(url: str) -> Iterator[None]:
 
 
 
-def pause_in_trial(url: str, pid: int, timeout: float = 60) -> int:
-    """SIGSTOP the worker process group `pid` while it runs a trial (between two journal writes) and return that
-    trial's id. A trial seen running may end before the stop lands on a loaded machine, so the stopped worker's
-    running trial is read again once it is stopped; stopped between trials, it is resumed and tried again."""
+def pause_in_trial(url: str, pid: int, ready: Callable[[FrozenTrial], bool] = lambda _: True,
+                   timeout: float = 120) -> int:
+    """SIGSTOP the worker process group `pid` while it runs a trial for which `ready` holds (between two journal
+    writes) and return that trial's id. A trial seen running may end before the stop lands on a loaded machine, so
+    the stopped worker's trial is read again once it is stopped; if it ended, the worker is resumed and the next
+    trial is waited for."""
+    storage = open_storage(url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running_trial_of(url, pid, timeout=deadline - time.monotonic())
+        trial_id = running_trial_of(url, pid, timeout=deadline - time.monotonic())
+        trial = storage.get_trial(trial_id)
+        while trial.state == TrialState.RUNNING and not ready(trial) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            trial = storage.get_trial(trial_id)
         with out_of_journal_writes(url):
             os.killpg(pid, signal.SIGSTOP)
-        for t in all_trials(url):
-            beat = t.system_attrs.get(HEARTBEAT_ATTR)
-            if t.state == TrialState.RUNNING and isinstance(beat, dict) and beat.get("pid") == pid:
-                return internals.trial_id(t)
+        trial = storage.get_trial(trial_id)
+        if trial.state == TrialState.RUNNING and ready(trial):
+            return trial_id
         os.killpg(pid, signal.SIGCONT)
     raise AssertionError(f"worker {pid} was never stopped inside a trial")

@@ -25,7 +25,7 @@ from hpsearch.search.run.checkpoints import POINTER
 from hpsearch.search.run.worker import WorkerOptions, work
 from hpsearch.storage import open_storage
 from hpsearch.storage import optuna_internals as internals
-from tests.campaign.faults import SMALL_STAGES, all_trials, duplicates, running_trial_of, study_of
+from tests.campaign.faults import SMALL_STAGES, all_trials, duplicates, pause_in_trial, study_of
 from tests.campaign.helpers import PLAN, start_workers, wait_all, write_plan
 from tests.campaign.test_workers import STEADY_SPACE
 from tests.cifar_files import write_cifar
@@ -57,6 +57,11 @@ def _checkpointed(url: str, trial_id: int, epoch: int, timeout: float = 60) -> d
             return pointer
         time.sleep(0.05)
     raise AssertionError(f"trial id {trial_id} never checkpointed epoch {epoch}")
+
+
+def _past(epoch: int):
+    """Whether a trial's checkpoint has passed `epoch` (for `pause_in_trial`)."""
+    return lambda t: (t.system_attrs.get(POINTER) or {}).get("epoch", 0) >= epoch
 
 
 def _start(url: str, tmp_path: Path, n: int, *extra: str) -> list:
@@ -96,8 +101,7 @@ def test_a_killed_workers_trial_resumes_from_its_checkpoint(backend: str, pg_url
     url = _url(backend, pg_url, tmp_path, request)
     procs = _start(url, tmp_path, 2, "--checkpoint-interval", "0")
     victim = procs[0]
-    trial_id = running_trial_of(url, victim.pid)
-    _checkpointed(url, trial_id, 2)
+    trial_id = pause_in_trial(url, victim.pid, _past(2))  # stopped, then killed: its trial cannot end between
     os.killpg(victim.pid, signal.SIGKILL)
     assert wait_all(procs[1:]) == [0]
     _exact_budget(url)
@@ -116,7 +120,7 @@ def test_a_stale_trial_with_no_retry_left_loses_its_checkpoint(tmp_path: Path) -
     url = str(tmp_path / "c.journal")
     procs = _start(url, tmp_path, 2, "--checkpoint-interval", "0", "--max-retry", "0")
     victim = procs[0]
-    trial_id = running_trial_of(url, victim.pid)
+    trial_id = pause_in_trial(url, victim.pid, _past(2))
     pointer = _checkpointed(url, trial_id, 2)
     os.killpg(victim.pid, signal.SIGKILL)
     assert wait_all(procs[1:]) == [0]
@@ -133,12 +137,11 @@ def test_a_terminated_worker_checkpoints_hands_back_and_exits_143(backend: str, 
     url = _url(backend, pg_url, tmp_path)
     procs = _start(url, tmp_path, 2)  # the default interval: only the stop writes a checkpoint
     victim = procs[0]
-    trial_id = running_trial_of(url, victim.pid)
+    trial_id = pause_in_trial(url, victim.pid, lambda t: bool(t.intermediate_values))
     storage = open_storage(url)
-    while not storage.get_trial(trial_id).intermediate_values:
-        time.sleep(0.05)
     assert POINTER not in storage.get_trial(trial_id).system_attrs
-    os.killpg(victim.pid, signal.SIGTERM)
+    os.killpg(victim.pid, signal.SIGTERM)  # handled once the worker resumes
+    os.killpg(victim.pid, signal.SIGCONT)
     assert wait_all(procs) == [128 + signal.SIGTERM, 0]
     _exact_budget(url)
     failed, retry = _retry_of(url, trial_id)
@@ -157,11 +160,10 @@ def test_a_terminated_trial_with_no_retry_left_loses_its_checkpoint(tmp_path: Pa
     url = str(tmp_path / "c.journal")
     procs = _start(url, tmp_path, 2, "--max-retry", "0")
     victim = procs[0]
-    trial_id = running_trial_of(url, victim.pid)
+    trial_id = pause_in_trial(url, victim.pid, lambda t: bool(t.intermediate_values))
     storage = open_storage(url)
-    while not storage.get_trial(trial_id).intermediate_values:
-        time.sleep(0.05)
-    os.killpg(victim.pid, signal.SIGTERM)
+    os.killpg(victim.pid, signal.SIGTERM)  # handled once the worker resumes
+    os.killpg(victim.pid, signal.SIGCONT)
     assert wait_all(procs) == [128 + signal.SIGTERM, 0]
     failed = storage.get_trial(trial_id)
     assert failed.state == TrialState.FAIL and "SIGTERM" in failed.user_attrs["fail_reason"]
@@ -174,8 +176,7 @@ def test_a_broken_checkpoint_is_ignored_with_its_reason(damage: str, tmp_path: P
     url = str(tmp_path / "c.journal")
     procs = _start(url, tmp_path, 2, "--checkpoint-interval", "0")
     victim = procs[0]
-    trial_id = running_trial_of(url, victim.pid)
-    _checkpointed(url, trial_id, 2)
+    trial_id = pause_in_trial(url, victim.pid, _past(2))
     os.killpg(victim.pid, signal.SIGKILL)
     pointer = open_storage(url).get_trial(trial_id).system_attrs[POINTER]
     path = tmp_path / "artifacts" / pointer["artifact_id"]  # the grace period leaves time to damage it

@@ -19,9 +19,9 @@ from worker_argv import COMPOSE_FILE, compose_worker_argv, k8s_worker_argv
 from hpsearch.search.cli import main
 from hpsearch.search.run.checkpoints import POINTER
 from hpsearch.storage import optuna_internals as internals
-from tests.campaign.faults import running_trial_of, study_of
+from tests.campaign.faults import pause_in_trial, study_of
 from tests.campaign.helpers import PLAN, wait_all
-from tests.campaign.test_checkpoints import _checkpointed, _whole_curve
+from tests.campaign.test_checkpoints import _past, _whole_curve
 from tests.campaign.test_workers import STEADY_SPACE
 
 pytestmark = pytest.mark.slow
@@ -68,8 +68,7 @@ def test_a_replaced_worker_container_resumes_the_killed_ones_trial(launcher: str
     first = ContainerDirs(tmp_path, "container-1", volumes)
     killed = _start_container(launcher, first, pg_url)
     try:
-        trial_id = running_trial_of(pg_url, killed.pid)
-        _checkpointed(pg_url, trial_id, 2)
+        trial_id = pause_in_trial(pg_url, killed.pid, _past(2))  # stopped, then killed: the trial cannot end between
     finally:
         os.killpg(killed.pid, signal.SIGKILL)  # the node is lost: no hand-back, the container is gone
     killed.wait()
