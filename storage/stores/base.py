@@ -20,7 +20,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.stores.enqueue import TAKEN, queue_retry
+from hpsearch.storage.stores.enqueue import TAKEN, add_missing, queue_retry
 from hpsearch.storage.stores.heartbeat import Heartbeat
 from hpsearch.storage.stores.stale import fail_stale_trials
 from hpsearch.storage.stores.waiting import remember_waiting, take_waiting
@@ -150,12 +150,7 @@ class TrialStore:
     def enqueue_by_id(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
                       blocked_by: Sequence[TrialState]) -> int:
         """`enqueue_once` by the study's id (the stale-trial check knows the study by name and id only)."""
-        present = {t.system_attrs.get(key) for t in self.storage.get_all_trials(study_id, deepcopy=False)
-                   if t.state in blocked_by}
-        missing = [t for t in templates if t.system_attrs.get(key) not in present]
-        for template in missing:
-            self.storage.create_new_trial(study_id, template_trial=template)
-        return len(missing)
+        return add_missing(self.storage, study_id, templates, key=key, blocked_by=blocked_by)
 
     def retry(self, study: optuna.Study, failed: FrozenTrial, reason: str, max_retry: int, *, unique_key: str,
               on_given_up: Callable[[FrozenTrial], None] | None = None) -> bool | None:

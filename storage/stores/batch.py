@@ -3,7 +3,8 @@ transaction.
 
 A trial that records its worker, config and provenance, or a dashboard note made of a version and a body,
 costs one commit per attribute through Optuna (each with a look-up of its trial or study first). On
-PostgreSQL these write them all in one upsert; other backends take them one by one, as Optuna writes them.
+PostgreSQL these write them all in one upsert (the PostgreSQL store's writes; the other stores take them one by one,
+as Optuna writes them).
 The checks are Optuna's: a finished trial takes no attribute (UpdateFinishedTrialError), a trial or study
 that does not exist is a KeyError.
 """
@@ -17,22 +18,18 @@ from typing import Any, TypeVar
 import sqlalchemy
 from optuna.distributions import distribution_to_json
 from optuna.exceptions import StorageInternalError
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.dialects import postgresql
 
 from hpsearch.storage.optuna_internals import rdb_models as models
-from hpsearch.storage.stores.backends import postgres_backend
 
 T = TypeVar("T")
 
 
-def set_trial_user_attrs(storage: BaseStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
-    """`storage.set_trial_user_attr` for every item of `attrs`, in one transaction on PostgreSQL."""
-    rdb = postgres_backend(storage)
-    if rdb is None or not attrs:
-        for key, value in attrs.items():
-            storage.set_trial_user_attr(trial_id, key, value)
+def set_trial_user_attrs(rdb: RDBStorage, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    """`set_trial_user_attr` for every item of `attrs`, in one transaction."""
+    if not attrs:
         return
     state = sqlalchemy.select(models.TrialModel.state).where(models.TrialModel.trial_id == trial_id)
 
@@ -46,12 +43,9 @@ def set_trial_user_attrs(storage: BaseStorage, trial_id: int, attrs: Mapping[str
     transaction(rdb, write, "write the attributes")
 
 
-def set_study_system_attrs(storage: BaseStorage, study_id: int, attrs: Mapping[str, Any]) -> None:
-    """`storage.set_study_system_attr` for every item of `attrs`, in one transaction on PostgreSQL."""
-    rdb = postgres_backend(storage)
-    if rdb is None or not attrs:
-        for key, value in attrs.items():
-            storage.set_study_system_attr(study_id, key, value)
+def set_study_system_attrs(rdb: RDBStorage, study_id: int, attrs: Mapping[str, Any]) -> None:
+    """`set_study_system_attr` for every item of `attrs`, in the order given and one transaction."""
+    if not attrs:
         return
 
     def write(session: sqlalchemy.orm.Session) -> None:

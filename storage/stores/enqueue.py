@@ -42,12 +42,19 @@ def add_trials_once(storage: BaseStorage, study_id: int, trials: Sequence[Frozen
     if isinstance(storage, GrpcStorageProxy) and understood(storage):
         return add_once_on_proxy(storage, study_id, trials, key, blocked_by)
     with _journal_lock(storage):
-        present = {t.system_attrs.get(key) for t in storage.get_all_trials(study_id, deepcopy=False)
-                   if t.state in blocked_by}
-        missing = [t for t in trials if t.system_attrs.get(key) not in present]
-        for template in missing:
-            storage.create_new_trial(study_id, template_trial=template)
-        return len(missing)
+        return add_missing(storage, study_id, trials, key=key, blocked_by=blocked_by)
+
+
+def add_missing(storage: BaseStorage, study_id: int, trials: Sequence[FrozenTrial], *, key: str,
+                blocked_by: Sequence[TrialState]) -> int:
+    """The plain Optuna way, a look and then the adds: each of `trials` whose `key` no trial in a `blocked_by`
+    state has. Atomic only under a lock the caller holds."""
+    present = {t.system_attrs.get(key) for t in storage.get_all_trials(study_id, deepcopy=False)
+               if t.state in blocked_by}
+    missing = [t for t in trials if t.system_attrs.get(key) not in present]
+    for template in missing:
+        storage.create_new_trial(study_id, template_trial=template)
+    return len(missing)
 
 
 @contextlib.contextmanager

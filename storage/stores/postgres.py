@@ -47,10 +47,10 @@ class PostgresStore(TrialStore):
         return Claimed(optuna.Trial(study, trial_id), True)
 
     def write_by_id(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
-        set_trial_user_attrs(self.storage, trial_id, attrs)
+        set_trial_user_attrs(self.rdb, trial_id, attrs)
 
     def write_study_system_by_id(self, study_id: int, attrs: Mapping[str, Any]) -> None:
-        set_study_system_attrs(self.storage, study_id, attrs)
+        set_study_system_attrs(self.rdb, study_id, attrs)
 
     def enqueue_by_id(self, study_id: int, templates: Sequence[FrozenTrial], key: str,
                       blocked_by: Sequence[TrialState]) -> int:

@@ -1,4 +1,4 @@
-"""Attributes written in one transaction on PostgreSQL, one by one elsewhere: the same result and checks."""
+"""A store's attribute writes: in one transaction on PostgreSQL, one by one elsewhere; the same result and checks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from hpsearch.search.run.notes import save_first_note
 from hpsearch.storage import open_storage
 from hpsearch.storage import optuna_internals as internals
-from hpsearch.storage.stores.batch import set_study_system_attrs, set_trial_user_attrs
+from hpsearch.storage.stores import store_for
 
 
 def _running(study: optuna.Study) -> optuna.Trial:
@@ -24,8 +24,8 @@ def test_trial_user_attrs_land_together_and_overwrite(storage_url: str) -> None:
     study = optuna.create_study(study_name="s", storage=storage)
     trial = _running(study)
     trial.set_user_attr("config", {"lr": 0.1})
-    set_trial_user_attrs(storage, internals.trial_id(trial),
-                         {"config": {"lr": 0.2}, "worker": {"host": "h"}, "n": [1, 2]})
+    store_for(storage).write_by_id(internals.trial_id(trial),
+                                   {"config": {"lr": 0.2}, "worker": {"host": "h"}, "n": [1, 2]})
     assert storage.get_trial(internals.trial_id(trial)).user_attrs == {"config": {"lr": 0.2}, "worker": {"host": "h"},
                                                              "n": [1, 2]}
 
@@ -36,16 +36,16 @@ def test_a_finished_trial_takes_no_attribute(storage_url: str) -> None:
     trial = _running(study)
     study.tell(trial, state=TrialState.FAIL)
     with pytest.raises(UpdateFinishedTrialError):
-        set_trial_user_attrs(storage, internals.trial_id(trial), {"late": True})
+        store_for(storage).write_by_id(internals.trial_id(trial), {"late": True})
     assert "late" not in storage.get_trial(internals.trial_id(trial)).user_attrs
 
 
 def test_a_missing_trial_or_study_is_a_key_error(pg_url: str) -> None:
     storage = open_storage(pg_url)
     with pytest.raises(KeyError):
-        set_trial_user_attrs(storage, 12345, {"a": 1})
+        store_for(storage).write_by_id(12345, {"a": 1})
     with pytest.raises(KeyError):
-        set_study_system_attrs(storage, 12345, {"a": 1})
+        store_for(storage).write_study_system_by_id(12345, {"a": 1})
 
 
 def test_a_first_note_reads_back_through_optuna_dashboard(storage_url: str) -> None:
@@ -57,5 +57,5 @@ def test_a_first_note_reads_back_through_optuna_dashboard(storage_url: str) -> N
     assert optuna_dashboard.get_note(trial) == body
     optuna_dashboard.save_note(trial, "edited in the dashboard")  # the next version follows on
     assert optuna_dashboard.get_note(trial) == "edited in the dashboard"
-    set_study_system_attrs(storage, internals.study_id(study), {"other": 1})
+    store_for(storage).write_study_system_by_id(internals.study_id(study), {"other": 1})
     assert storage.get_study_system_attrs(internals.study_id(study))["other"] == 1
