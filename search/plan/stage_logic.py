@@ -11,6 +11,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.search.plan.agreement import Agreement, ranking_agreement
 from hpsearch.search.plan.model_rank import box_trials, smoothed_order
 from hpsearch.search.plan.narrow import NarrowRule, narrow, set_lr_range
 from hpsearch.search.plan.plan import Plan
@@ -24,6 +25,7 @@ DUPLICATE = "hpsearch:duplicate"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RETRY_OF = "failed_trial"  # the system attribute Optuna's retry gives the copy of a failed trial
 ERROR = "error"  # a failed trial's user attribute: the objective's exception, {"type", "message", "where"}
+AGREEMENT = "ranking_agreement"  # a stage's user attribute: how well the search stage before it ranked
 REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enqueued by whoever sees it
 
 
@@ -106,6 +108,14 @@ def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: l
     return previous_space
 
 
+def previous_agreement(plan: Plan, index: int, ranked: list[FrozenTrial]) -> Agreement | None:
+    """How well the ranking of the search stage before stage `index` held within its runs (None where that stage
+    is not a search stage, or too few of its trials reported enough steps)."""
+    if index == 0 or not isinstance(plan.stages[index - 1], SearchStage):
+        return None
+    return ranking_agreement([t.intermediate_values for t in ranked if t.state == TrialState.COMPLETE])
+
+
 def failure_limit(plan: Plan, index: int) -> int:
     """How many of a stage's slots failing with an error, none finished, stop the campaign (0: never): the
     plan's `fail_fast`, else max(3, a tenth of the stage's budget)."""
@@ -175,6 +185,6 @@ def slots(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
     return out
 
 
-__all__ = ["DUPLICATE", "ERROR", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S", "RETRY_OF", "SLOT", "best_params",
-           "config_groups", "failing", "failure_limit", "first_error", "live", "next_space", "orphans", "rank",
-           "slot_templates", "slots", "stage_complete"]
+__all__ = ["AGREEMENT", "DUPLICATE", "ERROR", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S", "RETRY_OF", "SLOT",
+           "best_params", "config_groups", "failing", "failure_limit", "first_error", "live", "next_space",
+           "orphans", "previous_agreement", "rank", "slot_templates", "slots", "stage_complete"]

@@ -26,6 +26,7 @@ from hpsearch.search.plan.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.plan.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.plan.space import PlanError, Space, space_from_json, space_to_json
 from hpsearch.search.plan.stage_logic import (
+    AGREEMENT,
     DUPLICATE,
     ERROR,
     FINISHED,
@@ -38,6 +39,7 @@ from hpsearch.search.plan.stage_logic import (
     live,
     next_space,
     orphans,
+    previous_agreement,
     rank,
     slot_templates,
     stage_complete,
@@ -257,6 +259,9 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
     attrs = {"plan": plan.to_dict(), "fingerprint": plan_fingerprint(plan), "stage_index": index,
              "stage": stage.name, "kind": stage.kind.value, "n_trials": stage.n_trials,
              "space": space_to_json(space), "parent_space": space_to_json(parent) if parent else None}
+    agreement = previous_agreement(plan, index, ranked)
+    if agreement is not None:
+        attrs[AGREEMENT] = agreement.to_data()
     folder = plan.objective_fn.folder if plan.objective_fn is not None else None
     if folder is not None:
         attrs[OBJECTIVE_PATH] = folder
@@ -276,7 +281,7 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
     enqueue_slots(study, templates)
     if not study.user_attrs.get("opened"):
         try:
-            write_stage_note(study, stage, parent, space)
+            write_stage_note(study, stage, parent, space, agreement)
         except StorageError:
             raise  # a full disk: opening the stage cannot go on either
         except Exception:
