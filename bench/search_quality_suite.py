@@ -76,6 +76,8 @@ from hpsearch.search.plan.plan import Plan
 from hpsearch.search.plan.space import active_params, sample_params
 
 C2F = "coarse-to-fine"
+# family -> search -> one (regret, normalised regret, cost[, agreement per stage]) per repetition
+Results = dict[str, dict[str, list[tuple[Any, ...]]]]
 
 
 def landscape_example(example: dict[str, Any], landscape: landscapes.Landscape) -> dict[str, Any]:
@@ -110,8 +112,9 @@ def random_median(plan: Plan, landscape: landscapes.Landscape, n: int = 256) -> 
 
 
 def run_member(example: dict[str, Any], family: str, rep: int, names: list[str], dense: int,
-               ) -> dict[str, tuple[float, float, float]]:
-    """(regret, normalised regret, cost) per search, on the family's member `rep`."""
+               ) -> dict[str, tuple[float, float, float, dict[str, float]]]:
+    """(regret, normalised regret, cost, each stage's recorded agreement of the ranking before it) per search, on
+    the family's member `rep`."""
     landscape = landscapes.build(family, rep)
     objective = objective_name(landscape)
     ex = landscape_example(example, landscape)
@@ -119,7 +122,7 @@ def run_member(example: dict[str, Any], family: str, rep: int, names: list[str],
     optimum = landscape.best if landscape.best is not None else sq.best_known(plan, dense, score=landscape.truth)
     scale = max(1e-12, optimum - random_median(plan, landscape))
     results = sq.compare(ex, 1, names, objective=objective, score=landscape.truth, first=rep)
-    return {name: (optimum - runs[0].value, (optimum - runs[0].value) / scale, runs[0].cost)
+    return {name: (optimum - runs[0].value, (optimum - runs[0].value) / scale, runs[0].cost, runs[0].agreement)
             for name, runs in results.items()}
 
 
@@ -131,7 +134,7 @@ def interval(values: list[float]) -> tuple[float, float]:
     return mean, float(stats.t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]], example: Path) -> None:
+def print_table(results: Results, example: Path) -> None:
     """One row per family and a pooled row of normalised regrets; a column per search, with its repetitions. A
     search that did not run on a family shows a dash there, and pools only if it ran on every family."""
     names = list(dict.fromkeys(n for by in results.values() for n in by))
@@ -140,14 +143,32 @@ def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]],
           + ", ".join(f"{n} {'/'.join(map(str, c))}" for n, c in counts.items()))
     print(f"{'family':<20}" + "".join(f"{n:>20}" for n in names) + f"{'best base/c2f':>15}{'cost':>8}")
     for family, by_search in results.items():
-        means = {n: interval([r for r, _, _ in by_search[n]]) for n in names if n in by_search}
-        cost = statistics.fmean(c for _, _, c in by_search[C2F])
+        means = {n: interval([r[0] for r in by_search[n]]) for n in names if n in by_search}
+        cost = statistics.fmean(r[2] for r in by_search[C2F])
         print(f"{family:<20}" + "".join(_cell(means.get(n)) for n in names)
               + f"{_ratio({n: m for n, (m, _) in means.items()}):>14.2f}x{cost:>8.0f}")
-    pooled = {n: interval([x for by in results.values() for _, x, _ in by[n]]) for n in names
+    pooled = {n: interval([r[1] for by in results.values() for r in by[n]]) for n in names
               if all(n in by for by in results.values())}
     print(f"{'pooled (normalised)':<20}" + "".join(_cell(pooled.get(n)) for n in names)
           + f"{_ratio({n: m for n, (m, _) in pooled.items()}):>14.2f}x")
+    print_agreement(results)
+
+
+def print_agreement(results: Results) -> None:
+    """Per family, what coarse-to-fine's stages recorded of the ranking of the search stage before each: Spearman's
+    rho between its trials' values halfway and at the end of their runs, mean [min, max] over repetitions."""
+    rows = {family: [r[3] for r in by[C2F] if len(r) > 3 and r[3]] for family, by in results.items() if C2F in by}
+    stages = list(dict.fromkeys(stage for recorded in rows.values() for a in recorded for stage in a))
+    if not stages:
+        return
+    print("\nranking agreement before each stage (coarse-to-fine; rho, mean [min, max])")
+    print(f"{'family':<20}" + "".join(f"{'before ' + stage:>22}" for stage in stages))
+    for family, recorded in rows.items():
+        cells = []
+        for stage in stages:
+            rhos = [a[stage] for a in recorded if stage in a]
+            cells.append(f"{statistics.fmean(rhos):>7.2f} [{min(rhos):5.2f}, {max(rhos):5.2f}]" if rhos else "—")
+        print(f"{family:<20}" + "".join(f"{c:>22}" for c in cells))
 
 
 def _cell(mean_half: tuple[float, float] | None) -> str:
@@ -201,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     np.seterr(all="ignore")
     example = yaml.safe_load(args.example.read_text())
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
-    results: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    results: Results = {}
     # Repetitions outside, families inside: a run stopped early has as many repetitions of every family.
     for rep in range(args.first, args.first + args.reps):
         for family in families(args.families):
@@ -213,9 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     print_table(results, args.example)
 
 
-def merged(paths: list[Path]) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
+def merged(paths: list[Path]) -> Results:
     """Saved runs as one: per family, each search from the first file that has it."""
-    out: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    out: Results = {}
     for path in paths:
         for family, by_search in json.loads(path.read_text()).items():
             for name, runs in by_search.items():

@@ -6,9 +6,11 @@ fidelity is too low for its noise, or the optimum moves as runs get longer, that
 chance, and a box drawn from it holds whatever the noise favoured. A stage cannot re-run its configs to check,
 but each trial already reports a value per epoch: the Spearman correlation, over the completed trials, between the
 values at the middle and at the end of their runs is a test-retest measure of the ranking that costs nothing. On
-the landscapes of bench/landscapes.py it separates cleanly: 0.6 to 1.0 for the coarse stage on the synthetic
-objective and its shifted variants, -0.4 to 0.3 on the MF-Hartmann functions, whose low fidelities are mostly noise.
-The next stage's note and the report show it, with a warning below `LOW`.
+the tuning landscapes of bench/landscapes.py the example plan's wide coarse stage gives 0.6 to 1.0 on the
+synthetic objective and its variants and -0.4 to 0.3 on the MF-Hartmann functions, whose low fidelities are mostly
+noise (bench/search_quality_suite.py prints it per family). In a narrowed stage the configs are close, so the same
+noise weighs more and rho falls on every landscape. The next stage's note and the report show it, with a warning
+below `LOW`.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ class Agreement:
         """One line for the stage note and the report."""
         text = f"rho = {self.rho:.2f} between steps {self.mid} and {self.last} over {self.pairs} completed trials"
         if self.low:
-            text += (" (low: at that fidelity the ranking is little better than chance, so the configs it put on "
-                     "top, and a box drawn around them, may not hold at this stage's)")
+            text += (" (low: its ranking is little better than chance. After a wide stage, its fidelity misleads "
+                     "and the configs it put on top may not hold at this one's; after a narrowed one, its configs "
+                     "may just be about equally good)")
         return text
 
     def to_data(self) -> dict[str, Any]:
