@@ -22,6 +22,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.errors import CampaignFailed, CampaignMissing
+from hpsearch.search.plan.agreement import Agreement
 from hpsearch.search.plan.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.plan.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.plan.space import PlanError, Space, space_from_json, space_to_json
@@ -29,10 +30,13 @@ from hpsearch.search.plan.stage_logic import (
     AGREEMENT,
     DUPLICATE,
     ERROR,
+    ESCALATED,
     FINISHED,
     OVERRIDES,
     RETRY_OF,
     SLOT,
+    as_opened,
+    escalates,
     failing,
     failure_limit,
     first_error,
@@ -133,6 +137,7 @@ class Campaign:
             if attrs is None or not attrs.get("opened"):
                 return None
             self._opened[name] = attrs  # an open stage's space never changes again
+        stage = as_opened(stage, bool(attrs.get(ESCALATED)))
         if name not in self._studies:
             sampler_seed = self.plan.seed if shares_seed(stage.study_sampler) else self.seed
             study = optuna.load_study(study_name=name, storage=self.storage,
@@ -144,7 +149,9 @@ class Campaign:
     def views(self) -> list[tuple[Stage, StageView | None]]:
         """Every stage in plan order with its view (None: not open yet); a view reads its trials once, when
         first asked, so the readers handed the same list share that read."""
-        return [(stage, self.stage(index)) for index, stage in enumerate(self.plan.stages)]
+        views = [self.stage(index) for index in range(len(self.plan.stages))]
+        return [(view.stage if view is not None else stage, view) for stage, view in zip(self.plan.stages, views,
+                                                                                          strict=True)]
 
     def open(self, index: int) -> None:
         """Open stage `index`: its space from the stage before (the plan's space for the first) and its slots.
@@ -161,8 +168,13 @@ class Campaign:
             self.fail({**error, "stage": previous.stage.name,
                        "why": f"it ended with no completed trial, so stage {self.plan.stages[index].name} "
                               "cannot open"})
+        ranked = rank(previous.trials, self.plan.metric.minimize)
+        agreement = previous_agreement(self.plan, index, ranked)
+        if escalates(self.plan, index, previous.stage, agreement):  # over the previous space: nothing to narrow on
+            open_stage(self.storage, self.plan, index, previous.space, previous.space, ranked, agreement, True)
+            return
         open_stage(self.storage, self.plan, index, next_space(self.plan, index, previous.space, previous.trials),
-                   previous.space, rank(previous.trials, self.plan.metric.minimize))
+                   previous.space, ranked, agreement)
 
     def failure(self) -> dict[str, Any] | None:
         """Why the campaign stopped (its objective kept failing), read from the storage; None while it runs."""
@@ -247,9 +259,10 @@ def _names_in(summaries: list[Any]) -> list[str]:
 
 
 def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, parent: Space | None,
-               ranked: list[FrozenTrial]) -> None:
-    """Create stage `index` with its space and slots, then mark it open. Safe to repeat and to race."""
-    stage = plan.stages[index]
+               ranked: list[FrozenTrial], agreement: Agreement | None = None, escalated: bool = False) -> None:
+    """Create stage `index` with its space and slots (in its escalated form where `escalated`), then mark it open.
+    Safe to repeat and to race. `agreement`: how the ranking before it held, which its note shows."""
+    stage = as_opened(plan.stages[index], escalated)
     study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage,
                                 direction=plan.metric.direction, load_if_exists=True)
     if study.metric_names != [plan.metric.name]:  # the dashboard's axis: the metric's name, not "Objective 0"
@@ -259,9 +272,10 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
     attrs = {"plan": plan.to_dict(), "fingerprint": plan_fingerprint(plan), "stage_index": index,
              "stage": stage.name, "kind": stage.kind.value, "n_trials": stage.n_trials,
              "space": space_to_json(space), "parent_space": space_to_json(parent) if parent else None}
-    agreement = previous_agreement(plan, index, ranked)
     if agreement is not None:
         attrs[AGREEMENT] = agreement.to_data()
+    if escalated:
+        attrs[ESCALATED] = True
     folder = plan.objective_fn.folder if plan.objective_fn is not None else None
     if folder is not None:
         attrs[OBJECTIVE_PATH] = folder
@@ -269,7 +283,7 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
     templates = []
-    for slot, (fixed, overrides) in enumerate(slot_templates(plan, index, ranked)):
+    for slot, (fixed, overrides) in enumerate(slot_templates(plan, index, ranked, stage)):
         system_attrs: dict[str, Any] = {SLOT: slot}
         if fixed:
             system_attrs["fixed_params"] = fixed
