@@ -21,7 +21,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.search.errors import CampaignFailed, CampaignMissing
+from hpsearch.search.errors import CampaignFailed
 from hpsearch.search.plan.agreement import Agreement
 from hpsearch.search.plan.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.plan.samplers import make_pruner, make_sampler, shares_seed
@@ -51,6 +51,7 @@ from hpsearch.search.plan.stage_logic import (
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.run.notes import write_stage_note
 from hpsearch.search.run.retries import retry_trial
+from hpsearch.search.run.stored_plans import OBJECTIVE_PATH, load_stored_plan
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.stores import Claimed, TrialStore, store_for, store_of
 
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 
 
 FAILED = "failed"  # the first stage's user attribute: why the campaign stopped, when its objective kept failing
-OBJECTIVE_PATH = "objective_path"  # the folder a user's objective module was found in at init
 
 
 def study_name(plan_name: str, stage: Stage) -> str:
@@ -219,43 +219,6 @@ class Campaign:
 def init_campaign(storage: BaseStorage, plan: Plan) -> bool:
     """Write the campaign and open its first stage; True when it was new. Same plan again: a no-op."""
     return Campaign(storage, plan).init()
-
-
-def load_stored_plan(storage: BaseStorage, campaign: str) -> Plan:
-    """The plan as stored by `init`; a campaign that is not there is bad input, answered with those that are."""
-    summaries = storage.get_all_studies()
-    for summary in summaries:
-        if summary.study_name.startswith(f"{campaign}.") and "plan" in summary.user_attrs:
-            found = summary.user_attrs.get(OBJECTIVE_PATH)  # where init found a user's module, on its machine
-            plan = Plan.from_dict(summary.user_attrs["plan"], stored=True,
-                                  search_path=(found,) if isinstance(found, str) else ())
-            if plan.name == campaign:
-                return plan
-    shown = campaign if len(campaign) <= 100 else campaign[:100] + "..."
-    names = _names_in(summaries)
-    held = ""
-    if names:
-        more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
-        held = f" (it holds {', '.join(names[:SHOWN_NAMES])}{more}: see 'hpsearch list')"
-    raise CampaignMissing(f"no campaign {shown!r} in this storage{held}; run 'hpsearch init PLAN --storage S' first")
-
-
-SHOWN_NAMES = 10  # in the error for a campaign that is not there; `hpsearch list` shows them all
-
-
-def campaign_names(storage: BaseStorage) -> list[str]:
-    """The campaigns in the storage, sorted: the plan names `init` stored with their stages."""
-    return _names_in(storage.get_all_studies())
-
-
-def _names_in(summaries: list[Any]) -> list[str]:
-    names = set()
-    for summary in summaries:
-        plan = summary.user_attrs.get("plan")
-        if isinstance(plan, dict) and isinstance(plan.get("name"), str) \
-                and summary.study_name.startswith(f"{plan['name']}."):
-            names.add(plan["name"])
-    return sorted(names)
 
 
 def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, parent: Space | None,
