@@ -64,7 +64,7 @@ def parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before: 
                                                schema))
 
 
-_ESCALATE_KEYS = ("below", "n_trials", "overrides", "sampler")
+_ESCALATE_KEYS = ("below", "n_trials", "overrides", "sampler", "pruner")
 
 
 def _escalation(data: Any, at: str, base: dict[str, Any], space: Space, schema: ParamSchema) -> Escalation:
@@ -82,7 +82,8 @@ def _escalation(data: Any, at: str, base: dict[str, Any], space: Space, schema: 
     n_trials = integer(data["n_trials"], f"{at}.n_trials", low=1, high=MAX_STAGE_TRIALS)
     overrides = _overrides(data["overrides"], f"{at}.overrides", base, space, schema)
     sampler = sampler_spec(data["sampler"], f"{at}.sampler") if "sampler" in data else None
-    return Escalation(n_trials, overrides, float(below), sampler)
+    pruner = pruner_spec(data["pruner"], f"{at}.pruner") if "pruner" in data else None
+    return Escalation(n_trials, overrides, float(below), sampler, pruner)
 
 
 def _search(data: dict[str, Any], at: str, name: str, overrides: dict[str, Any],

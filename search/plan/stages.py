@@ -73,17 +73,18 @@ class Stage:
 class Escalation:
     """A search stage's other form, for when the ranking of the search stage before it did not hold within its runs
     (agreement below `below`, search/plan/agreement.py) or that stage ran in this form itself: `n_trials` trials
-    with `overrides` on top of the stage's own (a higher fidelity), sampled by `sampler` (None: the stage's own)
-    over the previous stage's space, not narrowed from a ranking that did not hold."""
+    with `overrides` on top of the stage's own (a higher fidelity), sampled by `sampler` and pruned by `pruner`
+    (None: the stage's own) over the previous stage's space, not narrowed from a ranking that did not hold."""
 
     n_trials: int
     overrides: dict[str, Any]
     below: float = 0.5
     sampler: Spec | None = None
+    pruner: Spec | None = None
 
     def to_data(self) -> dict[str, Any]:
-        sampler = {"sampler": self.sampler.to_data()} if self.sampler is not None else {}
-        return {"below": self.below, "n_trials": self.n_trials, "overrides": dict(self.overrides), **sampler}
+        specs = {k: v.to_data() for k, v in (("sampler", self.sampler), ("pruner", self.pruner)) if v is not None}
+        return {"below": self.below, "n_trials": self.n_trials, "overrides": dict(self.overrides), **specs}
 
 
 @dataclass(frozen=True)
@@ -102,11 +103,12 @@ class SearchStage(Stage):
     escalated: bool = False  # this record is that form, as the stage opened (never in a plan file)
 
     def escalated_form(self) -> SearchStage:
-        """The stage as it runs escalated: the escalation's trials, fidelity and sampler, no narrowing."""
+        """The stage as it runs escalated: the escalation's trials, fidelity, sampler and pruner, no narrowing."""
         e = self.escalate
         assert e is not None
         return replace(self, n_trials=e.n_trials, overrides={**self.overrides, **e.overrides},
-                       sampler=e.sampler or self.sampler, narrow=None, carry=min(self.carry, e.n_trials),
+                       sampler=e.sampler or self.sampler, pruner=e.pruner or self.pruner, narrow=None,
+                       carry=min(self.carry, e.n_trials),
                        escalated=True)
 
     @property
@@ -128,8 +130,8 @@ class SearchStage(Stage):
             ("narrowing rule", rule_to_data(self.narrow) if self.narrow else "none (parent's space)"),
             ("carry", f"{self.carry} best config(s) of the previous stage")]
         if self.escalated:
-            rows.append(("escalated", "yes: the ranking before it did not hold, so it runs its escalated form "
-                                      "(the trials, fidelity and sampler above) over the previous stage's space"))
+            rows.append(("escalated", "yes: the ranking before it did not hold, so it runs its escalated form (the "
+                                      "trials, fidelity, sampler and pruner above) over the previous stage's space"))
         elif self.escalate is not None:
             rows.append(("escalation", "not needed: the ranking before it held"))
         return rows

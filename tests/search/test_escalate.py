@@ -38,7 +38,7 @@ def steady(params: dict[str, Any], report: Any) -> float:
 
 OBJECTIVES["test-crossed"] = Objective(crossed)
 OBJECTIVES["test-steady"] = Objective(steady)
-ESCALATE = {"below": 0.5, "n_trials": 3, "overrides": {"epochs": 8}, "sampler": "random"}
+ESCALATE = {"below": 0.5, "n_trials": 3, "overrides": {"epochs": 8}, "sampler": "random", "pruner": "none"}
 
 
 def plan_data(objective: str, **fine: Any) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def plan_data(objective: str, **fine: Any) -> dict[str, Any]:
             "base": {"epochs": 4, "seed": 0}, "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
             "stages": [{"name": "coarse", "n_trials": 8, "sampler": "random"},
                        {"name": "fine", "n_trials": 6, "narrow": {"top_k": 2, "margin": 0.0, "min_width": 0.05},
-                        "carry": 1, "sampler": "random", **fine},
+                        "carry": 1, "sampler": "random", "pruner": {"name": "median", "n_startup_trials": 2}, **fine},
                        {"name": "final", "kind": "final", "top": 1, "seeds": 1}]}
 
 
@@ -87,6 +87,7 @@ def test_escalation_follows_an_escalated_stage_and_needs_a_measured_low_ranking(
     assert not escalates(plan, 3, refine, low)  # a final stage has no escalated form
     form = fine.escalated_form()
     assert (form.n_trials, form.overrides, form.narrow, form.carry) == (3, {"epochs": 8}, None, 1)
+    assert (form.sampler.name, form.pruner.name) == ("random", "none")
 
 
 def test_the_plan_file_form_reads_back_and_old_plans_keep_their_data() -> None:
@@ -106,6 +107,7 @@ def test_the_plan_file_form_reads_back_and_old_plans_keep_their_data() -> None:
     ({**ESCALATE, "n_trials": 0}, "stages[1].escalate.n_trials"),
     ({**ESCALATE, "overrides": {"x": 0.5}}, "stages[1].escalate.overrides.x: 'x' is searched in the space"),
     ({**ESCALATE, "sampler": "annealing"}, "stages[1].escalate.sampler"),
+    ({**ESCALATE, "pruner": "sometimes"}, "stages[1].escalate.pruner"),
 ])
 def test_bad_escalations_are_one_line(escalate: Any, message: str) -> None:
     with pytest.raises(PlanError, match=re.escape(message)) as e:
