@@ -133,7 +133,8 @@ class SearchStage(Stage):
             rows.append(("escalated", "yes: the ranking before it did not hold, so it runs its escalated form (the "
                                       "trials, fidelity, sampler and pruner above) over the previous stage's space"))
         elif self.escalate is not None:
-            rows.append(("escalation", "not needed: the ranking before it held"))
+            rows.append(("escalation", f"not taken: the ranking before it was not measured below "
+                                       f"{self.escalate.below:g}"))
         return rows
 
 

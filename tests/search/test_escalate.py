@@ -19,6 +19,7 @@ from hpsearch.search.plan.space import PlanError
 from hpsearch.search.plan.stage_logic import ESCALATED, escalates
 from hpsearch.search.plan.stages import Escalation, SearchStage, stage_to_data
 from hpsearch.search.run.campaign import Campaign
+from hpsearch.search.watch.report import write_report
 from hpsearch.search.watch.status import campaign_status
 from tests.watch.helpers import journal, run_campaign
 
@@ -65,6 +66,8 @@ def test_a_ranking_that_did_not_hold_opens_the_escalated_form(tmp_path: Path) ->
     assert view is not None and isinstance(view.stage, SearchStage) and view.stage.escalated
     status = {s.name: s for s in campaign_status(storage, "esc")}
     assert (status["fine"].n_trials, status["fine"].finished) == (3, 3)
+    text = write_report(storage, "esc", tmp_path / "out", "hpsearch report esc", None).read_text()
+    assert text.count("<p>Escalated: the ranking before it did not hold") == 1
 
 
 def test_a_ranking_that_held_opens_the_planned_form(tmp_path: Path) -> None:
@@ -72,7 +75,8 @@ def test_a_ranking_that_held_opens_the_planned_form(tmp_path: Path) -> None:
     run_campaign(storage, tmp_path / "a", plan_data("test-steady", escalate=ESCALATE))
     fine = optuna.load_study(study_name="esc.fine", storage=storage)
     assert ESCALATED not in fine.user_attrs and len(fine.trials) == 6
-    assert "| escalation | not needed: the ranking before it held |" in optuna_dashboard.get_note(fine)
+    assert "| escalation | not taken: the ranking before it was not measured below 0.5 |" in optuna_dashboard.get_note(
+        fine)
 
 
 def test_escalation_follows_an_escalated_stage_and_needs_a_measured_low_ranking() -> None:
