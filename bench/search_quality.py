@@ -79,7 +79,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,7 @@ from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.synthetic import true_value
 from hpsearch.search.plan.plan import Plan
 from hpsearch.search.plan.space import Space, active_params, is_active
+from hpsearch.search.plan.stage_logic import AGREEMENT
 from hpsearch.search.run.campaign import init_campaign
 from hpsearch.search.run.cost import epoch_equivalents
 from hpsearch.search.run.worker import WorkerOptions, work
@@ -132,6 +133,7 @@ class Outcome:
     cost: float  # epoch-equivalents spent
     trials: int  # trials that ran (finished, pruned or failed)
     seconds: float
+    agreement: dict[str, float] = field(default_factory=dict)  # stage -> rho of the stage before it (its note's)
 
 
 def run_campaign(plan: Plan, folder: Path, budget: float | None = None, *,
@@ -155,7 +157,12 @@ def run_campaign(plan: Plan, folder: Path, budget: float | None = None, *,
             break
     best = best_configs(storage, plan.name, 1)[0]
     value = score(best.config) if score is not None else true_value(TrainConfig.from_dict(best.config))
-    return Outcome(value, spent, len(trials), time.perf_counter() - started)
+    agreement = {}
+    for summary in storage.get_all_studies():  # what each stage recorded of the ranking before it
+        measured = summary.user_attrs.get(AGREEMENT)
+        if summary.study_name.startswith(f"{plan.name}.") and isinstance(measured, dict):
+            agreement[summary.user_attrs.get("stage", summary.study_name)] = float(measured["rho"])
+    return Outcome(value, spent, len(trials), time.perf_counter() - started, agreement)
 
 
 def _stage_cost(overrides: dict[str, Any], base: dict[str, Any]) -> float:

@@ -47,6 +47,43 @@ fourth, S with the final stage also picking its three by smoothed value (final `
 repetitions at 0.164 pooled against S's 0.158 on the same 2 members. S became the example plan, on its pooled mean
 and its narrower intervals; the screen cannot tell the three apart, and there was no time for 10 repetitions of
 each before the held-out run.
+
+Then where MF-Hartmann's regret comes from, and shapes that spend more at full fidelity (tuning set; 10
+repetitions of coarse-to-fine alone each; S is the example plan, run again beside them):
+  plan                                  synthetic        shift-lr         narrow-optimizer  mfh3-good      mfh6-terrible
+  S                                     0.0028 ± 0.0016  0.0076 ± 0.0076  0.0220 ± 0.0013   0.245 ± 0.152  1.75 ± 0.73
+  V2: refine as 10 GP trials at full
+      fidelity, final top 3 x 2 seeds   0.0033 ± 0.0013  0.0036 ± 0.0015  0.0223 ± 0.0023   0.111 ± 0.067  1.58 ± 0.32
+  V3: refine without a pruner, 24       0.0037 ± 0.0020  0.0070 ± 0.0036  0.0208 ± 0.0015   0.166 ± 0.091  1.78 ± 0.65
+  V5: fine not narrowed (carry 4)                 —                —                —       0.176 ± 0.097  2.10 ± 0.62
+  V6: fine not narrowed, no carry                 —                —                —       0.264 ± 0.229  1.73 ± 0.81
+  V7: coarse, then 16 GP trials at full
+      fidelity over the whole space     —                —                —                 0.056 ± 0.065  1.47 ± 0.73
+Pooled (normalised) S 0.194 ± 0.068, V2 0.167 ± 0.054, V3 0.189 ± 0.065. On MF-Hartmann a campaign's exported
+config is within a few hundredths of the best its refine stage found (stage notes of 5 campaigns): the search at the
+fine fidelity, not the final choice, sets its regret. The box is not what misleads there: not narrowing at all (V5,
+V6) is no better. The fidelity is: at z = 25 (half the data, 15 epochs) the noise is as large as the function's
+range on the bad and terrible presets, and the coarse stage's own ranking barely holds between the middle and the
+end of its runs (rho mostly below 0.3 on the two MF-Hartmann families, against 0.5 to 1.0 on the other three:
+search/plan/agreement.py, printed below the table). Spending at full fidelity instead (V7) is what helps
+on mfh3-good, a fifth of S's regret, and the other families pay for it: V2 moves the synthetic objective past the
+target (0.0033 against at most 0.0031).
+
+So a plan should do each where it pays: a search stage's `escalate` form (search/plan/stages.py) opens instead of
+the planned one where the stage before ranked with rho below 0.5, and 0.5 splits the tuning set: the coarse stage
+gave 0.49 to 0.97 on the three synthetic families over 90 campaigns (below 0.5 once, on shift-lr) and -0.3 to 0.6
+on the two MF-Hartmann ones (above 0.5 twice in 60). Screened on S (10 repetitions each; the fine stage escalates to
+its form, and the refine stage, with below: -1, re-measures the escalated stage's best at full fidelity):
+  plan                                  synthetic        shift-lr         narrow-optimizer  mfh3-good      mfh6-terrible
+  S, run again (agreement recorded)     0.0020 ± 0.0013  0.0047 ± 0.0030  0.0217 ± 0.0013   0.141 ± 0.084  1.72 ± 0.66
+  E3: fine escalates to 16 GP trials at
+      full fidelity, its own pruner     0.0019 ± 0.0009  0.0049 ± 0.0031  0.0221 ± 0.0014   0.209 ± 0.149  1.61 ± 0.66
+  E4: E3 without a pruner               0.0032 ± 0.0014  0.0052 ± 0.0025  0.0215 ± 0.0015   0.046 ± 0.043  1.62 ± 0.48
+E3's median pruner, reading the early epochs of full-fidelity runs, cut good configs as the coarse ranking had
+picked bad ones; E4 (like V7) brings mfh3-good to a third of S's regret and became the example plan. Where the
+coarse ranking holds, the plan runs as S does, so the synthetic objective's 0.0032 is one more run of S's path
+(runs of it: 0.0028, 0.0020, 0.0019, 0.0032; mean 0.0025, within the target). mfh6-terrible does not move: 16
+full-fidelity GP trials in 6 dimensions find little more than the noisy stages did.
 """
 
 from __future__ import annotations
@@ -76,6 +113,8 @@ from hpsearch.search.plan.plan import Plan
 from hpsearch.search.plan.space import active_params, sample_params
 
 C2F = "coarse-to-fine"
+# family -> search -> one (regret, normalised regret, cost[, agreement per stage]) per repetition
+Results = dict[str, dict[str, list[tuple[Any, ...]]]]
 
 
 def landscape_example(example: dict[str, Any], landscape: landscapes.Landscape) -> dict[str, Any]:
@@ -110,8 +149,9 @@ def random_median(plan: Plan, landscape: landscapes.Landscape, n: int = 256) -> 
 
 
 def run_member(example: dict[str, Any], family: str, rep: int, names: list[str], dense: int,
-               ) -> dict[str, tuple[float, float, float]]:
-    """(regret, normalised regret, cost) per search, on the family's member `rep`."""
+               ) -> dict[str, tuple[float, float, float, dict[str, float]]]:
+    """(regret, normalised regret, cost, each stage's recorded agreement of the ranking before it) per search, on
+    the family's member `rep`."""
     landscape = landscapes.build(family, rep)
     objective = objective_name(landscape)
     ex = landscape_example(example, landscape)
@@ -119,7 +159,7 @@ def run_member(example: dict[str, Any], family: str, rep: int, names: list[str],
     optimum = landscape.best if landscape.best is not None else sq.best_known(plan, dense, score=landscape.truth)
     scale = max(1e-12, optimum - random_median(plan, landscape))
     results = sq.compare(ex, 1, names, objective=objective, score=landscape.truth, first=rep)
-    return {name: (optimum - runs[0].value, (optimum - runs[0].value) / scale, runs[0].cost)
+    return {name: (optimum - runs[0].value, (optimum - runs[0].value) / scale, runs[0].cost, runs[0].agreement)
             for name, runs in results.items()}
 
 
@@ -131,7 +171,7 @@ def interval(values: list[float]) -> tuple[float, float]:
     return mean, float(stats.t.ppf(0.975, len(values) - 1)) * statistics.stdev(values) / math.sqrt(len(values))
 
 
-def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]], example: Path) -> None:
+def print_table(results: Results, example: Path) -> None:
     """One row per family and a pooled row of normalised regrets; a column per search, with its repetitions. A
     search that did not run on a family shows a dash there, and pools only if it ran on every family."""
     names = list(dict.fromkeys(n for by in results.values() for n in by))
@@ -140,14 +180,32 @@ def print_table(results: dict[str, dict[str, list[tuple[float, float, float]]]],
           + ", ".join(f"{n} {'/'.join(map(str, c))}" for n, c in counts.items()))
     print(f"{'family':<20}" + "".join(f"{n:>20}" for n in names) + f"{'best base/c2f':>15}{'cost':>8}")
     for family, by_search in results.items():
-        means = {n: interval([r for r, _, _ in by_search[n]]) for n in names if n in by_search}
-        cost = statistics.fmean(c for _, _, c in by_search[C2F])
+        means = {n: interval([r[0] for r in by_search[n]]) for n in names if n in by_search}
+        cost = statistics.fmean(r[2] for r in by_search[C2F])
         print(f"{family:<20}" + "".join(_cell(means.get(n)) for n in names)
               + f"{_ratio({n: m for n, (m, _) in means.items()}):>14.2f}x{cost:>8.0f}")
-    pooled = {n: interval([x for by in results.values() for _, x, _ in by[n]]) for n in names
+    pooled = {n: interval([r[1] for by in results.values() for r in by[n]]) for n in names
               if all(n in by for by in results.values())}
     print(f"{'pooled (normalised)':<20}" + "".join(_cell(pooled.get(n)) for n in names)
           + f"{_ratio({n: m for n, (m, _) in pooled.items()}):>14.2f}x")
+    print_agreement(results)
+
+
+def print_agreement(results: Results) -> None:
+    """Per family, what coarse-to-fine's stages recorded of the ranking of the search stage before each: Spearman's
+    rho between its trials' values halfway and at the end of their runs, mean [min, max] over repetitions."""
+    rows = {family: [r[3] for r in by[C2F] if len(r) > 3 and r[3]] for family, by in results.items() if C2F in by}
+    stages = list(dict.fromkeys(stage for recorded in rows.values() for a in recorded for stage in a))
+    if not stages:
+        return
+    print("\nranking agreement before each stage (coarse-to-fine; rho, mean [min, max])")
+    print(f"{'family':<20}" + "".join(f"{'before ' + stage:>22}" for stage in stages))
+    for family, recorded in rows.items():
+        cells = []
+        for stage in stages:
+            rhos = [a[stage] for a in recorded if stage in a]
+            cells.append(f"{statistics.fmean(rhos):>7.2f} [{min(rhos):5.2f}, {max(rhos):5.2f}]" if rhos else "—")
+        print(f"{family:<20}" + "".join(f"{c:>22}" for c in cells))
 
 
 def _cell(mean_half: tuple[float, float] | None) -> str:
@@ -201,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     np.seterr(all="ignore")
     example = yaml.safe_load(args.example.read_text())
     names = [n.strip() for n in args.baselines.split(",") if n.strip()]
-    results: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    results: Results = {}
     # Repetitions outside, families inside: a run stopped early has as many repetitions of every family.
     for rep in range(args.first, args.first + args.reps):
         for family in families(args.families):
@@ -213,9 +271,9 @@ def main(argv: list[str] | None = None) -> None:
     print_table(results, args.example)
 
 
-def merged(paths: list[Path]) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
+def merged(paths: list[Path]) -> Results:
     """Saved runs as one: per family, each search from the first file that has it."""
-    out: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    out: Results = {}
     for path in paths:
         for family, by_search in json.loads(path.read_text()).items():
             for name, runs in by_search.items():

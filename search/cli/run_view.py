@@ -69,4 +69,5 @@ class StageBars:
             if s.name not in self._tasks:
                 self._tasks[s.name] = self._bars.add_task(s.name, total=s.n_trials, best="")
             best = f"best {s.best_value:.4f}" if s.best_value is not None else ""
-            self._bars.update(self._tasks[s.name], completed=s.finished, best=best)
+            # total again: a stage that opens in its escalated form has that form's budget
+            self._bars.update(self._tasks[s.name], total=s.n_trials, completed=s.finished, best=best)

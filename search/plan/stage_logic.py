@@ -11,11 +11,12 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.search.plan.agreement import Agreement, ranking_agreement
 from hpsearch.search.plan.model_rank import box_trials, smoothed_order
 from hpsearch.search.plan.narrow import NarrowRule, narrow, set_lr_range
 from hpsearch.search.plan.plan import Plan
 from hpsearch.search.plan.space import Space
-from hpsearch.search.plan.stages import CompareStage, FinalStage, LRRangeTestStage, SearchStage
+from hpsearch.search.plan.stages import CompareStage, FinalStage, LRRangeTestStage, SearchStage, Stage
 from hpsearch.search.record import found_lr_range
 
 SLOT = "hpsearch:slot"
@@ -24,12 +25,16 @@ DUPLICATE = "hpsearch:duplicate"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RETRY_OF = "failed_trial"  # the system attribute Optuna's retry gives the copy of a failed trial
 ERROR = "error"  # a failed trial's user attribute: the objective's exception, {"type", "message", "where"}
+ESCALATED = "escalated"  # a stage's user attribute: it opened in its escalated form
+AGREEMENT = "ranking_agreement"  # a stage's user attribute: how well the search stage before it ranked
 REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enqueued by whoever sees it
 
 
-def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial]) -> list[tuple[dict, dict]]:
-    """(fixed params, config overrides) per slot: carried configs first, then free slots for the sampler."""
-    stage = plan.stages[index]
+def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial], stage: Stage | None = None,
+                   ) -> list[tuple[dict, dict]]:
+    """(fixed params, config overrides) per slot: carried configs first, then free slots for the sampler. `stage`:
+    the stage as it opens (its escalated form), default the plan's."""
+    stage = plan.stages[index] if stage is None else stage
     if isinstance(stage, FinalStage):
         top = ranked[: stage.top]
         if stage.smooth > 0:  # by the values around each config, within the span of the stage's trials
@@ -106,6 +111,33 @@ def next_space(plan: Plan, index: int, previous_space: Space, previous_trials: l
     return previous_space
 
 
+def previous_agreement(plan: Plan, index: int, ranked: list[FrozenTrial]) -> Agreement | None:
+    """How well the ranking of the search stage before stage `index` held within its runs (None where that stage
+    is not a search stage, or too few of its trials reported enough steps)."""
+    if index == 0 or not isinstance(plan.stages[index - 1], SearchStage):
+        return None
+    return ranking_agreement([t.intermediate_values for t in ranked if t.state == TrialState.COMPLETE])
+
+
+def as_opened(stage: Stage, escalated: bool) -> Stage:
+    """The stage as it runs: its escalated form (trials, fidelity, sampler) where it opened escalated."""
+    if escalated and isinstance(stage, SearchStage) and stage.escalate is not None:
+        return stage.escalated_form()
+    return stage
+
+
+def escalates(plan: Plan, index: int, previous: Stage, agreement: Agreement | None) -> bool:
+    """Whether stage `index` opens in its escalated form: it has one, and the stage before it (`previous`, as it
+    ran) ran in its own, or ranked with an agreement below the escalation's threshold. An agreement too few trials
+    measured (None) does not escalate."""
+    stage = plan.stages[index]
+    if not isinstance(stage, SearchStage) or stage.escalate is None:
+        return False
+    if isinstance(previous, SearchStage) and previous.escalated:
+        return True
+    return agreement is not None and agreement.rho < stage.escalate.below
+
+
 def failure_limit(plan: Plan, index: int) -> int:
     """How many of a stage's slots failing with an error, none finished, stop the campaign (0: never): the
     plan's `fail_fast`, else max(3, a tenth of the stage's budget)."""
@@ -175,6 +207,7 @@ def slots(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
     return out
 
 
-__all__ = ["DUPLICATE", "ERROR", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S", "RETRY_OF", "SLOT", "best_params",
-           "config_groups", "failing", "failure_limit", "first_error", "live", "next_space", "orphans", "rank",
-           "slot_templates", "slots", "stage_complete"]
+__all__ = ["AGREEMENT", "DUPLICATE", "ERROR", "ESCALATED", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S", "RETRY_OF",
+           "SLOT", "as_opened", "best_params", "config_groups", "escalates", "failing", "failure_limit",
+           "first_error", "live", "next_space", "orphans", "previous_agreement", "rank", "slot_templates", "slots",
+           "stage_complete"]

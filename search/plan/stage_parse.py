@@ -3,6 +3,7 @@ stages before it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from optuna.distributions import FloatDistribution
@@ -17,6 +18,7 @@ from hpsearch.search.plan.stages import (
     STAGE_KINDS,
     STAGE_TYPES,
     CompareStage,
+    Escalation,
     FinalStage,
     LRRangeTestStage,
     SearchStage,
@@ -52,7 +54,36 @@ def parse_stage(data: Any, at: str, base: dict[str, Any], space: Space, before: 
         return _final(data, at, name, overrides, before, last)
     if kind == StageKind.COMPARE:
         return _compare(data, at, name, overrides, {**base, **overrides}, before, schema)
-    return _search(data, at, name, overrides, before)
+    stage = _search(data, at, name, overrides, before)
+    if "escalate" not in data:
+        return stage
+    if not any(isinstance(s, SearchStage) for s in before):
+        raise PlanError(f"{at}.escalate: there is no search stage before it whose ranking could fail to hold; "
+                        "remove it")
+    return replace(stage, escalate=_escalation(data["escalate"], f"{at}.escalate", {**base, **overrides}, space,
+                                               schema))
+
+
+_ESCALATE_KEYS = ("below", "n_trials", "overrides", "sampler", "pruner")
+
+
+def _escalation(data: Any, at: str, base: dict[str, Any], space: Space, schema: ParamSchema) -> Escalation:
+    mapping(data, at, "a mapping like {below: 0.5, n_trials: 8, overrides: {data_fraction: 1.0, epochs: 30}}")
+    unknown = sorted(set(data) - set(_ESCALATE_KEYS))
+    if unknown:
+        raise PlanError(f"{at}.{unknown[0]}: unknown key; valid keys are {', '.join(_ESCALATE_KEYS)}")
+    for key in ("n_trials", "overrides"):
+        if key not in data:
+            raise PlanError(f"{at}: missing {key!r}; give the trials and the fidelity it runs when escalated, "
+                            "e.g. n_trials: 8, overrides: {data_fraction: 1.0, epochs: 30}")
+    below = data.get("below", 0.5)
+    if not isinstance(below, (int, float)) or isinstance(below, bool) or not -1 <= below <= 1:
+        raise PlanError(f"{at}.below: must be a number in [-1, 1] (a rank correlation), got {below!r}")
+    n_trials = integer(data["n_trials"], f"{at}.n_trials", low=1, high=MAX_STAGE_TRIALS)
+    overrides = _overrides(data["overrides"], f"{at}.overrides", base, space, schema)
+    sampler = sampler_spec(data["sampler"], f"{at}.sampler") if "sampler" in data else None
+    pruner = pruner_spec(data["pruner"], f"{at}.pruner") if "pruner" in data else None
+    return Escalation(n_trials, overrides, float(below), sampler, pruner)
 
 
 def _search(data: dict[str, Any], at: str, name: str, overrides: dict[str, Any],

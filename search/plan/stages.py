@@ -3,14 +3,14 @@ each writes. `search/plan/stage_parse.py` reads a plan's stage entry into them."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from hpsearch.search.plan.narrow import NarrowRule, rule_to_data
 from hpsearch.search.plan.samplers import Spec
 
-__all__ = ["COMPARE_ON", "MAX_STAGE_TRIALS", "STAGE_KINDS", "STAGE_TYPES", "CompareStage", "FinalStage",
+__all__ = ["COMPARE_ON", "MAX_STAGE_TRIALS", "STAGE_KINDS", "STAGE_TYPES", "CompareStage", "Escalation", "FinalStage",
            "LRRangeTestStage", "SearchStage", "Stage", "StageKind", "stage_to_data"]
 
 
@@ -70,17 +70,46 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """A search stage's other form, for when the ranking of the search stage before it did not hold within its runs
+    (agreement below `below`, search/plan/agreement.py) or that stage ran in this form itself: `n_trials` trials
+    with `overrides` on top of the stage's own (a higher fidelity), sampled by `sampler` and pruned by `pruner`
+    (None: the stage's own) over the previous stage's space, not narrowed from a ranking that did not hold."""
+
+    n_trials: int
+    overrides: dict[str, Any]
+    below: float = 0.5
+    sampler: Spec | None = None
+    pruner: Spec | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        specs = {k: v.to_data() for k, v in (("sampler", self.sampler), ("pruner", self.pruner)) if v is not None}
+        return {"below": self.below, "n_trials": self.n_trials, "overrides": dict(self.overrides), **specs}
+
+
+@dataclass(frozen=True)
 class SearchStage(Stage):
     """Samples the space, narrowed from the previous stage's best trials by its `narrow` rule."""
 
     kind: ClassVar[StageKind] = StageKind.SEARCH
     keys: ClassVar[tuple[str, ...]] = ("name", "kind", "n_trials", "overrides", "sampler", "pruner", "narrow",
-                                       "carry")
+                                       "carry", "escalate")
 
     sampler: Spec = field(default_factory=lambda: Spec("random"))  # how its params are sampled
     pruner: Spec = field(default_factory=lambda: Spec("none"))  # when a trial falling behind stops
     narrow: NarrowRule | None = None  # how this stage's space comes from the previous stage's best trials
     carry: int = 0  # best configs of the previous stage re-measured here
+    escalate: Escalation | None = None  # its other form, where the ranking before it did not hold
+    escalated: bool = False  # this record is that form, as the stage opened (never in a plan file)
+
+    def escalated_form(self) -> SearchStage:
+        """The stage as it runs escalated: the escalation's trials, fidelity, sampler and pruner, no narrowing."""
+        e = self.escalate
+        assert e is not None
+        return replace(self, n_trials=e.n_trials, overrides={**self.overrides, **e.overrides},
+                       sampler=e.sampler or self.sampler, pruner=e.pruner or self.pruner, narrow=None,
+                       carry=min(self.carry, e.n_trials),
+                       escalated=True)
 
     @property
     def study_sampler(self) -> Spec:
@@ -92,12 +121,21 @@ class SearchStage(Stage):
 
     def to_data(self) -> dict[str, Any]:
         return self._entry(sampler=self.sampler.to_data(), pruner=self.pruner.to_data(), carry=self.carry,
-                           narrow=rule_to_data(self.narrow) if self.narrow is not None else None)
+                           narrow=rule_to_data(self.narrow) if self.narrow is not None else None,
+                           escalate=self.escalate.to_data() if self.escalate is not None else None)
 
     def facts(self) -> list[tuple[str, Any]]:
-        return [("sampler", self.sampler.to_data()), ("pruner", self.pruner.to_data()),
-                ("narrowing rule", rule_to_data(self.narrow) if self.narrow else "none (parent's space)"),
-                ("carry", f"{self.carry} best config(s) of the previous stage")]
+        rows: list[tuple[str, Any]] = [
+            ("sampler", self.sampler.to_data()), ("pruner", self.pruner.to_data()),
+            ("narrowing rule", rule_to_data(self.narrow) if self.narrow else "none (parent's space)"),
+            ("carry", f"{self.carry} best config(s) of the previous stage")]
+        if self.escalated:
+            rows.append(("escalated", "yes: the ranking before it did not hold, so it runs its escalated form (the "
+                                      "trials, fidelity, sampler and pruner above) over the previous stage's space"))
+        elif self.escalate is not None:
+            rows.append(("escalation", f"not taken: the ranking before it was not measured below "
+                                       f"{self.escalate.below:g}"))
+        return rows
 
 
 @dataclass(frozen=True)

@@ -21,23 +21,29 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch.search.errors import CampaignFailed, CampaignMissing
+from hpsearch.search.errors import CampaignFailed
+from hpsearch.search.plan.agreement import Agreement
 from hpsearch.search.plan.plan import Plan, Stage, plan_fingerprint
 from hpsearch.search.plan.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.plan.space import PlanError, Space, space_from_json, space_to_json
 from hpsearch.search.plan.stage_logic import (
+    AGREEMENT,
     DUPLICATE,
     ERROR,
+    ESCALATED,
     FINISHED,
     OVERRIDES,
     RETRY_OF,
     SLOT,
+    as_opened,
+    escalates,
     failing,
     failure_limit,
     first_error,
     live,
     next_space,
     orphans,
+    previous_agreement,
     rank,
     slot_templates,
     stage_complete,
@@ -45,6 +51,7 @@ from hpsearch.search.plan.stage_logic import (
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.run.notes import write_stage_note
 from hpsearch.search.run.retries import retry_trial
+from hpsearch.search.run.stored_plans import OBJECTIVE_PATH, load_stored_plan
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.stores import Claimed, TrialStore, store_for, store_of
 
@@ -56,7 +63,6 @@ log = logging.getLogger(__name__)
 
 
 FAILED = "failed"  # the first stage's user attribute: why the campaign stopped, when its objective kept failing
-OBJECTIVE_PATH = "objective_path"  # the folder a user's objective module was found in at init
 
 
 def study_name(plan_name: str, stage: Stage) -> str:
@@ -131,6 +137,7 @@ class Campaign:
             if attrs is None or not attrs.get("opened"):
                 return None
             self._opened[name] = attrs  # an open stage's space never changes again
+        stage = as_opened(stage, bool(attrs.get(ESCALATED)))
         if name not in self._studies:
             sampler_seed = self.plan.seed if shares_seed(stage.study_sampler) else self.seed
             study = optuna.load_study(study_name=name, storage=self.storage,
@@ -142,7 +149,9 @@ class Campaign:
     def views(self) -> list[tuple[Stage, StageView | None]]:
         """Every stage in plan order with its view (None: not open yet); a view reads its trials once, when
         first asked, so the readers handed the same list share that read."""
-        return [(stage, self.stage(index)) for index, stage in enumerate(self.plan.stages)]
+        views = [self.stage(index) for index in range(len(self.plan.stages))]
+        return [(view.stage if view is not None else stage, view) for stage, view in zip(self.plan.stages, views,
+                                                                                          strict=True)]
 
     def open(self, index: int) -> None:
         """Open stage `index`: its space from the stage before (the plan's space for the first) and its slots.
@@ -159,8 +168,13 @@ class Campaign:
             self.fail({**error, "stage": previous.stage.name,
                        "why": f"it ended with no completed trial, so stage {self.plan.stages[index].name} "
                               "cannot open"})
+        ranked = rank(previous.trials, self.plan.metric.minimize)
+        agreement = previous_agreement(self.plan, index, ranked)
+        if escalates(self.plan, index, previous.stage, agreement):  # over the previous space: nothing to narrow on
+            open_stage(self.storage, self.plan, index, previous.space, previous.space, ranked, agreement, True)
+            return
         open_stage(self.storage, self.plan, index, next_space(self.plan, index, previous.space, previous.trials),
-                   previous.space, rank(previous.trials, self.plan.metric.minimize))
+                   previous.space, ranked, agreement)
 
     def failure(self) -> dict[str, Any] | None:
         """Why the campaign stopped (its objective kept failing), read from the storage; None while it runs."""
@@ -207,47 +221,11 @@ def init_campaign(storage: BaseStorage, plan: Plan) -> bool:
     return Campaign(storage, plan).init()
 
 
-def load_stored_plan(storage: BaseStorage, campaign: str) -> Plan:
-    """The plan as stored by `init`; a campaign that is not there is bad input, answered with those that are."""
-    summaries = storage.get_all_studies()
-    for summary in summaries:
-        if summary.study_name.startswith(f"{campaign}.") and "plan" in summary.user_attrs:
-            found = summary.user_attrs.get(OBJECTIVE_PATH)  # where init found a user's module, on its machine
-            plan = Plan.from_dict(summary.user_attrs["plan"], stored=True,
-                                  search_path=(found,) if isinstance(found, str) else ())
-            if plan.name == campaign:
-                return plan
-    shown = campaign if len(campaign) <= 100 else campaign[:100] + "..."
-    names = _names_in(summaries)
-    held = ""
-    if names:
-        more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
-        held = f" (it holds {', '.join(names[:SHOWN_NAMES])}{more}: see 'hpsearch list')"
-    raise CampaignMissing(f"no campaign {shown!r} in this storage{held}; run 'hpsearch init PLAN --storage S' first")
-
-
-SHOWN_NAMES = 10  # in the error for a campaign that is not there; `hpsearch list` shows them all
-
-
-def campaign_names(storage: BaseStorage) -> list[str]:
-    """The campaigns in the storage, sorted: the plan names `init` stored with their stages."""
-    return _names_in(storage.get_all_studies())
-
-
-def _names_in(summaries: list[Any]) -> list[str]:
-    names = set()
-    for summary in summaries:
-        plan = summary.user_attrs.get("plan")
-        if isinstance(plan, dict) and isinstance(plan.get("name"), str) \
-                and summary.study_name.startswith(f"{plan['name']}."):
-            names.add(plan["name"])
-    return sorted(names)
-
-
 def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, parent: Space | None,
-               ranked: list[FrozenTrial]) -> None:
-    """Create stage `index` with its space and slots, then mark it open. Safe to repeat and to race."""
-    stage = plan.stages[index]
+               ranked: list[FrozenTrial], agreement: Agreement | None = None, escalated: bool = False) -> None:
+    """Create stage `index` with its space and slots (in its escalated form where `escalated`), then mark it open.
+    Safe to repeat and to race. `agreement`: how the ranking before it held, which its note shows."""
+    stage = as_opened(plan.stages[index], escalated)
     study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage,
                                 direction=plan.metric.direction, load_if_exists=True)
     if study.metric_names != [plan.metric.name]:  # the dashboard's axis: the metric's name, not "Objective 0"
@@ -257,6 +235,10 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
     attrs = {"plan": plan.to_dict(), "fingerprint": plan_fingerprint(plan), "stage_index": index,
              "stage": stage.name, "kind": stage.kind.value, "n_trials": stage.n_trials,
              "space": space_to_json(space), "parent_space": space_to_json(parent) if parent else None}
+    if agreement is not None:
+        attrs[AGREEMENT] = agreement.to_data()
+    if escalated:
+        attrs[ESCALATED] = True
     folder = plan.objective_fn.folder if plan.objective_fn is not None else None
     if folder is not None:
         attrs[OBJECTIVE_PATH] = folder
@@ -264,7 +246,7 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
     templates = []
-    for slot, (fixed, overrides) in enumerate(slot_templates(plan, index, ranked)):
+    for slot, (fixed, overrides) in enumerate(slot_templates(plan, index, ranked, stage)):
         system_attrs: dict[str, Any] = {SLOT: slot}
         if fixed:
             system_attrs["fixed_params"] = fixed
@@ -276,7 +258,7 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
     enqueue_slots(study, templates)
     if not study.user_attrs.get("opened"):
         try:
-            write_stage_note(study, stage, parent, space)
+            write_stage_note(study, stage, parent, space, agreement)
         except StorageError:
             raise  # a full disk: opening the stage cannot go on either
         except Exception:

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.result import EpochRecord
+from hpsearch.search.plan.agreement import Agreement
 from hpsearch.search.plan.narrow import what_changed
 from hpsearch.search.plan.plan import Stage
 from hpsearch.search.plan.space import Space, space_to_data
@@ -132,12 +133,16 @@ def upload_curves(study: optuna.Study, trial: optuna.Trial | FrozenTrial, histor
                                mimetype="image/png")
 
 
-def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | None, space: Space) -> None:
-    """A markdown note on the stage's study: budget, fidelity, sampler, pruner, narrowing, carry, spaces."""
+def write_stage_note(study: optuna.Study, stage: Stage, parent_space: Space | None, space: Space,
+                     agreement: Agreement | None = None) -> None:
+    """A markdown note on the stage's study: budget, fidelity, sampler, pruner, narrowing, carry, spaces, and how
+    well the previous search stage's ranking held within its runs (`agreement`, where measured)."""
     lines = [f"## Stage {stage.name} ({stage.kind})", ""]
     facts: list[tuple[str, str]] = [("budget", f"{stage.n_trials} trials")]
     facts.append(("fidelity overrides", _fmt(stage.overrides) if stage.overrides else "none (the base config)"))
     facts += [(label, _fmt(value)) for label, value in stage.facts()]
+    if agreement is not None:
+        facts.append(("previous stage's ranking, middle against end of its runs", agreement.describe()))
     lines += [*_table(("", ""), facts), "", "### Search space", ""]
     this = space_to_data(space)
     parent = space_to_data(parent_space) if parent_space is not None else {}

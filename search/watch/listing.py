@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from optuna.storages import BaseStorage
 from rich.table import Table
 
-from hpsearch.search.run.campaign import Campaign, campaign_names
+from hpsearch.search.run.campaign import Campaign
+from hpsearch.search.run.stored_plans import campaign_names
 from hpsearch.search.watch.status import StageStatus, is_done, status_of
 from hpsearch.search.watch.summary import summary_of
 

@@ -16,10 +16,11 @@ from typing import Any
 from optuna.storages import BaseStorage
 
 from hpsearch.objectives.objective import Metric
+from hpsearch.search.plan.agreement import Agreement
 from hpsearch.search.plan.narrow import what_changed
 from hpsearch.search.plan.plan import StageKind
 from hpsearch.search.plan.space import space_from_json
-from hpsearch.search.plan.stage_logic import config_groups
+from hpsearch.search.plan.stage_logic import AGREEMENT, ESCALATED, config_groups
 from hpsearch.search.record import found_lr_range
 from hpsearch.search.run.campaign import DUPLICATE, Campaign, rank
 from hpsearch.search.run.cost import EPOCH_EQUIVALENTS, Cost
@@ -104,6 +105,12 @@ def _stage_section(view: Any, metric: Metric) -> str:
         changes = [f"{p.name} {what_changed(parent[p.name].distribution if p.name in parent else None, p.distribution)}"
                    for p in view.space]
         out.append("<p>Narrowing from the previous stage: " + html.escape("; ".join(changes)) + ".</p>")
+    if attrs.get(ESCALATED):
+        out.append("<p>Escalated: the ranking before it did not hold, so it ran its escalated form (its plan's "
+                   "<code>escalate</code>) over the previous stage's space.</p>")
+    if isinstance(attrs.get(AGREEMENT), dict):
+        out.append("<p>The previous stage's ranking, middle against end of its runs: "
+                   + html.escape(Agreement.from_data(attrs[AGREEMENT]).describe()) + ".</p>")
     categorical = [p for p in view.space if hasattr(p.distribution, "choices")]
     if categorical:
         out.append(_table(("categorical param", "choices"),

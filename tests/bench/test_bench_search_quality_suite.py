@@ -42,3 +42,15 @@ def test_search_quality_suite_prints_one_row_per_family(tmp_path: Path, capsys: 
 def test_unknown_family_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit, match="--families: unknown family 'nope'; choose from synthetic"):
         bench_script("search_quality_suite").main(["--families", "nope"])
+
+
+def test_the_agreement_table_summarises_what_the_stages_recorded(capsys: pytest.CaptureFixture[str]) -> None:
+    results = {"shift-lr": {"coarse-to-fine": [(0.01, 0.1, 600.0, {"fine": 0.9, "refine": 0.5}),
+                                               (0.02, 0.2, 610.0, {"fine": 0.7})],
+                            "GP": [(0.03, 0.3, 600.0, {}), (0.01, 0.1, 610.0, {})]},
+               "mfh3-good": {"coarse-to-fine": [(0.5, 0.2, 700.0), (0.4, 0.1, 700.0)]}}  # saved before it existed
+    bench_script("search_quality_suite").print_agreement(results)
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3].split() == ["family", "before", "fine", "before", "refine"]
+    assert out[-2].split() == ["shift-lr", "0.80", "[", "0.70,", "0.90]", "0.50", "[", "0.50,", "0.50]"]
+    assert out[-1].split() == ["mfh3-good", "—", "—"]

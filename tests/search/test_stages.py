@@ -64,8 +64,9 @@ def test_each_kind_parses_to_its_own_type_holding_only_its_fields() -> None:
     assert plan.stages[3].kind == StageKind.FINAL and FinalStage.kind is StageKind.FINAL
     common = ["name", "n_trials", "overrides"]
     own = {t: [f.name for f in fields(t)][len(common):] for t in set(types)}
-    assert own == {SearchStage: ["sampler", "pruner", "narrow", "carry"], LRRangeTestStage: ["margin"],
-                   FinalStage: ["top", "seeds", "smooth"], CompareStage: ["seeds", "variants", "compare_on"]}
+    assert own == {SearchStage: ["sampler", "pruner", "narrow", "carry", "escalate", "escalated"],
+                   LRRangeTestStage: ["margin"], FinalStage: ["top", "seeds", "smooth"],
+                   CompareStage: ["seeds", "variants", "compare_on"]}
     final, floor = plan.stages[3], plan.stages[4]
     assert (final.n_trials, floor.n_trials, plan.stages[0].n_trials) == (6, 4, 1)
     assert SearchStage("a") != FinalStage("a")  # equal fields, other kinds
