@@ -6,7 +6,7 @@ fidelity is too low for its noise, or the optimum moves as runs get longer, that
 chance, and a box drawn from it holds whatever the noise favoured. A stage cannot re-run its configs to check,
 but each trial already reports a value per epoch: the Spearman correlation, over the completed trials, between the
 values at the middle and at the end of their runs is a test-retest measure of the ranking that costs nothing. On
-the tuning landscapes of bench/landscapes.py the example plan's wide coarse stage gives 0.5 to 1.0 on the
+the tuning landscapes of bench/landscapes.py the example plan's wide coarse stage gives 0.49 to 0.97 on the
 synthetic objective and its variants (below 0.5 once in 90 campaigns) and -0.3 to 0.6 on the MF-Hartmann functions,
 whose low fidelities are mostly noise (above 0.5 twice in 60; bench/search_quality_suite.py prints it per
 family). In a narrowed stage the configs are close, so the same noise weighs more and rho falls on every
