@@ -17,11 +17,10 @@ form acts on it.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 MIN_PAIRS = 5  # fewer trials that reported both steps measure nothing
 LOW = 0.5  # below this, the stage's ranking is called little better than chance
@@ -82,20 +81,11 @@ def ranking_agreement(curves: Sequence[Mapping[int, float]]) -> Agreement | None
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (ties get their mean rank); nan when either side is constant."""
-    rx, ry = _ranks(x), _ranks(y)
-    if len(rx) < 2 or np.ptp(rx) == 0 or np.ptp(ry) == 0:
+    """Spearman's rank correlation, scipy's (ties get their mean rank); nan when either side is constant."""
+    if len(x) < 2:
         return math.nan
-    return float(np.clip(np.corrcoef(rx, ry)[0, 1], -1.0, 1.0))
+    from scipy import stats  # loaded where a stage opens, not with every worker
 
-
-def _ranks(values: Sequence[float]) -> np.ndarray:
-    v = np.asarray(values, dtype=float)
-    order = np.argsort(v, kind="stable")
-    ranks = np.empty(len(v))
-    ranks[order] = np.arange(len(v), dtype=float)
-    for value in np.unique(v):  # ties: each takes the mean of the ranks they span
-        same = v == value
-        if same.sum() > 1:
-            ranks[same] = ranks[same].mean()
-    return ranks
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return float(stats.spearmanr(x, y).statistic)

@@ -170,11 +170,10 @@ class Campaign:
                               "cannot open"})
         ranked = rank(previous.trials, self.plan.metric.minimize)
         agreement = previous_agreement(self.plan, index, ranked)
-        if escalates(self.plan, index, previous.stage, agreement):  # over the previous space: nothing to narrow on
-            open_stage(self.storage, self.plan, index, previous.space, previous.space, ranked, agreement, True)
-            return
-        open_stage(self.storage, self.plan, index, next_space(self.plan, index, previous.space, previous.trials),
-                   previous.space, ranked, agreement)
+        escalated = escalates(self.plan, index, previous.stage, agreement)
+        # escalated: over the previous space, since its ranking gives nothing to narrow on
+        space = previous.space if escalated else next_space(self.plan, index, previous.space, previous.trials)
+        open_stage(self.storage, self.plan, index, space, previous.space, ranked, agreement, escalated)
 
     def failure(self) -> dict[str, Any] | None:
         """Why the campaign stopped (its objective kept failing), read from the storage; None while it runs."""
