@@ -5,7 +5,10 @@ batching rule for a convolution whose input and weight are both batched runs one
 (groups = K), the kernel a hand-written grouped model would launch, while the model stays `CifarResNet18`:
 slot k's weights are exactly a plain model's, built from the trial's seed as `train()` builds them, and a
 trial's state_dict is a slice. BatchNorm running statistics are stacked buffers that vmap updates in place,
-one set per trial. The step is eager or captured in a CUDA graph (as `step.GraphStep`); torch.compile is not
+one set per trial. Under bf16 autocast BatchNorm runs on an fp32 copy of its input (`_FloatNorm`): under vmap
+the CUDA kernel refuses a bf16 input with fp32 running statistics ("Expected running_mean to have type
+BFloat16"), which a plain model's kernel takes; the output goes back to the input's dtype, as a plain
+model's does. The step is eager or captured in a CUDA graph (as `step.GraphStep`); torch.compile is not
 applied to the vmapped model.
 """
 
@@ -27,6 +30,13 @@ FUSED_OPTIMIZERS = ("sgd", "adamw")
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which `optim._adamw` keeps
 
 
+class _FloatNorm(nn.BatchNorm2d):
+    """BatchNorm on its input cast to its weights' dtype, returned in the input's (no-ops without autocast)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.to(self.weight.dtype)).to(x.dtype)
+
+
 class StackedModel:
     """`slots` ResNet-18s of one shape; `forward` takes [K, B, 3, 32, 32] (or one shared [B, ...] batch)."""
 
@@ -37,6 +47,9 @@ class StackedModel:
                        for n, p in template.named_parameters()}
         self.buffers = {n: torch.stack([b] * slots).to(device) for n, b in template.named_buffers()}
         self.base = copy.deepcopy(template).to("meta")  # the architecture only: weights come from the stacks
+        for module in self.base.modules():
+            if type(module) is nn.BatchNorm2d:
+                module.__class__ = _FloatNorm  # the same module and state names, an fp32 forward
 
     def _call(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
               x: torch.Tensor) -> torch.Tensor:

@@ -223,3 +223,16 @@ def test_the_captured_fused_step_trains_as_the_eager_one_across_a_refill(cifar_d
     assert [r.config.seed for r in captured] == [r.config.seed for r in eager] == [0, 1, 2]
     for g, e in zip(captured, eager, strict=True):
         assert_same_history(g, e)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fused_trials_train_under_bf16_autocast_eager_and_captured(cifar_dir: Path, tiny_config: TrainConfig) -> None:
+    """bf16 is the CUDA default: BatchNorm under vmap must take the autocast activations (it runs them in fp32)."""
+    configs = varied(tiny_config.replace(device="cuda", precision="bf16", epochs=2))[:2]
+    captured, eager = (train_fused([c.replace(compile=mode) for c in configs], data_dir=cifar_dir)
+                       for mode in ("cudagraphs", "off"))
+    assert [r.config.seed for r in captured] == [r.config.seed for r in eager]
+    for g, e in zip(captured, eager, strict=True):
+        assert all(np.isfinite(r.train_loss) and np.isfinite(r.val_loss) for r in g.history)
+        assert_same_history(g, e)
