@@ -62,6 +62,11 @@ def say_once_warning(message: str) -> None:
         log.warning("%s", message)
 
 
+def device_warning(device: str) -> str | None:
+    """What a worker says once before it fuses trials on `device` (measured slower there), or None."""
+    return SLOW_ON_CUDA if device.startswith("cuda") else None
+
+
 SLOW_ON_CUDA = ("--fuse on a CUDA device: fused trials are slower there than separate ones (on an H200 at width 64, "
                 "a third of the trials per hour); --per-device K with NVIDIA MPS packs trials faster")
 
@@ -101,8 +106,9 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
     no waiting slot, `budget` trials ran or the worker is stopped; returns the trials run (alone ones too)."""
     from hpsearch.objectives.fused import train_fused, why_not_fused  # torch only where trials train
 
-    if ctx.device.startswith("cuda"):
-        say_once_warning(SLOW_ON_CUDA)
+    warning = device_warning(ctx.device)
+    if warning is not None:
+        say_once_warning(warning)
     store = ctx.view.store
     patient = Patient(ctx.grace_period, ctx.stop, store.transient)
     # The storage being away: the worker waits for it, the stale-trial check retries the trials it held.

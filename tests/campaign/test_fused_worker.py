@@ -19,6 +19,7 @@ from hpsearch.objectives import fused_step
 from hpsearch.search.cli import main
 from hpsearch.search.record import TrialRecord
 from hpsearch.search.run.campaign import SLOT
+from hpsearch.search.run.fused_runner import device_warning
 from hpsearch.search.run.worker import WorkerOptions, work
 from tests.campaign.faults import all_trials, running_trial_of
 from tests.campaign.helpers import PLAN, start_workers, wait_all, write_plan
@@ -130,3 +131,8 @@ def test_a_crashed_fused_group_hands_its_trials_back_and_the_worker_goes_on(tmp_
     assert len(failed) == 3 and all("out of memory (injected)" in t.user_attrs["fail_reason"] for t in failed)
     done = [t for t in trials if t.state.is_finished() and t.state != TrialState.FAIL]
     assert sorted(t.system_attrs[SLOT] for t in done) == [0, 1, 2]  # each retried once, fused again
+
+
+def test_fusing_on_a_cuda_device_warns_that_packing_is_faster_there() -> None:
+    assert "--per-device K with NVIDIA MPS" in (device_warning("cuda:1") or "")
+    assert device_warning("cpu") is None
