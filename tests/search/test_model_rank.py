@@ -22,7 +22,7 @@ from hpsearch.search.plan.space import PlanError, Space, active_params, is_activ
 from hpsearch.search.plan.stage_logic import next_space, slot_templates
 from hpsearch.search.plan.stages import stage_to_data
 from hpsearch.search.run.notes import write_stage_note
-from tests.search.test_narrow import contains, spaces, values_in
+from tests.search.narrow_strategies import contains, spaces, values_in
 
 SPACE = parse_space({"momentum": {"type": "float", "low": 0.0, "high": 0.99},
                      "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},

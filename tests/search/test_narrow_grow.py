@@ -18,7 +18,7 @@ from hpsearch.search.plan.narrow import NarrowRule, narrow, parse_narrow_rule, r
 from hpsearch.search.plan.plan import Plan
 from hpsearch.search.plan.space import PlanError, Space, active_params, is_active, parse_space
 from hpsearch.search.plan.stage_logic import next_space
-from tests.search.test_narrow import contains, spaces, values_in, width
+from tests.search.narrow_strategies import contains, spaces, values_in, width
 
 
 def rule(**kw: Any) -> NarrowRule:
