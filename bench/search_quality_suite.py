@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", type=Path, nargs="+",
                         help="print one table from saved runs instead of running (a search is taken from the first "
                              "file that has it, so a slow baseline can run apart at its own count)")
+    sq.add_hub_option(parser)
     args = parser.parse_args(argv)
     if args.merge:
         print_table(merged(args.merge), args.example)
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.simplefilter("ignore")
     np.seterr(all="ignore")
     example = yaml.safe_load(args.example.read_text())
-    names = [n.strip() for n in args.baselines.split(",") if n.strip()]
+    names = sq.usable_baselines([n.strip() for n in args.baselines.split(",") if n.strip()], args.hub_registry)
     results: Results = {}
     # Repetitions outside, families inside: a run stopped early has as many repetitions of every family.
     for rep in range(args.first, args.first + args.reps):
