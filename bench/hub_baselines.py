@@ -14,7 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+import optuna
+
 from hpsearch.search.plan.samplers import PRUNERS, SAMPLERS, register_pruner, register_sampler
+from hpsearch.storage.optuna_internals import prepare_brackets
 
 NAME = "DEHB"
 PACKAGE = "samplers/dehb"
@@ -51,9 +54,24 @@ def register_dehb(registry: Path | None = None) -> None:
         return
     module = load_dehb(registry)
 
+    class Sampler(module.DEHBSampler):  # type: ignore[misc, name-defined]
+        """DEHB's sampler with the study's pruner set up first: a worker builds its pruner per stage, and the
+        package expects the pruner to have pruned a trial in this process before the sampler asks it. The
+        package also places a trial in its iteration by its number, assuming trials are numbered in the order
+        they are sampled; a stage's slots are numbered when they are queued, so a slot of the first iteration
+        can be sampled after that iteration ended, which the package refuses (an assertion): such a trial
+        samples at random, as the whole first iteration does."""
+
+        def sample_relative(self, study: optuna.Study, trial: Any, search_space: Any) -> dict[str, Any]:
+            prepare_brackets(study.pruner, study)
+            try:
+                return super().sample_relative(study, trial, search_space)
+            except AssertionError:
+                return {}
+
     @register_sampler("dehb")
     def _sampler(seed: int | None, *, scaling_factor: float = 0.5, crossover_prob: float = 0.5) -> Any:
-        return module.DEHBSampler(scaling_factor=scaling_factor, crossover_prob=crossover_prob, seed=seed)
+        return Sampler(scaling_factor=scaling_factor, crossover_prob=crossover_prob, seed=seed)
 
     @register_pruner("dehb")
     def _pruner(*, min_resource: int = 1, max_resource: int | Literal["auto"] = "auto",
