@@ -14,6 +14,9 @@ Usage:  python bench/search_quality_suite.py --families held-out [--reps 10] [--
         (--families: tuning, held-out, all or comma-separated names; see landscapes.TUNING / HELD_OUT)
         python bench/search_quality_suite.py ... --baselines GP --save gp.json   # the slow baseline apart
         python bench/search_quality_suite.py --merge main.json gp.json            # one table from both
+        python bench/search_quality_suite.py ... --baselines DEHB --hub-registry DIR  # OptunaHub's DEHB, offline
+        (DEHB needs `pip install optunahub`; DIR is the `package` folder of a copy of the OptunaHub registry,
+        github.com/optuna/optunahub-registry; without it optunahub fetches the package from GitHub)
         python bench/search_quality_suite.py ... --first 4 --reps 6 --save more.json  # members 4 to 9
 
 How the example plan's shape was chosen, on the tuning set only (2-core CPU shared with other jobs; Optuna 5.1.0;
