@@ -14,6 +14,9 @@ Usage:  python bench/search_quality_suite.py --families held-out [--reps 10] [--
         (--families: tuning, held-out, all or comma-separated names; see landscapes.TUNING / HELD_OUT)
         python bench/search_quality_suite.py ... --baselines GP --save gp.json   # the slow baseline apart
         python bench/search_quality_suite.py --merge main.json gp.json            # one table from both
+        python bench/search_quality_suite.py ... --baselines DEHB --hub-registry DIR  # OptunaHub's DEHB, offline
+        (DEHB needs `pip install optunahub`; DIR is the `package` folder of a copy of the OptunaHub registry,
+        github.com/optuna/optunahub-registry; without it optunahub fetches the package from GitHub)
         python bench/search_quality_suite.py ... --first 4 --reps 6 --save more.json  # members 4 to 9
 
 How the example plan's shape was chosen, on the tuning set only (2-core CPU shared with other jobs; Optuna 5.1.0;
@@ -249,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", type=Path, nargs="+",
                         help="print one table from saved runs instead of running (a search is taken from the first "
                              "file that has it, so a slow baseline can run apart at its own count)")
+    sq.add_hub_option(parser)
     args = parser.parse_args(argv)
     if args.merge:
         print_table(merged(args.merge), args.example)
@@ -258,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     warnings.simplefilter("ignore")
     np.seterr(all="ignore")
     example = yaml.safe_load(args.example.read_text())
-    names = [n.strip() for n in args.baselines.split(",") if n.strip()]
+    names = sq.usable_baselines([n.strip() for n in args.baselines.split(",") if n.strip()], args.hub_registry)
     results: Results = {}
     # Repetitions outside, families inside: a run stopped early has as many repetitions of every family.
     for rep in range(args.first, args.first + args.reps):

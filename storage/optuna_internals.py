@@ -30,6 +30,7 @@ __all__ = [
     "cached_frozen_trial",
     "dashboard_note_chunks",
     "dashboard_note_ver_key",
+    "prepare_brackets",
     "pruner_parts",
     "rdb_models",
     "retry_callback_limit",
@@ -164,6 +165,21 @@ def sampler_options(sampler: optuna.samplers.TPESampler) -> dict[str, object]:
 def pruner_parts(pruner: optuna.pruners.PatientPruner) -> tuple[optuna.pruners.BasePruner | None, int]:
     """The pruner a PatientPruner wraps and its patience, which it keeps only in private attributes."""
     return pruner._wrapped_pruner, pruner._patience
+
+
+def prepare_brackets(pruner: optuna.pruners.HyperbandPruner, study: optuna.Study) -> bool:
+    """Set up a HyperbandPruner's brackets from `study` now, which Optuna does only at the pruner's first `prune`;
+    whether it has them (with `max_resource: auto` it needs a finished trial). For OptunaHub's DEHB
+    (bench/hub_baselines.py): its sampler reads the brackets, and its pruner its budgets (`_budget_candidates`,
+    set at a first-iteration prune), from the study's pruner before the trial starts, and a worker's pruner
+    object need not have pruned yet."""
+    if pruner._n_brackets is None:
+        pruner._try_initialization(study)
+    if pruner._n_brackets is None:
+        return False
+    if getattr(pruner, "_budget_candidates", ()) is None:
+        pruner._create_budget_candidates(study)
+    return True
 
 
 def retry_callback_limit(callback: optuna.storages.RetryFailedTrialCallback) -> int | None:

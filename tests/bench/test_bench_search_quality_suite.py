@@ -54,3 +54,13 @@ def test_the_agreement_table_summarises_what_the_stages_recorded(capsys: pytest.
     assert out[-3].split() == ["family", "before", "fine", "before", "refine"]
     assert out[-2].split() == ["shift-lr", "0.80", "[", "0.70,", "0.90]", "0.50", "[", "0.50,", "0.50]"]
     assert out[-1].split() == ["mfh3-good", "—", "—"]
+
+
+def test_dehb_is_left_out_with_its_reason_where_it_cannot_load(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    quality = bench_script("search_quality")
+    assert quality.usable_baselines(["GP", "DEHB"], tmp_path) == ["GP"]  # no optunahub, or no package there
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("DEHB not run: ") and ("pip install optunahub" in line or "samplers/dehb" in line)
+    with pytest.raises(SystemExit, match="unknown baseline 'BOHB'; choose from"):
+        quality.usable_baselines(["BOHB"], None)

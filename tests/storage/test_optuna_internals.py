@@ -239,3 +239,17 @@ def test_the_journal_backend_takes_the_given_lock_around_each_append(tmp_path: P
     assert lock.appends >= 3 and not lock.held, (
         "JournalFileBackend no longer takes its lock_obj (a BaseJournalFileLock) around each append: "
         "update storage/stores/journal_lock.py and storage/optuna_internals.py")
+
+
+def test_prepare_brackets_sets_up_a_hyperband_pruner_before_its_first_prune() -> None:
+    pruner = optuna.pruners.HyperbandPruner(min_resource=2, max_resource="auto", reduction_factor=3)
+    study = optuna.create_study(pruner=pruner)
+    assert internals.prepare_brackets(pruner, study) is False  # auto: no finished trial to size it from yet
+    trial = study.ask()
+    for step in range(1, 19):
+        trial.report(0.5, step)
+    study.tell(trial, 0.5)
+    assert internals.prepare_brackets(pruner, study) is True
+    assert internals.prepare_brackets(pruner, study) is True  # once set up, left as it is
+    fixed = optuna.pruners.HyperbandPruner(min_resource=2, max_resource=18, reduction_factor=3)
+    assert internals.prepare_brackets(fixed, optuna.create_study(pruner=fixed)) is True  # sized by its options
