@@ -11,6 +11,9 @@ checkout of github.com/optuna/optunahub-registry: DIR is its `package` folder), 
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -78,3 +81,23 @@ def register_dehb(registry: Path | None = None) -> None:
                 reduction_factor: int = 3) -> Any:
         return module.DEHBPruner(min_resource=min_resource, max_resource=max_resource,
                                  reduction_factor=reduction_factor)
+
+
+def usable_baselines(names: list[str], known: Mapping[str, Any], registry: Path | None) -> list[str]:
+    """`names` less the ones that cannot run here (DEHB without optunahub or its package), each said on stderr
+    in one line; a name not in `known` exits with a one-line error."""
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown baseline {unknown[0]!r}; choose from {', '.join(known)}")
+    if NAME in names:
+        try:
+            register_dehb(registry)
+        except HubUnavailable as e:
+            print(f"{NAME} not run: {e}", file=sys.stderr, flush=True)
+            return [n for n in names if n != NAME]
+    return names
+
+
+def add_hub_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hub-registry", type=Path, default=None,
+                        help="a local copy of OptunaHub's registry (its package folder), for DEHB offline")

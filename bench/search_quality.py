@@ -113,7 +113,7 @@ BASELINES: dict[str, tuple[Any, Any]] = {
                                                                    "reduction_factor": 3}),
     "random + median": ("random", {"name": "median", "n_startup_trials": 5, "n_warmup_steps": 5}),
     "GP": ({"name": "gp", "n_startup_trials": 10}, "none"),
-    hub.NAME: hub.SPEC,  # OptunaHub's DEHB, where optunahub can load it (`usable_baselines`)
+    hub.NAME: hub.SPEC,  # OptunaHub's DEHB, where optunahub can load it (`hub.usable_baselines`)
 }
 
 
@@ -263,26 +263,6 @@ def compare(example: dict[str, Any], reps: int, names: list[str], *, objective: 
     return results
 
 
-def usable_baselines(names: list[str], hub_registry: Path | None) -> list[str]:
-    """`names` less the ones that cannot run here (DEHB without optunahub or its package), each said on stderr;
-    an unknown name exits with a one-line error."""
-    unknown = [n for n in names if n not in BASELINES]
-    if unknown:
-        raise SystemExit(f"unknown baseline {unknown[0]!r}; choose from {', '.join(BASELINES)}")
-    if hub.NAME in names:
-        try:
-            hub.register_dehb(hub_registry)
-        except hub.HubUnavailable as e:
-            print(f"{hub.NAME} not run: {e}", file=sys.stderr, flush=True)
-            return [n for n in names if n != hub.NAME]
-    return names
-
-
-def add_hub_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hub-registry", type=Path, default=None,
-                        help="a local copy of OptunaHub's registry (its package folder), for DEHB offline")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20, help="repetitions of every search")
@@ -290,13 +270,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baselines", default=",".join(BASELINES), help="comma-separated names to run")
     parser.add_argument("--dense-points", type=int, default=256,
                         help="random points per categorical combination in the search for the best known value")
-    add_hub_option(parser)
+    hub.add_hub_option(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")  # Optuna's experimental notices (constant_liar, GPSampler, ...)
     example = yaml.safe_load(args.example.read_text())
-    names = usable_baselines([n.strip() for n in args.baselines.split(",") if n.strip()], args.hub_registry)
+    names = hub.usable_baselines([n.strip() for n in args.baselines.split(",") if n.strip()], BASELINES,
+                                  args.hub_registry)
     optimum = best_known(coarse_to_fine_plan(example, 0), args.dense_points)
     print(f"best known true value {optimum:.4f}", file=sys.stderr, flush=True)
     results = compare(example, args.reps, names)

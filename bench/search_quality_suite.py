@@ -108,6 +108,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is a folder of scripts
 
+import hub_baselines as hub
 import landscapes
 import search_quality as sq
 
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge", type=Path, nargs="+",
                         help="print one table from saved runs instead of running (a search is taken from the first "
                              "file that has it, so a slow baseline can run apart at its own count)")
-    sq.add_hub_option(parser)
+    hub.add_hub_option(parser)
     args = parser.parse_args(argv)
     if args.merge:
         print_table(merged(args.merge), args.example)
@@ -262,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     warnings.simplefilter("ignore")
     np.seterr(all="ignore")
     example = yaml.safe_load(args.example.read_text())
-    names = sq.usable_baselines([n.strip() for n in args.baselines.split(",") if n.strip()], args.hub_registry)
+    names = hub.usable_baselines([n.strip() for n in args.baselines.split(",") if n.strip()], sq.BASELINES,
+                                  args.hub_registry)
     results: Results = {}
     # Repetitions outside, families inside: a run stopped early has as many repetitions of every family.
     for rep in range(args.first, args.first + args.reps):

@@ -58,9 +58,10 @@ def test_the_agreement_table_summarises_what_the_stages_recorded(capsys: pytest.
 
 def test_dehb_is_left_out_with_its_reason_where_it_cannot_load(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    quality = bench_script("search_quality")
-    assert quality.usable_baselines(["GP", "DEHB"], tmp_path) == ["GP"]  # no optunahub, or no package there
+    quality, hub = bench_script("search_quality"), bench_script("hub_baselines")
+    # no optunahub here, or no package in that folder
+    assert hub.usable_baselines(["GP", "DEHB"], quality.BASELINES, tmp_path) == ["GP"]
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("DEHB not run: ") and ("pip install optunahub" in line or "samplers/dehb" in line)
     with pytest.raises(SystemExit, match="unknown baseline 'BOHB'; choose from"):
-        quality.usable_baselines(["BOHB"], None)
+        hub.usable_baselines(["BOHB"], quality.BASELINES, None)
