@@ -1,4 +1,4 @@
-"""A multi-fidelity Bayesian-style baseline from Optuna's ecosystem: DEHB (Awad, Mallik and Hutter, IJCAI 2021),
+"""A multi-fidelity baseline from Optuna's ecosystem: DEHB (Awad, Mallik and Hutter, IJCAI 2021),
 OptunaHub's `samplers/dehb` package, a sampler and a pruner that work as a pair (differential evolution over
 Hyperband's brackets; the sampler reads the brackets from the study's pruner).
 
@@ -85,10 +85,11 @@ def register_dehb(registry: Path | None = None) -> None:
 
 def usable_baselines(names: list[str], known: Mapping[str, Any], registry: Path | None) -> list[str]:
     """`names` less the ones that cannot run here (DEHB without optunahub or its package), each said on stderr
-    in one line; a name not in `known` exits with a one-line error."""
+    in one line; a name not in `known` exits 2 with a one-line error."""
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise SystemExit(f"unknown baseline {unknown[0]!r}; choose from {', '.join(known)}")
+        print(f"error: unknown baseline {unknown[0]!r}; choose from {', '.join(known)}", file=sys.stderr)
+        raise SystemExit(2)
     if NAME in names:
         try:
             register_dehb(registry)
