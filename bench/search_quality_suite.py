@@ -86,7 +86,14 @@ E3's median pruner, reading the early epochs of full-fidelity runs, cut good con
 picked bad ones; E4 (like V7) brings mfh3-good to a third of S's regret and became the example plan. Where the
 coarse ranking holds, the plan runs as S does, so the synthetic objective's 0.0032 is one more run of S's path
 (runs of it: 0.0028, 0.0020, 0.0019, 0.0032; mean 0.0025, within the target). mfh6-terrible does not move: 16
-full-fidelity GP trials in 6 dimensions find little more than the noisy stages did.
+full-fidelity GP trials in 6 dimensions find little more than the noisy stages did. Other escalations, screened
+on the two MF-Hartmann families of the tuning set (10 repetitions each; E4 run again beside them):
+  escalated fine stage                  mfh3-good        mfh6-terrible
+  E4: 16 GP trials, no pruner           0.036 ± 0.039    1.22 ± 0.54
+  G20: 20 GP trials, no pruner          0.036 ± 0.054    1.37 ± 0.55
+  H1: 48 TPE trials, Hyperband          0.150 ± 0.125    1.37 ± 0.62
+  H2: 48 GP trials, Hyperband           0.559 ± 0.337    1.64 ± 0.49
+none better than E4, which stays.
 """
 
 from __future__ import annotations
