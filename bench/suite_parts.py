@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -32,7 +30,6 @@ PEAK_FLOPS = 990e12  # dense bf16, H100 / H200 SXM
 FLOP_PER_IMAGE = 3.33e9  # ResNet-18 at width 64, forward + backward, one 32x32 image
 HEADER = f"{'part':<10} {'measure':<52} {'value':>10} {'unit':<10} note"
 NA_CUDA = "n/a (needs CUDA)"
-PYTEST_S = 110  # pytest -m gpu's own limit, inside the pytest part's budget in gpu_suite.PARTS
 
 
 def emit(row: dict[str, Any], rows_file: Path | None) -> None:
@@ -303,19 +300,6 @@ def part_pytest(s: Settings, data_dir: Path, out: Callable[[dict[str, Any]], Non
     if s.smoke:
         out({"measure": "pytest -m gpu", "value": None, "unit": "", "note": "n/a in smoke mode"})
         return
-    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "objectives").glob("test_*.py")
-                   if "mark.gpu" in p.read_text())
-    command = [sys.executable, "-m", "pytest", "-v", "-m", "gpu", "-p", "no:cacheprovider", "--durations=5", *files]
-    try:  # within the part's budget (gpu_suite.PARTS), so a slow run still says how far it got
-        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=PYTEST_S)
-        stdout, code = proc.stdout, float(proc.returncode)
-    except subprocess.TimeoutExpired as e:
-        stdout = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        reached = [line for line in stdout.splitlines() if "::" in line][-1:] or ["before the first test ended"]
-        stdout, code = stdout + f"\nstopped after {PYTEST_S} s; last: {reached[0]}", None
-    lines = stdout.strip().splitlines()
-    summary = lines[-1] if lines else ""
-    failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
-    sys.stdout.write(stdout[-3000:] + "\n")
-    out({"measure": "pytest -m gpu (tests/objectives)", "value": code, "unit": "exit code",
-         "note": "; ".join([summary, *failed])[:400]})
+    from suite_pytest import run_gpu_tests
+
+    run_gpu_tests(ROOT, out)
