@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-PYTEST_S = 110  # inside the pytest part's budget in gpu_suite.PARTS
+PYTEST_S = 130  # inside the pytest part's budget in gpu_suite.PARTS
 
 
 def run_gpu_tests(root: Path, out: Callable[[dict[str, Any]], None]) -> None:
