@@ -82,9 +82,11 @@ class GraphStep(TrainStep):
         return loss.detach().float(), logits.detach()
 
     def _warm_up_and_capture(self) -> None:
-        # Warm-up steps change weights, BatchNorm statistics and optimizer state: keep the trial's start and
-        # put it back before capture (capture itself records kernels without running them).
+        # Warm-up steps change weights, BatchNorm statistics and optimizer state: keep the trial's start (a
+        # resumed run's restored state included) and put it back before capture (capture itself records kernels
+        # without running them).
         saved = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        saved_state = optimizer_state_copy(self.optimizer)
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
@@ -95,7 +97,7 @@ class GraphStep(TrainStep):
         with torch.no_grad():
             for k, v in self.model.state_dict().items():
                 v.copy_(saved[k])
-            _reset_optimizer_state(self.optimizer)
+            restore_optimizer_state(self.optimizer, saved_state)
         self.optimizer.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: other threads of the process (a DataLoader's pin-memory thread, a storage heartbeat)
@@ -116,14 +118,31 @@ class GraphStep(TrainStep):
         self.seen += len(y)
 
 
-@torch.no_grad()
-def _reset_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
-    """Put every state tensor back to what a fresh optimizer's first step would create.
+OptimizerState = dict[torch.Tensor, dict[str, Any]]  # param -> its state, as `optimizer.state` holds it
 
-    Zero momentum / moment buffers and step counts give the same first update as lazily created ones
-    (SGD: buf = momentum * 0 + grad = grad); NAdam's running product of momenta starts at one.
+
+@torch.no_grad()
+def optimizer_state_copy(optimizer: torch.optim.Optimizer) -> OptimizerState:
+    """A copy of the state the optimizer holds now: none before its first step, a resumed run's restored state."""
+    return {param: {name: value.detach().clone() if isinstance(value, torch.Tensor) else value
+                    for name, value in state.items()}
+            for param, state in optimizer.state.items()}
+
+
+@torch.no_grad()
+def restore_optimizer_state(optimizer: torch.optim.Optimizer, saved: OptimizerState) -> None:
+    """Put the optimizer's state back to `saved` in place (captured kernels keep the tensors' addresses).
+
+    State that `saved` does not hold was created by the steps since: it becomes what a fresh optimizer's first
+    step would create. Zero momentum / moment buffers and step counts give the same first update as lazily
+    created ones (SGD: buf = momentum * 0 + grad = grad); NAdam's running product of momenta starts at one.
     """
-    for state in optimizer.state.values():
+    for param, state in optimizer.state.items():
+        before = saved.get(param, {})
         for name, value in state.items():
-            if isinstance(value, torch.Tensor):
+            if name in before and isinstance(value, torch.Tensor):
+                value.copy_(before[name])
+            elif name in before:
+                state[name] = before[name]
+            elif isinstance(value, torch.Tensor):
                 value.fill_(1.0 if name == "mu_product" else 0.0)
