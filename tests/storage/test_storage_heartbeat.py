@@ -16,8 +16,8 @@ from hpsearch.storage import optuna_internals as internals
 
 ClaimTrials = Callable[[BaseStorage, str, int], list[int]]  # the `claim_trials` fixture
 SLOT_ATTR = "hpsearch:slot"  # set by `claim_trials` on every slot
-GRACE = 1.5  # seconds; tests sleep just past it
-BEAT = 0.25  # seconds between heartbeats: six per grace period, so a slow tick cannot fail a trial
+GRACE = 3.0  # seconds; tests sleep just past it (1.5 s proved too short on a loaded 2-core machine)
+BEAT = 0.25  # seconds between heartbeats: twelve per grace period, so a slow tick cannot fail a trial
 
 
 def _trials(storage: BaseStorage, study_name: str, state: TrialState | None = None) -> list[FrozenTrial]:
