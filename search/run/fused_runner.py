@@ -36,7 +36,7 @@ from hpsearch.storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 FUSED_OBJECTIVES = ("cifar10-resnet18",)  # objectives with a fused trainer
-_said: set[str] = set()  # reasons a worker cannot fuse a stage, each logged once per process
+_said: set[str] = set()  # what a worker says about --fuse (why it does not apply, a slow device), once per process
 
 
 def fusion_blocker(plan: Plan, view: StageView) -> str | None:
@@ -48,18 +48,16 @@ def fusion_blocker(plan: Plan, view: StageView) -> str | None:
     return None
 
 
-def say_once(reason: str) -> None:
-    """Log, once per process, that --fuse does not apply and why."""
-    if reason not in _said:
-        _said.add(reason)
-        log.info("--fuse: %s; its trials run one at a time", reason)
-
-
-def say_once_warning(message: str) -> None:
-    """Warn, once per process."""
+def _once(level: int, message: str) -> None:
+    """Log `message` at `level`, once per process."""
     if message not in _said:
         _said.add(message)
-        log.warning("%s", message)
+        log.log(level, "%s", message)
+
+
+def say_once(reason: str) -> None:
+    """Log, once per process, that --fuse does not apply and why."""
+    _once(logging.INFO, f"--fuse: {reason}; its trials run one at a time")
 
 
 def device_warning(device: str) -> str | None:
@@ -108,7 +106,7 @@ def run_fused(ctx: FusedContext, first: Claim, fuse: int, budget: int | None) ->
 
     warning = device_warning(ctx.device)
     if warning is not None:
-        say_once_warning(warning)
+        _once(logging.WARNING, warning)
     store = ctx.view.store
     patient = Patient(ctx.grace_period, ctx.stop, store.transient)
     # The storage being away: the worker waits for it, the stale-trial check retries the trials it held.
