@@ -67,3 +67,11 @@ def test_dehb_is_left_out_with_its_reason_where_it_cannot_load(tmp_path: Path,
         hub.usable_baselines(["BOHB"], quality.BASELINES, None)
     assert stopped.value.code == 2
     assert capsys.readouterr().err.startswith("error: unknown baseline 'BOHB'; choose from TPE + median, ")
+
+
+def test_a_table_without_baselines_shows_a_dash_for_the_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    results = {"shift-lr": {"coarse-to-fine": [(0.01, 0.1, 600.0), (0.02, 0.2, 610.0)]}}
+    bench_script("search_quality_suite").print_table(results, Path("plan.yaml"))
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith(("shift-lr", "pooled"))]
+    assert rows == [["shift-lr", "0.0150", "±", "0.0635", "—", "605"], ["pooled", "(normalised)", "0.1500", "±",
+                                                                        "0.6353", "—"]]
