@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import shlex
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from hpsearch.search.run.waits import stored_plan
 from hpsearch.search.run.worker import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, WorkerOptions
 from hpsearch.search.run.worker_log import LogRelay
 from hpsearch.search.watch.dashboard import artifact_dir
-from hpsearch.search.watch.export import progress_line, ranked_configs, write_export
+from hpsearch.search.watch.export import SEED_BLIND, progress_line, ranked_configs, seed_blind, write_export
 from hpsearch.search.watch.status import is_done, under_budget
 from hpsearch.search.watch.summary import summary_of, summary_to_dict
 from hpsearch.storage import open_storage, redact_url
@@ -215,6 +216,8 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
         console.print(f"hpsearch: {line}", soft_wrap=True, markup=False)
     metric = plan.metric
     click.echo(f"best config: {paths[0]} (mean {metric.label} {best[0].mean:.4f} over {len(best[0].values)} runs)")
+    if seed_blind(r.values for r in ranked_configs(stored, sys.maxsize, views)):
+        console.print(f"hpsearch: note: {SEED_BLIND}", soft_wrap=True, markup=False)
     data = f" --data-dir {shlex.quote(str(options.data_dir))}" if options.data_dir else ""
     test = " --test" if plan.objective == "cifar10-resnet18" else ""  # the one objective with a held-out test set
     click.echo(f"reproduce it: {invoked_as()} train --config {shlex.quote(str(paths[0]))} "

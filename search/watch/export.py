@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,18 @@ class Ranked:
     @property
     def std(self) -> float:
         return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+
+SEED_BLIND = ("every final config gave the same value on every seed: the objective seems to ignore the seed it is "
+              "given (params['seed'] in a function of params, config.seed in a training function), so the repeats "
+              "measured no seed-to-seed noise")
+
+
+def seed_blind(values_per_config: Iterable[Sequence[float]]) -> bool:
+    """Whether the configs repeated over seeds (a final stage's) each gave one value on every seed, as an objective
+    that ignores its seed does; False where no config was repeated."""
+    repeated = [list(v) for v in values_per_config if len(v) > 1]
+    return bool(repeated) and all(max(v) - min(v) <= 1e-12 * max(1.0, abs(max(v))) for v in repeated)
 
 
 def best_configs(storage: BaseStorage, campaign: str, top: int) -> list[Ranked]:

@@ -25,6 +25,7 @@ from hpsearch.search.record import found_lr_range
 from hpsearch.search.run.campaign import DUPLICATE, Campaign, rank
 from hpsearch.search.run.cost import EPOCH_EQUIVALENTS, Cost
 from hpsearch.search.watch import report_plots as plots
+from hpsearch.search.watch.export import SEED_BLIND, seed_blind
 from hpsearch.search.watch.summary import StageSummary, stage_summary
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,9 @@ def _stage_section(view: Any, metric: Metric) -> str:
     out.append(_figure("Learning rate against momentum", plots.lr_momentum(trials)))
     out.append(_figure("Best trials: train and validation curves", plots.best_curves(trials)))
     if view.stage.kind == StageKind.FINAL:
-        out.append(_figure("Spread over seeds", plots.seed_spread(_seed_groups(view, trials))))
+        groups = _seed_groups(view, trials)
+        out.append(_figure("Spread over seeds", plots.seed_spread(groups),
+                           SEED_BLIND + "." if seed_blind(groups.values()) else ""))
     return "\n".join(out)
 
 
