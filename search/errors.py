@@ -35,11 +35,14 @@ class CampaignFailed(Exception):
 
 def describe_campaign_failure(campaign: str, failure: dict) -> str:
     """One line: where the campaign stopped, the error's type and message, the objective's frame, what to do."""
+    again = "run the plan again under a new campaign name (hpsearch init PLAN --name NEW, or a new name: in the plan)"
+    if "type" not in failure:  # no trial raised: every one was pruned or diverged
+        return (f"campaign {campaign} failed in stage {failure.get('stage', '?')}: {failure.get('why', '')}. Keep "
+                f"the space clear of diverging settings (a lower LR bound) or let the pruner start later, then {again}")
     error = f"{failure.get('type', 'Error')}: {failure.get('message', '')}".rstrip(": ")
     where = f" at {failure['where']}" if failure.get("where") else ""
     return (f"campaign {campaign} failed in stage {failure.get('stage', '?')}: {failure.get('why', '')}; "
-            f"the error was {error}{where}. Fix the objective, then run the plan again under a new campaign name "
-            "(hpsearch init PLAN --name NEW, or a new name: in the plan)")
+            f"the error was {error}{where}. Fix the objective, then {again}")
 
 
 # Each package's root of bad-input errors: the CLI turns these, and only these, into one line and exit 2.

@@ -2,7 +2,7 @@
 
     def objective(params: dict, report) -> float
 
-`params` holds the plan's base, the stage's overrides and the sampled values (and `seed` in the final stage);
+`params` holds the plan's base, the stage's overrides, the sampled values and `seed` (the stage's, or a final repeat's);
 `report(value, step)` reports an intermediate value, as `trial.report` does, and stops a pruned trial by
 raising an exception this function need not catch. It returns the last epoch's validation loss, which the
 plan minimizes (`metric: {name: val_loss, direction: minimize}`).

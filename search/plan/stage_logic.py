@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.plan.agreement import Agreement, ranking_agreement
@@ -16,11 +17,11 @@ from hpsearch.search.plan.model_rank import box_trials, smoothed_order
 from hpsearch.search.plan.narrow import NarrowRule, narrow, set_lr_range
 from hpsearch.search.plan.plan import Plan
 from hpsearch.search.plan.space import Space
-from hpsearch.search.plan.stages import CompareStage, FinalStage, LRRangeTestStage, SearchStage, Stage
+from hpsearch.search.plan.stages import MAX_STAGE_TRIALS, CompareStage, FinalStage, LRRangeTestStage, SearchStage, Stage
 from hpsearch.search.record import found_lr_range
 
 SLOT = "hpsearch:slot"
-OVERRIDES = "hpsearch:overrides"  # per-slot TrainConfig changes, e.g. the seed of a final-stage repeat
+OVERRIDES = "hpsearch:overrides"  # per-slot config changes: the seed of a search stage or a final-stage repeat
 DUPLICATE = "hpsearch:duplicate"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RETRY_OF = "failed_trial"  # the system attribute Optuna's retry gives the copy of a failed trial
@@ -52,8 +53,22 @@ def slot_templates(plan: Plan, index: int, ranked: list[FrozenTrial], stage: Sta
         return [(dict(fixed), {**changes, "seed": seed + s})
                 for _, changes in stage.variants for s in range(stage.seeds)]
     carry = stage.carry if isinstance(stage, SearchStage) and index > 0 else 0
-    carried = [(dict(t.params), {}) for t in ranked[:carry]]
-    return carried + [({}, {}) for _ in range(stage.n_trials - len(carried))]
+    seeded = {"seed": stage_seed(plan, index)} if plan.schema.field_type("seed") is not None else {}
+    carried = [(dict(t.params), dict(seeded)) for t in ranked[:carry]]
+    return carried + [({}, dict(seeded)) for _ in range(stage.n_trials - len(carried))]
+
+
+def stage_seed(plan: Plan, index: int) -> int:
+    """The seed every trial of search stage `index` trains with, drawn from the base config's seed and the stage's
+    position (numpy's SeedSequence) and never one of a final or comparison stage's (seed, seed + 1, ...): a config
+    carried into the next stage, or re-trained by the final stage at the fidelity it was found at, is measured on
+    fresh noise instead of repeating its run. Every trial of a stage shares it, as fused trials need."""
+    base = int(plan.base_params.get("seed", 0))
+    for drawn in np.random.SeedSequence([base, index]).generate_state(8):
+        seed = int(drawn) >> 1  # 31 bits: room for an objective's own seed arithmetic below 2**32
+        if not base <= seed < base + MAX_STAGE_TRIALS:
+            return seed
+    raise AssertionError("eight 32-bit draws all fell in a range of 10,000")  # pragma: no cover
 
 
 def config_groups(trials: list[FrozenTrial], seeds: int) -> dict[int, list[FrozenTrial]]:

@@ -165,8 +165,10 @@ class Campaign:
             raise RuntimeError(f"stage {index} cannot open before stage {index - 1}")
         if not any(t.state == TrialState.COMPLETE for t in previous.trials):
             error = first_error(previous.trials)
+            pruned = "" if error else (f" (all {sum(t.state == TrialState.PRUNED for t in previous.trials)} pruned "
+                                       "or diverged, none failed)")
             self.fail({**error, "stage": previous.stage.name,
-                       "why": f"it ended with no completed trial, so stage {self.plan.stages[index].name} "
+                       "why": f"it ended with no completed trial{pruned}, so stage {self.plan.stages[index].name} "
                               "cannot open"})
         ranked = rank(previous.trials, self.plan.metric.minimize)
         agreement = previous_agreement(self.plan, index, ranked)

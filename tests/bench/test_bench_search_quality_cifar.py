@@ -17,6 +17,9 @@ def test_search_quality_on_cifar_prints_its_table(tmp_path: Path, capsys: pytest
     example = yaml.safe_load((ROOT / "examples" / "demo.yaml").read_text())
     # The demo's stages with two trials each and one epoch, on 20 images a class: the code path, not the figures.
     example["base"].update(width=4, data_fraction=1.0, batch_size=32)
+    # LRs that never diverge here: each stage trains with its own seed, so a carried config may diverge where it
+    # did not before, and a stage of two trials must keep one
+    example["space"]["lr"].update(low=1.0e-3, high=0.05)
     coarse, fine, final = example["stages"]
     coarse.update(n_trials=2, overrides={"epochs": 1}, pruner="none")
     fine.update(n_trials=2, carry=1, overrides={"epochs": 1}, pruner="none", narrow={"top_k": 1})

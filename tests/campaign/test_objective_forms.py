@@ -35,6 +35,10 @@ RAISES = '''
 def objective(params):
     return 1 / 0
 '''
+DIVERGES = '''
+def objective(params):
+    return float("nan")
+'''
 BROKEN_IMPORT = '''
 raise RuntimeError("this module is broken on purpose")
 '''
@@ -142,6 +146,18 @@ def test_an_objective_that_always_raises_stops_run_with_its_error(tmp_path: Path
     code = subprocess.run([sys.executable, "-m", "hpsearch.search", "worker", "own", "--storage", journal,
                            "--devices", "cpu"], env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert code.returncode == 1 and "failed in stage coarse" in code.stderr and "Traceback" not in code.stderr
+
+
+@pytest.mark.slow
+def test_a_stage_whose_every_trial_diverged_stops_run_saying_so(tmp_path: Path) -> None:
+    (tmp_path / "nan.py").write_text(DIVERGES)
+    proc = subprocess.run([sys.executable, "-m", "hpsearch.search", "run", str(_plan(tmp_path, "nan:objective")),
+                           "--storage", str(tmp_path / "c.journal"), "--workers", "1", "--out", str(tmp_path / "out")],
+                          env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert ("campaign own failed in stage coarse: it ended with no completed trial (all 8 pruned or diverged, none "
+            "failed), so stage fine cannot open. Keep the space clear of diverging settings") in proc.stderr
+    assert "the error was" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_an_import_that_raises_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
