@@ -39,7 +39,7 @@ def describe_campaign_failure(campaign: str, failure: dict) -> str:
     if "type" not in failure:  # no trial raised: every one was pruned or diverged
         return (f"campaign {campaign} failed in stage {failure.get('stage', '?')}: {failure.get('why', '')}. Keep "
                 f"the space clear of diverging settings (a lower LR bound) or let the pruner start later, then {again}")
-    error = f"{failure.get('type', 'Error')}: {failure.get('message', '')}".rstrip(": ")
+    error = f"{failure['type']}: {failure.get('message', '')}".rstrip(": ")
     where = f" at {failure['where']}" if failure.get("where") else ""
     return (f"campaign {campaign} failed in stage {failure.get('stage', '?')}: {failure.get('why', '')}; "
             f"the error was {error}{where}. Fix the objective, then {again}")

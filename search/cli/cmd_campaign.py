@@ -208,7 +208,8 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
     if code != 0:
         return 1
     views = stored.views()  # one read of each stage's trials serves the ranking and the costs
-    best = ranked_configs(stored, 1, views)
+    ranked = ranked_configs(stored, sys.maxsize, views)  # every final config: the export's first, the seed check
+    best = ranked[:1]
     short = under_budget(stages)  # slots that failed on every retry: the campaign ran fewer trials than planned
     paths = write_export(best, plan.name, out, "yaml", summary_to_dict(summary_of(views, plan.cost_unit)),
                          under_budget=short)
@@ -216,7 +217,7 @@ def run_command(plan_path: Path, storage: str | None, workers: int | None, out: 
         console.print(f"hpsearch: {line}", soft_wrap=True, markup=False)
     metric = plan.metric
     click.echo(f"best config: {paths[0]} (mean {metric.label} {best[0].mean:.4f} over {len(best[0].values)} runs)")
-    if seed_blind(r.values for r in ranked_configs(stored, sys.maxsize, views)):
+    if seed_blind(r.values for r in ranked):
         console.print(f"hpsearch: note: {SEED_BLIND}", soft_wrap=True, markup=False)
     data = f" --data-dir {shlex.quote(str(options.data_dir))}" if options.data_dir else ""
     test = " --test" if plan.objective == "cifar10-resnet18" else ""  # the one objective with a held-out test set

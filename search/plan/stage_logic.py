@@ -64,11 +64,9 @@ def stage_seed(plan: Plan, index: int) -> int:
     carried into the next stage, or re-trained by the final stage at the fidelity it was found at, is measured on
     fresh noise instead of repeating its run. Every trial of a stage shares it, as fused trials need."""
     base = int(plan.base_params.get("seed", 0))
-    for drawn in np.random.SeedSequence([base, index]).generate_state(8):
-        seed = int(drawn) >> 1  # 31 bits: room for an objective's own seed arithmetic below 2**32
-        if not base <= seed < base + MAX_STAGE_TRIALS:
-            return seed
-    raise AssertionError("eight 32-bit draws all fell in a range of 10,000")  # pragma: no cover
+    # 31 bits: room for an objective's own seed arithmetic below 2**32; eight draws, of which one clears the range
+    drawn = (int(d) >> 1 for d in np.random.SeedSequence([base, index]).generate_state(8))
+    return next(seed for seed in drawn if not base <= seed < base + MAX_STAGE_TRIALS)
 
 
 def config_groups(trials: list[FrozenTrial], seeds: int) -> dict[int, list[FrozenTrial]]:
