@@ -172,8 +172,12 @@ def test_a_plan_of_comparisons_only_counts_failed_trials_and_exports_its_best_va
 @pytest.mark.slow
 def test_a_compare_stage_on_postgresql_claims_its_slots_with_their_params(pg_url: str, tmp_path: Path) -> None:
     """PostgreSQL hands out slots without a snapshot of the stage: the best params must still reach them."""
-    stages = [{**STAGES[0], "n_trials": 4}, {**STAGES[1], "seeds": 2}]
-    assert main(["init", str(write_plan(tmp_path / "plan.yaml", stages=stages)), "--storage", pg_url]) == 0
+    # Four coarse trials could all diverge or be pruned, leaving nothing to compare on: LRs below every
+    # divergence bound of the synthetic objective, and no pruner.
+    stages = [{**STAGES[0], "n_trials": 4, "pruner": "none"}, {**STAGES[1], "seeds": 2}]
+    space = {**PLAN["space"], "lr": {"type": "float", "low": 1.0e-3, "high": 0.04, "log": True}}
+    assert main(["init", str(write_plan(tmp_path / "plan.yaml", stages=stages, space=space)), "--storage",
+                 pg_url]) == 0
     work("syn", WorkerOptions(storage=pg_url), threading.Event())
     storage = open_storage(pg_url)
     plan = load_stored_plan(storage, "syn")
