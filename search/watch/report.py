@@ -141,17 +141,23 @@ def _cost_section(summaries: list[StageSummary], unit: str = EPOCH_EQUIVALENTS) 
                          f"{pruned.epoch_equivalents:.4g}", f"{failed.epoch_equivalents:.4g}", f"{c.saved:.4g}"))
     rows.append(("campaign", everything.trials, everything.epochs, f"{everything.device_hours:.4g}",
                  f"{everything.epoch_equivalents:.4g}", "", "", f"{everything.saved:.4g}"))
+    header = ("stage", "trials", "epochs", "device-hours", unit, "of which pruned", "of which failed",
+              "saved by pruning")
     if unit == EPOCH_EQUIVALENTS:
+        keep = range(len(header))
         what = ("an epoch-equivalent is one epoch over the full training split at width 64 (epochs run x data "
                 "fraction x (width / 64)<sup>2</sup>). Pruned, diverged and failed trials count the epochs they ran; "
                 "<i>saved</i> is what pruning cut off.")
-    else:
+    else:  # a user's objective: its steps, its own unit unless that is steps again, and no planned length to save
+        keep = [i for i in range(len(header) - 1) if not (i == 4 and unit == "steps")]
+        header = ("stage", "trials", "steps", *header[3:])
         what = (f"the work column is the objective's own cost, in {_e(unit)}; pruned and failed trials count the "
-                "steps they reported.")
+                "steps they reported." if unit != "steps" else
+                "the objective declares no cost of its own, so its work is the steps it reported; pruned and "
+                "failed trials count theirs.")
     return ("<section id='cost'><h2>Cost</h2><p>Device-hours are the wall time trials held their device; "
             + what + "</p>"
-            + _table(("stage", "trials", "epochs" if unit == EPOCH_EQUIVALENTS else "steps", "device-hours",
-                      _e(unit), "of which pruned", "of which failed", "saved by pruning"), rows)
+            + _table(tuple(header[i] for i in keep), [tuple(r[i] for i in keep) for r in rows])
             + _figure(f"{unit.capitalize()} per stage", plots.stage_costs(
                 {s.name: (s.cost.work, s.cost.saved) for s in summaries if s.opened}, unit))
             + "</section>")

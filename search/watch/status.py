@@ -204,13 +204,16 @@ def cost_table(summaries: list[StageSummary], unit: str = EPOCH_EQUIVALENTS) -> 
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
     builtin = unit == EPOCH_EQUIVALENTS
     # A user's objective: its steps and its own unit, and no "saved" (its planned length is not known).
+    # Steps as the unit: the work column would repeat the steps column, so it is left out.
+    steps = unit == "steps"
     columns = (("cost", "trials", "epochs", "device-h", "epoch-eq", "pruned", "failed", "saved") if builtin
-               else ("cost", "trials", "steps", "device-h", unit[:12], "pruned", "failed"))
+               else ("cost", "trials", "steps", "device-h", *(() if steps else (unit[:12],)), "pruned", "failed"))
     for col in columns:
         table.add_column(col, justify="left" if col == "cost" else "right", no_wrap=True)
     # pruned, failed and saved are in the work's unit too: of all, those of pruned and failed trials, and what
     # pruning cut off (a stopped trial counts the epochs it ran).
     table.caption = ("epoch-eq: epochs x data_fraction x (width/64)^2" if builtin
+                     else "pruned, failed: the steps those trials reported" if steps
                      else f"{unit}: the objective's own cost")
 
     def row(name: str, costs: dict[str, Cost]) -> tuple[str, ...]:
@@ -218,7 +221,7 @@ def cost_table(summaries: list[StageSummary], unit: str = EPOCH_EQUIVALENTS) -> 
         pruned, failed = costs.get("pruned", Cost()), costs.get("fail", Cost())
         values = (name, str(c.trials), str(c.epochs), _amount(c.device_hours), _amount(c.work),
                   _amount(pruned.work), _amount(failed.work), _amount(c.saved))
-        return values if builtin else values[:-1]
+        return values if builtin else values[:4] + values[5:-1] if steps else values[:-1]
 
     everything: dict[str, Cost] = {}
     for s in summaries:
@@ -254,4 +257,6 @@ def compare_tables(summaries: list[StageSummary]) -> list[RenderableType]:
 def _amount(x: float) -> str:
     if x == 0:
         return "0"
-    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}" if x >= 1 else f"{x:.2g}"
+    if x >= 100 or float(x).is_integer():  # whole steps or epochs print as counts
+        return f"{x:,.0f}"
+    return f"{x:.2f}" if x >= 1 else f"{x:.2g}"

@@ -110,6 +110,11 @@ def test_a_float_returning_objective_runs_a_campaign_and_train_calls_it_again(
     assert main(["export", "own", "--storage", journal, "--top", "2", "--out", str(tmp_path / "ex")]) == 0
     ranks = [yaml.safe_load((tmp_path / "ex" / f"rank-{k}.yaml").read_text())["result"]["mean_loss"] for k in (1, 2)]
     assert ranks[0] <= ranks[1]
+    # Counted in steps (no cost function): the report's cost table names the steps once and saves nothing.
+    assert main(["report", "own", "--storage", journal, "--out", str(tmp_path / "rep")]) == 0
+    html = (tmp_path / "rep" / "own-report.html").read_text()
+    cost = html[html.index("<section id='cost'>"):]
+    assert cost[: cost.index("</tr>")].count("<th>steps</th>") == 1 and "saved by pruning</th>" not in cost
     line = next(x for x in proc.stdout.splitlines() if x.startswith("reproduce it: "))
     calls_before = len((tmp_path / "calls.jsonl").read_text().splitlines())
     again = subprocess.run(line.removeprefix("reproduce it: "), shell=True, env=_env(tmp_path),

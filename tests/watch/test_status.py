@@ -89,3 +89,25 @@ def test_status_of_the_cli_prints_the_table(campaign: Campaign, capsys: pytest.C
     assert main(["status", "watch", "--storage", str(campaign.path)]) == 0
     out = capsys.readouterr().out
     assert "best val acc" in out and "best (mean ± std of 2 seeds)" in out
+
+
+@pytest.mark.parametrize(("unit", "header"), [
+    ("steps", ["cost", "trials", "steps", "device-h", "pruned", "failed"]),
+    ("GPU-seconds", ["cost", "trials", "steps", "device-h", "GPU-seconds", "pruned", "failed"]),
+])
+def test_a_user_objectives_cost_table_names_each_column_once(unit: str, header: list[str]) -> None:
+    """Counted in steps (no cost function), the work column would repeat the steps column; whole steps print as
+    counts."""
+    from hpsearch.search.run.cost import Cost
+    from hpsearch.search.watch.status import cost_table
+    from hpsearch.search.watch.summary import StageSummary
+
+    costs = {"complete": Cost(4, 40, 3.6, 40.0 if unit == "steps" else 2.5, unit=unit),
+             "pruned": Cost(12, 12, 1.2, 12.0 if unit == "steps" else 0.75, unit=unit)}
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(cost_table([StageSummary("coarse", "search", True, costs)],
+                                                                     unit))
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == header
+    row = lines[1].split()
+    assert row[:3] == ["coarse", "16", "52"] and row[-2:] == (["12", "0"] if unit == "steps" else ["0.75", "0"])
