@@ -21,6 +21,7 @@ import torch
 from hpsearch.objectives.compiled import build_model, resolve_compile
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.data import CifarSplits, make_splits, resolve_data_dir
+from hpsearch.objectives.device import channels_last_on
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.fused_step import (
     FUSED_OPTIMIZERS,
@@ -29,6 +30,7 @@ from hpsearch.objectives.fused_step import (
     StackedLoss,
     StackedModel,
     evaluate_stacked,
+    stack_batches,
 )
 from hpsearch.objectives.loader import Augmentation, DeviceLoader
 from hpsearch.objectives.result import EpochRecord, StepCallback, TrainResult
@@ -102,11 +104,12 @@ def train_fused(configs: Sequence[TrainConfig], *, data_dir: str | Path | None =
         torch.backends.cudnn.benchmark = True
     mode = resolve_compile(first.compile, device)
     autocast = _autocast(device, first.precision, cache=mode != "cudagraphs")
-    model = StackedModel(splits.num_classes, first.width, slots, device)
+    channels_last = channels_last_on(first.channels_last, device)  # the first trial's, as its own run would
+    model = StackedModel(splits.num_classes, first.width, slots, device, channels_last)
     optimizer = FusedOptimizer(model.params, first.optimizer, slots, device)
     loss_fn = StackedLoss(slots, splits.num_classes, device)
     counts = splits.train.class_counts(splits.num_classes)
-    val_loader = DeviceLoader(splits.val, EVAL_BATCH, device)
+    val_loader = DeviceLoader(splits.val, EVAL_BATCH, device, channels_last=channels_last)
     num_params = sum(p[0].numel() for p in model.params.values())
     running: list[_Slot | None] = [None] * slots
     ended: list[TrainResult] = []
@@ -121,7 +124,8 @@ def train_fused(configs: Sequence[TrainConfig], *, data_dir: str | Path | None =
         loss_fn.set_slot(slot, counts, config)
         loader = DeviceLoader(splits.train, config.batch_size, device,
                               augmentation=Augmentation(config.crop, config.flip, config.cutout),
-                              shuffle=True, drop_last=True, seed=config.seed, sampling=config.sampling)
+                              shuffle=True, drop_last=True, seed=config.seed, sampling=config.sampling,
+                              channels_last=channels_last)
         # The schedule drives an LR holder, exactly as it drives a trial's own optimizer in `train()`.
         holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
         schedule = LRSchedule(holder, config, len(loader))
@@ -143,7 +147,7 @@ def train_fused(configs: Sequence[TrainConfig], *, data_dir: str | Path | None =
             batches = {k: next(it) for k, it in iterators.items()}
             x0, y0 = next(iter(batches.values()))
             # An idle slot (no trial left to fill it) trains on a copy of another's batch at LR 0.
-            x = torch.stack([batches[k][0] if k in batches else x0 for k in range(slots)])
+            x = stack_batches([batches[k][0] if k in batches else x0 for k in range(slots)], channels_last)
             y = torch.stack([batches[k][1] if k in batches else y0 for k in range(slots)])
             lrs = [s.schedule.lr if s is not None else 0.0 for s in running]
             optimizer.lr.copy_(torch.tensor(lrs), non_blocking=True)

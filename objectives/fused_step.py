@@ -10,6 +10,13 @@ the CUDA kernel refuses a bf16 input with fp32 running statistics ("Expected run
 BFloat16"), which a plain model's kernel takes; the output goes back to the input's dtype, as a plain
 model's does. The step is eager or captured in a CUDA graph (as `step.GraphStep`); torch.compile is not
 applied to the vmapped model.
+
+Channels-last, as a plain model on a GPU runs: vmap hands a convolution the K slots' activations as one
+[B, K*C, H, W] tensor, a view where K sits beside C in memory. So the stacked input is laid out [B, H, W, K, C]
+(`stack_batches`) and each conv weight [K, Cout, kh, kw, Cin]: the merged input and weight are then
+channels-last views, no copy, and every activation after them stays channels-last. Laid out plainly, the
+merged tensors are [B, K*C, H, W] and [K*Cout, Cin, kh, kw] in the contiguous layout, and the whole network
+runs in it.
 """
 
 from __future__ import annotations
@@ -37,19 +44,49 @@ class _FloatNorm(nn.BatchNorm2d):
         return super().forward(x.to(self.weight.dtype)).to(x.dtype)
 
 
-class StackedModel:
-    """`slots` ResNet-18s of one shape; `forward` takes [K, B, 3, 32, 32] (or one shared [B, ...] batch)."""
+def stack_batches(batches: list[torch.Tensor], channels_last: bool = False) -> torch.Tensor:
+    """The slots' [B, C, H, W] batches as one [K, B, C, H, W] tensor; `channels_last` lays it out [B, H, W, K, C]
+    in memory, which vmap's convolution reads as a channels-last [B, K*C, H, W] without a copy."""
+    if not channels_last:
+        return torch.stack(batches)
+    return torch.stack([b.permute(0, 2, 3, 1) for b in batches], dim=3).permute(3, 0, 4, 1, 2)
 
-    def __init__(self, num_classes: int, width: int, slots: int, device: torch.device) -> None:
+
+def _stacked(tensor: torch.Tensor, slots: int, channels_last: bool, device: torch.device) -> torch.Tensor:
+    """`slots` copies of a tensor on `device`, a conv weight laid out [K, Cout, kh, kw, Cin] where `channels_last`."""
+    if not channels_last or tensor.ndim != 4:
+        return torch.stack([tensor] * slots).to(device)
+    out, cin, kh, kw = tensor.shape
+    laid = torch.empty_strided((slots, out, cin, kh, kw), (out * kh * kw * cin, kh * kw * cin, 1, kw * cin, cin),
+                               dtype=tensor.dtype, device=device)
+    return laid.copy_(torch.stack([tensor] * slots))
+
+
+class _MeanPool(nn.AdaptiveAvgPool2d):
+    """The global average pool as a mean over H and W: vmap has no batching rule for the channels-last path of
+    `adaptive_avg_pool2d` and would run it once per slot."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(-2, -1), keepdim=True)
+
+
+class StackedModel:
+    """`slots` ResNet-18s of one shape; `forward` takes [K, B, 3, 32, 32] (or one shared [B, ...] batch), laid out
+    by `stack_batches` with the model's `channels_last`."""
+
+    def __init__(self, num_classes: int, width: int, slots: int, device: torch.device,
+                 channels_last: bool = False) -> None:
         template = CifarResNet18(num_classes, width)
-        self.slots = slots
-        self.params = {n: torch.stack([p.detach()] * slots).to(device).requires_grad_()
+        self.slots, self.channels_last = slots, channels_last
+        self.params = {n: _stacked(p.detach(), slots, channels_last, device).requires_grad_()
                        for n, p in template.named_parameters()}
         self.buffers = {n: torch.stack([b] * slots).to(device) for n, b in template.named_buffers()}
         self.base = copy.deepcopy(template).to("meta")  # the architecture only: weights come from the stacks
         for module in self.base.modules():
             if type(module) is nn.BatchNorm2d:
                 module.__class__ = _FloatNorm  # the same module and state names, an fp32 forward
+            elif type(module) is nn.AdaptiveAvgPool2d and module.output_size in (1, (1, 1)):
+                module.__class__ = _MeanPool
 
     def _call(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor],
               x: torch.Tensor) -> torch.Tensor:

@@ -65,8 +65,9 @@ def device_warning(device: str) -> str | None:
     return SLOW_ON_CUDA if device.startswith("cuda") else None
 
 
-SLOW_ON_CUDA = ("--fuse on a CUDA device: fused trials are slower there than separate ones (on an H200 at width 64, "
-                "a third of the trials per hour); --per-device K with NVIDIA MPS packs trials faster")
+SLOW_ON_CUDA = ("--fuse on a CUDA device: when last measured, fused trials ran a third of the trials per hour of "
+                "separate ones (an H200, width 64, before the fused step ran channels-last); --per-device K with "
+                "NVIDIA MPS packed trials faster")
 
 
 @dataclass

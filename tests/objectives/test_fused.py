@@ -28,7 +28,7 @@ from hpsearch.objectives.compiled import build_model
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.objectives.errors import ConfigError
 from hpsearch.objectives.fused import fusable_groups, train_fused, why_not_fused
-from hpsearch.objectives.fused_step import FusedOptimizer, StackedLoss, StackedModel
+from hpsearch.objectives.fused_step import FusedOptimizer, StackedLoss, StackedModel, stack_batches
 from hpsearch.objectives.losses import build_loss
 from hpsearch.objectives.optim import build_optimizer
 from hpsearch.objectives.result import EpochRecord, StopTraining, TrainResult
@@ -69,6 +69,41 @@ def test_a_slot_computes_what_its_plain_model_computes() -> None:
             assert torch.allclose(stacked.params[name].grad[k], p.grad, rtol=1e-4, atol=1e-5), name
         for name, b in model.named_buffers():  # BatchNorm statistics: each slot its own
             assert torch.allclose(stacked.buffers[name][k].float(), b.float(), atol=1e-6), name
+
+
+def test_channels_last_stacks_compute_what_contiguous_ones_do_in_that_layout() -> None:
+    """The layout a plain model has on a GPU. In float64, which the CPU runs with torch's own convolutions (not
+    oneDNN's, whose channels-last backward `device.channels_last_on` keeps off the CPU)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        xs = [torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(k)) for k in range(3)]
+        merged = stack_batches([x.contiguous(memory_format=torch.channels_last) for x in xs], channels_last=True)
+        assert torch.equal(merged, torch.stack(xs))
+        # what vmap's convolution reads: the slots beside the channels, a channels-last view of the same memory
+        view = merged.movedim(0, 1).reshape(8, 9, 32, 32)
+        assert view.is_contiguous(memory_format=torch.channels_last) and view.data_ptr() == merged.data_ptr()
+        out: dict[bool, tuple[torch.Tensor, dict[str, torch.Tensor]]] = {}
+        for channels_last in (False, True):
+            stacked = StackedModel(10, 4, 3, CPU, channels_last)
+            for k in range(3):
+                stacked.load_slot(k, build_model(10, 4, k))
+            strides: list[tuple[int, ...]] = []
+            stacked.base.layers[0].register_forward_hook(lambda module, args, y, seen=strides: seen.append(y.stride()))
+            logits = stacked.forward(stack_batches(xs, channels_last))
+            logits.square().sum().backward()
+            channel_stride = strides[0][1]
+            assert (channel_stride == 1) == channels_last  # activations stay channels-last through the network
+            weights = [p for p in stacked.params.values() if p.ndim == 5]
+            layout = torch.channels_last if channels_last else torch.contiguous_format
+            assert all(p.flatten(0, 1).is_contiguous(memory_format=layout) and p.grad.stride() == p.stride()
+                       for p in weights)
+            out[channels_last] = logits.detach(), {n: p.grad for n, p in stacked.params.items()}
+        assert torch.allclose(out[True][0], out[False][0], rtol=1e-10, atol=1e-12)
+        for name, grad in out[False][1].items():
+            assert torch.allclose(out[True][1][name], grad, rtol=1e-10, atol=1e-12), name
+    finally:
+        torch.set_default_dtype(before)
 
 
 @pytest.mark.parametrize("configs", [
