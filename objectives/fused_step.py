@@ -108,10 +108,6 @@ class StackedModel:
         for name, tensor in model.named_buffers():
             self.buffers[name][slot].copy_(tensor)
 
-    def slot_state_dict(self, slot: int) -> dict[str, torch.Tensor]:
-        """`slot`'s weights as a `CifarResNet18` state_dict (on the CPU)."""
-        return {n: t[slot].detach().cpu().clone() for n, t in (self.params | self.buffers).items()}
-
     def state(self) -> dict[str, torch.Tensor]:
         return self.params | self.buffers
 
