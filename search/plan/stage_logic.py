@@ -7,6 +7,7 @@ and which slots lost their retry. `search/run/campaign.py` reads the trials and 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RETRY_OF = "failed_trial"  # the system attribute Optuna's retry gives the copy of a failed trial
 ERROR = "error"  # a failed trial's user attribute: the objective's exception, {"type", "message", "where"}
 ESCALATED = "escalated"  # a stage's user attribute: it opened in its escalated form
+FINAL_CONFIGS = "final_configs"  # a final stage's user attribute: the configs it re-trains, where fewer than its top
 AGREEMENT = "ranking_agreement"  # a stage's user attribute: how well the search stage before it ranked
 REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enqueued by whoever sees it
 
@@ -132,11 +134,20 @@ def previous_agreement(plan: Plan, index: int, ranked: list[FrozenTrial]) -> Agr
     return ranking_agreement([t.intermediate_values for t in ranked if t.state == TrialState.COMPLETE])
 
 
-def as_opened(stage: Stage, escalated: bool) -> Stage:
-    """The stage as it runs: its escalated form (trials, fidelity, sampler) where it opened escalated."""
+def as_opened(stage: Stage, escalated: bool, configs: int | None = None) -> Stage:
+    """The stage as it runs: its escalated form (trials, fidelity, sampler) where it opened escalated; a final
+    stage re-training `configs` configs where the stage before it finished fewer than its `top`."""
     if escalated and isinstance(stage, SearchStage) and stage.escalate is not None:
         return stage.escalated_form()
+    if isinstance(stage, FinalStage) and configs is not None and 0 < configs < stage.top:
+        return replace(stage, top=configs, n_trials=configs * stage.seeds)
     return stage
+
+
+def final_configs(stage: Stage, ranked: list[FrozenTrial]) -> int | None:
+    """How many configs a final stage re-trains: its `top`, or as many as the stage before it finished (its
+    slots are those configs x seeds, and a stage waits for every slot). None for other stages."""
+    return min(stage.top, len(ranked)) if isinstance(stage, FinalStage) else None
 
 
 def escalates(plan: Plan, index: int, previous: Stage, agreement: Agreement | None) -> bool:
@@ -220,7 +231,7 @@ def slots(trials: list[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
     return out
 
 
-__all__ = ["AGREEMENT", "DUPLICATE", "ERROR", "ESCALATED", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S", "RETRY_OF",
-           "SLOT", "as_opened", "best_params", "config_groups", "escalates", "failing", "failure_limit",
-           "first_error", "live", "next_space", "orphans", "previous_agreement", "rank", "slot_templates", "slots",
-           "stage_complete"]
+__all__ = ["AGREEMENT", "DUPLICATE", "ERROR", "ESCALATED", "FINAL_CONFIGS", "FINISHED", "OVERRIDES", "REPAIR_AFTER_S",
+           "RETRY_OF", "SLOT", "as_opened", "best_params", "config_groups", "escalates", "failing", "failure_limit",
+           "final_configs", "first_error", "live", "next_space", "orphans", "previous_agreement", "rank",
+           "slot_templates", "slots", "stage_complete"]

@@ -31,6 +31,7 @@ from hpsearch.search.plan.stage_logic import (
     DUPLICATE,
     ERROR,
     ESCALATED,
+    FINAL_CONFIGS,
     FINISHED,
     OVERRIDES,
     RETRY_OF,
@@ -39,6 +40,7 @@ from hpsearch.search.plan.stage_logic import (
     escalates,
     failing,
     failure_limit,
+    final_configs,
     first_error,
     live,
     next_space,
@@ -137,7 +139,7 @@ class Campaign:
             if attrs is None or not attrs.get("opened"):
                 return None
             self._opened[name] = attrs  # an open stage's space never changes again
-        stage = as_opened(stage, bool(attrs.get(ESCALATED)))
+        stage = as_opened(stage, bool(attrs.get(ESCALATED)), attrs.get(FINAL_CONFIGS))
         if name not in self._studies:
             sampler_seed = self.plan.seed if shares_seed(stage.study_sampler) else self.seed
             study = optuna.load_study(study_name=name, storage=self.storage,
@@ -226,7 +228,8 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
                ranked: list[FrozenTrial], agreement: Agreement | None = None, escalated: bool = False) -> None:
     """Create stage `index` with its space and slots (in its escalated form where `escalated`), then mark it open.
     Safe to repeat and to race. `agreement`: how the ranking before it held, which its note shows."""
-    stage = as_opened(plan.stages[index], escalated)
+    configs = final_configs(plan.stages[index], ranked)
+    stage = as_opened(plan.stages[index], escalated, configs)
     study = optuna.create_study(study_name=study_name(plan.name, stage), storage=storage,
                                 direction=plan.metric.direction, load_if_exists=True)
     if study.metric_names != [plan.metric.name]:  # the dashboard's axis: the metric's name, not "Objective 0"
@@ -240,6 +243,8 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
         attrs[AGREEMENT] = agreement.to_data()
     if escalated:
         attrs[ESCALATED] = True
+    if stage.n_trials < plan.stages[index].n_trials and not escalated:  # a final stage with fewer configs
+        attrs[FINAL_CONFIGS] = configs
     folder = plan.objective_fn.folder if plan.objective_fn is not None else None
     if folder is not None:
         attrs[OBJECTIVE_PATH] = folder
