@@ -98,7 +98,11 @@ def test_channels_last_stacks_compute_what_contiguous_ones_do_in_that_layout() -
             layout = torch.channels_last if channels_last else torch.contiguous_format
             assert all(p.flatten(0, 1).is_contiguous(memory_format=layout) and p.grad.stride() == p.stride()
                        for p in weights)
-            out[channels_last] = logits.detach(), {n: p.grad for n, p in stacked.params.items()}
+            stacked.train(False)
+            with torch.no_grad():  # validation: one batch shared by every slot, with the running statistics
+                shared = stacked.forward(xs[0].contiguous(memory_format=layout), shared=True)
+            assert strides[1][1] == 1 if channels_last else strides[1][1] > 1
+            out[channels_last] = torch.cat([logits.detach(), shared]), {n: p.grad for n, p in stacked.params.items()}
         assert torch.allclose(out[True][0], out[False][0], rtol=1e-10, atol=1e-12)
         for name, grad in out[False][1].items():
             assert torch.allclose(out[True][1][name], grad, rtol=1e-10, atol=1e-12), name
