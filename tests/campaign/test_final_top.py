@@ -3,6 +3,7 @@ mostly failed) re-trains the configs there are, and the campaign ends; it used t
 
 from __future__ import annotations
 
+import sys
 import threading
 from pathlib import Path
 
@@ -46,8 +47,10 @@ def test_a_final_stage_opens_with_the_configs_there_are(flaky: None) -> None:
 
 @pytest.fixture
 def flaky(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module on the path, imported afresh by each test (its count of calls starts at 0)."""
     (tmp_path / "flaky.py").write_text(FLAKY)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "flaky", raising=False)
 
 
 def test_a_campaign_whose_final_top_exceeds_what_the_stage_before_finished_ends(tmp_path: Path, flaky: None) -> None:
