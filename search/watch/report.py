@@ -26,7 +26,7 @@ from hpsearch.search.run.campaign import DUPLICATE, Campaign, rank
 from hpsearch.search.run.cost import EPOCH_EQUIVALENTS, Cost
 from hpsearch.search.watch import report_plots as plots
 from hpsearch.search.watch.export import SEED_BLIND, seed_blind
-from hpsearch.search.watch.summary import StageSummary, stage_summary
+from hpsearch.search.watch.summary import StageSummary, cost_columns, stage_summary
 
 log = logging.getLogger(__name__)
 
@@ -141,16 +141,15 @@ def _cost_section(summaries: list[StageSummary], unit: str = EPOCH_EQUIVALENTS) 
                          f"{pruned.epoch_equivalents:.4g}", f"{failed.epoch_equivalents:.4g}", f"{c.saved:.4g}"))
     rows.append(("campaign", everything.trials, everything.epochs, f"{everything.device_hours:.4g}",
                  f"{everything.epoch_equivalents:.4g}", "", "", f"{everything.saved:.4g}"))
-    header = ("stage", "trials", "epochs", "device-hours", unit, "of which pruned", "of which failed",
-              "saved by pruning")
-    if unit == EPOCH_EQUIVALENTS:
-        keep = range(len(header))
+    builtin = unit == EPOCH_EQUIVALENTS
+    header = ("stage", "trials", "epochs" if builtin else "steps", "device-hours", unit, "of which pruned",
+              "of which failed", "saved by pruning")
+    keep = cost_columns(unit)
+    if builtin:
         what = ("an epoch-equivalent is one epoch over the full training split at width 64 (epochs run x data "
                 "fraction x (width / 64)<sup>2</sup>). Pruned, diverged and failed trials count the epochs they ran; "
                 "<i>saved</i> is what pruning cut off.")
-    else:  # a user's objective: its steps, its own unit unless that is steps again, and no planned length to save
-        keep = [i for i in range(len(header) - 1) if not (i == 4 and unit == "steps")]
-        header = ("stage", "trials", "steps", *header[3:])
+    else:
         what = (f"the work column is the objective's own cost, in {_e(unit)}; pruned and failed trials count the "
                 "steps they reported." if unit != "steps" else
                 "the objective declares no cost of its own, so its work is the steps it reported; pruned and "

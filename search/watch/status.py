@@ -23,7 +23,7 @@ from hpsearch.search.record import found_lr_range
 from hpsearch.search.run.campaign import DUPLICATE, Campaign, StageView, rank
 from hpsearch.search.run.cost import EPOCH_EQUIVALENTS, Cost, total
 from hpsearch.search.run.retries import given_up
-from hpsearch.search.watch.summary import StageSummary
+from hpsearch.search.watch.summary import StageSummary, cost_columns
 
 
 @dataclass(frozen=True)
@@ -203,17 +203,15 @@ def cost_table(summaries: list[StageSummary], unit: str = EPOCH_EQUIVALENTS) -> 
     the campaign, pruned and failed trials included."""
     table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0))
     builtin = unit == EPOCH_EQUIVALENTS
-    # A user's objective: its steps and its own unit, and no "saved" (its planned length is not known).
-    # Steps as the unit: the work column would repeat the steps column, so it is left out.
-    steps = unit == "steps"
-    columns = (("cost", "trials", "epochs", "device-h", "epoch-eq", "pruned", "failed", "saved") if builtin
-               else ("cost", "trials", "steps", "device-h", *(() if steps else (unit[:12],)), "pruned", "failed"))
-    for col in columns:
-        table.add_column(col, justify="left" if col == "cost" else "right", no_wrap=True)
+    keep = cost_columns(unit)
+    columns = ("cost", "trials", "epochs" if builtin else "steps", "device-h", "epoch-eq" if builtin else unit[:12],
+               "pruned", "failed", "saved")
+    for i in keep:
+        table.add_column(columns[i], justify="left" if i == 0 else "right", no_wrap=True)
     # pruned, failed and saved are in the work's unit too: of all, those of pruned and failed trials, and what
     # pruning cut off (a stopped trial counts the epochs it ran).
     table.caption = ("epoch-eq: epochs x data_fraction x (width/64)^2" if builtin
-                     else "pruned, failed: the steps those trials reported" if steps
+                     else "pruned, failed: the steps those trials reported" if unit == "steps"
                      else f"{unit}: the objective's own cost")
 
     def row(name: str, costs: dict[str, Cost]) -> tuple[str, ...]:
@@ -221,7 +219,7 @@ def cost_table(summaries: list[StageSummary], unit: str = EPOCH_EQUIVALENTS) -> 
         pruned, failed = costs.get("pruned", Cost()), costs.get("fail", Cost())
         values = (name, str(c.trials), str(c.epochs), _amount(c.device_hours), _amount(c.work),
                   _amount(pruned.work), _amount(failed.work), _amount(c.saved))
-        return values if builtin else values[:4] + values[5:-1] if steps else values[:-1]
+        return tuple(values[i] for i in keep)
 
     everything: dict[str, Cost] = {}
     for s in summaries:

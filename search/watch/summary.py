@@ -36,6 +36,15 @@ class StageSummary:
         return total(self.costs.values())
 
 
+def cost_columns(unit: str) -> list[int]:
+    """Which of a cost row's columns (stage, trials, epochs or steps, device-hours, work in `unit`, of pruned
+    trials, of failed trials, saved by pruning) a cost table shows: all for the built-in objectives; for a user's,
+    no saved (its planned length is not known), and no work column where the work is the steps again."""
+    if unit == EPOCH_EQUIVALENTS:
+        return list(range(8))
+    return [i for i in range(7) if not (i == 4 and unit == "steps")]
+
+
 def campaign_summary(storage: BaseStorage, campaign: str) -> list[StageSummary]:
     """Every stage of the campaign in plan order; stages not open yet cost nothing."""
     stored = Campaign.load(storage, campaign)
