@@ -28,7 +28,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 RETRY_OF = "failed_trial"  # the system attribute Optuna's retry gives the copy of a failed trial
 ERROR = "error"  # a failed trial's user attribute: the objective's exception, {"type", "message", "where"}
 ESCALATED = "escalated"  # a stage's user attribute: it opened in its escalated form
-FINAL_CONFIGS = "final_configs"  # a final stage's user attribute: the configs it re-trains, where fewer than its top
+FINAL_CONFIGS = "final_configs"  # a final stage's user attribute: the configs it re-trains (its top, or fewer)
 AGREEMENT = "ranking_agreement"  # a stage's user attribute: how well the search stage before it ranked
 REPAIR_AFTER_S = 5.0  # a failed slot left without a retry this long is re-enqueued by whoever sees it
 

@@ -243,7 +243,7 @@ def open_stage(storage: BaseStorage, plan: Plan, index: int, space: Space, paren
         attrs[AGREEMENT] = agreement.to_data()
     if escalated:
         attrs[ESCALATED] = True
-    if stage.n_trials < plan.stages[index].n_trials and not escalated:  # a final stage with fewer configs
+    if configs is not None:
         attrs[FINAL_CONFIGS] = configs
     folder = plan.objective_fn.folder if plan.objective_fn is not None else None
     if folder is not None:
