@@ -77,7 +77,7 @@ class StackedModel:
     def __init__(self, num_classes: int, width: int, slots: int, device: torch.device,
                  channels_last: bool = False) -> None:
         template = CifarResNet18(num_classes, width)
-        self.slots, self.channels_last = slots, channels_last
+        self.slots = slots
         self.params = {n: _stacked(p.detach(), slots, channels_last, device).requires_grad_()
                        for n, p in template.named_parameters()}
         self.buffers = {n: torch.stack([b] * slots).to(device) for n, b in template.named_buffers()}
