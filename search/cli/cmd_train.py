@@ -183,9 +183,18 @@ def _train_other(spec: str, doc: dict, path: Path, seeds: int, test: bool, out: 
     out = _prepare_out(out)
     metrics = train_export(spec, doc, path, seeds, root, out)
     value, metric = metrics["value"], metrics["metric"]
-    mean = f"{value['mean']:.4g} ± {value['std']:.4g}" if value["mean"] is not None else "none"
+    mean = _mean_std(value["mean"], value["std"]) if value["mean"] is not None else "none"
     click.echo(f"objective {spec}: {metric['name']} {mean} over {seeds} run(s) ({metric['direction']})")
     click.echo(f"wrote {out / 'config.yaml'}, {out / 'metrics.json'}")
+
+
+def _mean_std(mean: float, std: float) -> str:
+    """`mean` to four significant digits and `std` to as many decimals (0.283 ± 0.007, 1234 ± 7)."""
+    text = f"{mean:.4g}"
+    if "e" in text:
+        return f"{text} ± {std:.2g}"
+    decimals = len(text.partition(".")[2])
+    return f"{text} ± {std:.{decimals}f}"
 
 
 def _say_how_to_resume(keeper: FileCheckpoint, config_path: Path, seeds: int, out: Path, test: bool) -> None:

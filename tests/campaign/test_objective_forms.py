@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -124,6 +125,8 @@ def test_a_float_returning_objective_runs_a_campaign_and_train_calls_it_again(
     assert len(calls) == calls_before + 2  # the user's function ran once per seed, not ResNet-18
     assert yaml.safe_load(calls[-2])["dropout"] == exported["config"]["dropout"]
     assert "loss" in again.stdout and "minimize" in again.stdout
+    mean, std = re.search(r"loss (\S+) ± (\S+) over 2 run", again.stdout).groups()  # to the same decimals
+    assert len(mean.partition(".")[2]) == len(std.partition(".")[2]), again.stdout
 
 
 @pytest.mark.slow
