@@ -123,7 +123,8 @@ def train_command(
     plot_curves([r.history for r in results], out / "curves.png", title=f"{config_path.name}")
     status = ", ".join(f"{r.status}" + (f" ({r.reason})" if r.reason else "") for r in results)
     summary = metrics["final_val_acc"]
-    line = f"final validation accuracy {summary['mean']:.4f} ± {summary['std']:.4f} over {seeds} seed(s) [{status}]"
+    spread = f" ± {summary['std']:.4f}" if seeds > 1 else ""
+    line = f"final validation accuracy {summary['mean']:.4f}{spread} over {seeds} seed(s) [{status}]"
     if test:
         line += f"; test accuracy {metrics['test_acc']['mean']:.4f}"
     click.echo(line)
@@ -183,7 +184,8 @@ def _train_other(spec: str, doc: dict, path: Path, seeds: int, test: bool, out: 
     out = _prepare_out(out)
     metrics = train_export(spec, doc, path, seeds, root, out)
     value, metric = metrics["value"], metrics["metric"]
-    mean = _mean_std(value["mean"], value["std"]) if value["mean"] is not None else "none"
+    mean = ("none" if value["mean"] is None else f"{value['mean']:.4g}" if seeds == 1
+            else _mean_std(value["mean"], value["std"]))
     click.echo(f"objective {spec}: {metric['name']} {mean} over {seeds} run(s) ({metric['direction']})")
     click.echo(f"wrote {out / 'config.yaml'}, {out / 'metrics.json'}")
 
