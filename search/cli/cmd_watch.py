@@ -21,6 +21,7 @@ from hpsearch.search.cli.service import until_sigterm
 from hpsearch.search.errors import OptionError, describe_campaign_failure
 from hpsearch.search.run.campaign import Campaign, load_stored_plan
 from hpsearch.search.run.checkpoints import open_store
+from hpsearch.search.run.stored_plans import the_campaign
 from hpsearch.search.watch.dashboard import artifact_dir, make_dashboard_server, url_of
 from hpsearch.search.watch.export import ranked_configs, unfinished, write_export, write_weights
 from hpsearch.search.watch.status import StageStatus, is_done, status_of, status_view, under_budget
@@ -78,19 +79,22 @@ def dashboard_command(storage: str | None, host: str, port: int, artifacts: Path
 
 
 @app.command("report")
-@click.argument("name")
+@click.argument("name", required=False)
 @storage_option
 @click.option("--out", type=PathType, default=None, help="folder for NAME-report.html [runs/NAME/report]")
 @click.option("--runs", type=PathType, default=None,
               help="folder of 'hpsearch train --test' outputs whose test accuracy the report shows")
-def report_command(name: str, storage: str | None, out: Path | None, runs: Path | None) -> None:
+def report_command(name: str | None, storage: str | None, out: Path | None, runs: Path | None) -> None:
     """Write one self-contained HTML report of a campaign: spaces, history, importances, curves, seeds.
+
+    NAME may be left out when the storage holds one campaign.
 
     \b
     Example (writes runs/demo/report/demo-report.html):
       hpsearch report demo
     """
     store = open_storage(storage, create=False)
+    name = the_campaign(store, name, "report")
     load_stored_plan(store, name)  # an unknown campaign is one line, before any folder is made for it
     out = writable_dir(out or Path("runs") / name / "report")
     command = ["hpsearch", "report", name, "--out", str(out)]
@@ -105,19 +109,23 @@ def report_command(name: str, storage: str | None, out: Path | None, runs: Path 
 
 
 @app.command("status")
-@click.argument("name")
+@click.argument("name", required=False)
 @storage_option
 @click.option("--watch", is_flag=True, help="refresh until the campaign ends, with the running trials' progress")
 @click.option("--interval", type=Finite(min=0.1), default=2.0, show_default=True, metavar="SECONDS",
               help="seconds between refreshes with --watch")
-def status_command(name: str, storage: str | None, watch: bool, interval: float) -> None:
+def status_command(name: str | None, storage: str | None, watch: bool, interval: float) -> None:
     """Per stage: the space, trials done / pruned / running / waiting / failed, the best so far.
+
+    NAME may be left out when the storage holds one campaign.
 
     \b
     Example:
       hpsearch status cifar10-resnet18 --watch
     """
-    stored = Campaign.load(open_storage(storage, create=False), name)
+    store = open_storage(storage, create=False)
+    stored = Campaign.load(store, the_campaign(store, name, "status"))
+    name = stored.plan.name
 
     def look() -> tuple[list[StageStatus], RenderableType]:
         views = stored.views()  # one read of each stage's trials serves the status and the costs
@@ -140,7 +148,7 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 
 
 @app.command("export")
-@click.argument("name")
+@click.argument("name", required=False)
 @storage_option
 @click.option("--top", type=click.IntRange(min=1), default=3, show_default=True,
               help="how many of the best configs to write, best first: rank-1, rank-2, ...")
@@ -151,15 +159,19 @@ def status_command(name: str, storage: str | None, watch: bool, interval: float)
 @click.option("--artifacts", type=PathType, default=None,
               help="the workers' artifact store [env HPSEARCH_ARTIFACTS_DIR; ./artifacts]")
 @checkpoint_place
-def export_command(name: str, storage: str | None, top: int, fmt: str, out: Path | None, weights: bool,
+def export_command(name: str | None, storage: str | None, top: int, fmt: str, out: Path | None, weights: bool,
                    artifacts: Path | None, checkpoints: Path | None) -> None:
     """Write the best configs, ranked by the final stage's mean over seeds, as files `train --config` reads.
+
+    NAME may be left out when the storage holds one campaign.
 
     \b
     Example (then: hpsearch train --config runs/demo/export/rank-1.yaml --test):
       hpsearch export demo --top 3
     """
-    stored = Campaign.load(open_storage(storage, create=False), name)
+    store = open_storage(storage, create=False)
+    stored = Campaign.load(store, the_campaign(store, name, "export"))
+    name = stored.plan.name
     views = stored.views()  # one read of each stage's trials serves the ranking, the status and the costs
     best = ranked_configs(stored, top, views)
     stages = status_of(views, stored.plan.metric)

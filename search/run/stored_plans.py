@@ -32,6 +32,21 @@ def load_stored_plan(storage: BaseStorage, campaign: str) -> Plan:
     raise CampaignMissing(f"no campaign {shown!r} in this storage{held}; run 'hpsearch init PLAN --storage S' first")
 
 
+def the_campaign(storage: BaseStorage, name: str | None, command: str) -> str:
+    """`name`, or the storage's only campaign when none is named; several, or none, are bad input."""
+    if name is not None:
+        return name
+    names = campaign_names(storage)
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise CampaignMissing("no campaigns in this storage; start one with 'hpsearch run PLAN' (or init PLAN), "
+                              "or point --storage at the one that holds it")
+    more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
+    raise CampaignMissing(f"this storage holds {len(names)} campaigns ({', '.join(names[:SHOWN_NAMES])}{more}); "
+                          f"name one: hpsearch {command} {names[0]}")
+
+
 def campaign_names(storage: BaseStorage) -> list[str]:
     """The campaigns in the storage, sorted: the plan names `init` stored with their stages."""
     return _names_in(storage.get_all_studies())
