@@ -155,6 +155,10 @@ def lr_find_command(
 
     if start_lr >= end_lr:
         raise ConfigError(f"--start-lr ({start_lr}) must be below --end-lr ({end_lr})")
+    spec, _ = exported_objective(config_path)
+    if spec != CIFAR:
+        raise ConfigError(f"{config_path} is an export of objective {spec!r}, and lr-find runs the LR range test "
+                          f"of the built-in {CIFAR} objective; pass a config of that one")
     config, _ = load_config(config_path, device)
     resolve_device(config.device)
     root = ensure_data(data_dir, download)

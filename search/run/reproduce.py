@@ -30,6 +30,9 @@ def exported_objective(path: Path) -> tuple[str, dict[str, Any]]:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         return CIFAR, {}  # TrainConfig.from_yaml_file says what is wrong with it
+    if isinstance(data, dict) and "stages" in data and "config" not in data:
+        raise ConfigError(f"{path} is a plan (it has stages:), not a config: run it with 'hpsearch run {path}', "
+                          "or pass a config that 'hpsearch export' wrote")
     if not isinstance(data, dict) or not isinstance(data.get("objective"), str):
         return CIFAR, data if isinstance(data, dict) else {}
     return data["objective"], data

@@ -63,6 +63,7 @@ BAD_CONFIGS = {
     "unknown plateau mode": ("plateau_mode: up\n", "unknown plateau_mode 'up'"),
     "both forms of warmup": ("warmup_epochs: 1\nwarmup_fraction: 0.1\n", "both warmup_epochs and warmup_fraction"),
     "fraction above 1": ("cycle_fraction: 2.0\n", "cycle_fraction must be a fraction of the run"),
+    "a plan": ("name: p\nobjective: cifar10-resnet18\nspace: {}\nstages: []\n", "is a plan (it has stages:)"),
 }
 
 
@@ -89,6 +90,7 @@ def test_bad_config_is_one_line_and_exit_2(case: str, tmp_path: Path, cifar_dir:
         (["train", "--config", "{cfg}", "--data-dir", "{empty}"], "no CIFAR-10"),
         (["train", "--config", "{cfg}", "--data-dir", "{broken}"], "cannot unpickle"),
         (["lr-find", "--config", "{cfg}", "--start-lr", "1", "--end-lr", "0.1"], "must be below"),
+        (["lr-find", "--config", "{export}"], "an export of objective 'mine:train', and lr-find runs"),
         (["frobnicate"], "No such command"),
     ],
 )
@@ -100,7 +102,9 @@ def test_bad_arguments_and_data_folders_exit_2(args: list[str], message: str, tm
     (tmp_path / "empty").mkdir()
     broken = write_cifar(tmp_path / "broken")
     (broken / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"junk")
-    args = [a.format(cfg=cfg, empty=tmp_path / "empty", broken=broken) for a in args]
+    export = tmp_path / "rank-1.yaml"
+    export.write_text("objective: mine:train\nconfig: {lr: 0.1}\n")
+    args = [a.format(cfg=cfg, empty=tmp_path / "empty", broken=broken, export=export) for a in args]
     if "--data-dir" not in args and args[0] in ("train", "lr-find") and "{cfg}" not in args:
         args += ["--data-dir", str(cifar_dir)]
     code = main([*args, "--out", str(tmp_path / "o")] if args[0] != "frobnicate" else args)
