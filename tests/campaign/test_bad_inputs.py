@@ -28,6 +28,9 @@ PLAN_FILES = {
                            .encode(), "n_trials"),
     "an objective that does not import": (yaml.safe_dump({**PLAN, "objective": "nosuchmod.sub:train"}).encode(),
                                           "nosuchmod"),
+    "a training config": (b"lr: 0.1\nepochs: 4\n", "is a training config, not a plan"),
+    "an export": (yaml.safe_dump({"objective": "cifar10-resnet18", "config": {"lr": 0.1}}).encode(),
+                  "train it with 'hpsearch train --config"),
 }
 
 
