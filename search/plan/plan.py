@@ -176,7 +176,8 @@ def load_plan_file(path: str | Path) -> Plan:
         at = f" at line {mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(getattr(e, "problem", None) or e).split())
         raise PlanError(f"{where}: invalid YAML{at}: {problem}; fix the syntax") from None
-    if isinstance(data, dict) and "stages" not in data and ("config" in data or "lr" in data or "epochs" in data):
+    keys = set(data) if isinstance(data, dict) else set()
+    if not keys & {"stages", "space", "base"} and keys & {"config", "lr", "epochs"}:  # a config, not a broken plan
         raise PlanError(f"{where} is a training config, not a plan (a plan has name, space and stages): train it "
                         f"with 'hpsearch train --config {where}'")
     return Plan.from_dict(data, where, search_path=(Path(path).resolve().parent,))
