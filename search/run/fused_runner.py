@@ -30,7 +30,8 @@ from hpsearch.search.record import TrialRecord
 from hpsearch.search.run.campaign import Campaign, Claim, StageView
 from hpsearch.search.run.cost import recorded, trial_cost
 from hpsearch.search.run.notes import annotate_trial, write_trial_note
-from hpsearch.search.run.trial_runner import LIVE_HISTORY_MIN_S, Interrupted, Patient, finish, trial_config
+from hpsearch.search.run.retries import Patient
+from hpsearch.search.run.trial_runner import LIVE_HISTORY_MIN_S, Interrupted, finish, trial_config
 from hpsearch.storage import Heartbeat
 from hpsearch.storage.errors import StorageError
 
@@ -92,7 +93,7 @@ class FusedContext:
     device: str
     data_dir: Path | None
     heartbeat_interval: int
-    grace_period: int  # how long a trial's writes wait out an outage (`trial_runner.Patient`)
+    grace_period: int  # how long a trial's writes wait out an outage (`retries.Patient`)
     artifacts: Path | None
     stop: threading.Event
     run_alone: Callable[[Claim], None]

@@ -1,8 +1,10 @@
 """Retrying a failed trial in its slot, and recording a slot whose retries are used up (its stage then ends
-under budget, which `status`, `run` and the export report)."""
+under budget, which `status`, `run` and the export report); retrying a trial's storage calls through an outage."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,3 +45,24 @@ def given_up(study_attrs: dict[str, Any]) -> dict[int, dict[str, Any]]:
     """Slot -> {trial, reason} of the stage's slots whose retries were used up, from its study's attributes."""
     return {int(k[len(GIVEN_UP):]): dict(v) for k, v in study_attrs.items()
             if k.startswith(GIVEN_UP) and isinstance(v, dict)}
+
+
+class Patient:
+    """Calls a trial's storage writes and reads, retrying one that fails because the storage is briefly away
+    (`transient`: the store's errors for that) for up to `seconds`; a stop, or an outage that outlasts them,
+    raises the error."""
+
+    RETRY_S = 1.0
+
+    def __init__(self, seconds: float, stop: threading.Event, transient: tuple[type[BaseException], ...]) -> None:
+        self.seconds, self.stop, self.transient = seconds, stop, transient
+
+    def __call__(self, fn: Any, *args: Any) -> Any:
+        deadline = time.monotonic() + self.seconds
+        while True:
+            try:
+                return fn(*args)
+            except self.transient:
+                if self.stop.is_set() or time.monotonic() + self.RETRY_S > deadline:
+                    raise
+                self.stop.wait(self.RETRY_S)

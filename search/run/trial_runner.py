@@ -26,6 +26,7 @@ from hpsearch.search.run.campaign import OVERRIDES, StageView
 from hpsearch.search.run.checkpoints import TrialCheckpoint
 from hpsearch.search.run.cost import Cost, recorded, trial_cost, user_cost
 from hpsearch.search.run.notes import annotate_trial, write_trial_note
+from hpsearch.search.run.retries import Patient
 from hpsearch.storage.errors import StorageError
 from hpsearch.storage.stores import TrialStore
 
@@ -109,27 +110,6 @@ def run_trial(plan: Plan, view: StageView, trial: optuna.Trial, objective: Objec
              f", {plan.metric.name} {shown:.4f}" if shown is not None else "",
              f" ({result.reason})" if result.reason else "")
     return state
-
-
-class Patient:
-    """Calls a trial's storage writes and reads, retrying one that fails because the storage is briefly away
-    (`transient`: the store's errors for that) for up to `seconds`; a stop, or an outage that outlasts them,
-    raises the error."""
-
-    RETRY_S = 1.0
-
-    def __init__(self, seconds: float, stop: threading.Event, transient: tuple[type[BaseException], ...]) -> None:
-        self.seconds, self.stop, self.transient = seconds, stop, transient
-
-    def __call__(self, fn: Any, *args: Any) -> Any:
-        deadline = time.monotonic() + self.seconds
-        while True:
-            try:
-                return fn(*args)
-            except self.transient:
-                if self.stop.is_set() or time.monotonic() + self.RETRY_S > deadline:
-                    raise
-                self.stop.wait(self.RETRY_S)
 
 
 class MetricMissing(Exception):
