@@ -244,7 +244,9 @@ def test_child_respects_min_width(case: tuple[Space, list[dict], NarrowRule]) ->
     for c in child:
         if not isinstance(c.distribution, CategoricalDistribution):
             parent_width = width(parent[c.name].distribution)
-            assert width(c.distribution) >= narrow_rule.min_width * parent_width * (1 - 1e-9) - 1e-12
+            d = c.distribution  # an int box snaps to its grid within 1e-9 of a step (narrow.py says why)
+            slack = 1e-9 * d.step if isinstance(d, IntDistribution) else 1e-12
+            assert width(d) >= narrow_rule.min_width * parent_width * (1 - 1e-9) - slack
 
 
 @settings(max_examples=150, deadline=None)
