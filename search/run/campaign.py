@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.search.errors import CampaignFailed
 from hpsearch.search.plan.agreement import Agreement
-from hpsearch.search.plan.plan import Plan, Stage, plan_fingerprint
+from hpsearch.search.plan.plan import Plan, Stage, first_difference, plan_fingerprint
 from hpsearch.search.plan.samplers import make_pruner, make_sampler, shares_seed
 from hpsearch.search.plan.space import PlanError, Space, space_from_json, space_to_json
 from hpsearch.search.plan.stage_logic import (
@@ -121,9 +121,10 @@ class Campaign:
         """Write the campaign and open its first stage; True when it was new. Same plan again: a no-op."""
         existing = _study_attrs(self.storage, study_name(self.plan.name, self.plan.stages[0]))
         if existing is not None and existing.get("fingerprint") != plan_fingerprint(self.plan):
+            where = first_difference(existing.get("plan"), self.plan.to_dict())
             raise PlanError(
-                f"campaign {self.plan.name!r} already exists in this storage with a different plan; "
-                "init it under another --name, or use the plan it was created with"
+                f"campaign {self.plan.name!r} already exists in this storage with a different plan"
+                f"{f' ({where})' if where else ''}; init it under another --name, or use the plan it was created with"
             )
         if existing is None or not existing.get("opened"):
             self.open(0)

@@ -26,6 +26,7 @@ def test_init_twice_is_a_no_op_and_another_plan_is_refused(pg_url: str, tmp_path
     assert main(["init", str(other), "--storage", pg_url]) == 2
     err = capsys.readouterr().err
     assert "different plan" in err and err.count("\n") == 1
+    assert f"(seed: {PLAN.get('seed', 0)} stored, 7 in this plan)" in err  # what differs, first
     assert main(["init", str(other), "--storage", pg_url, "--name", "syn-b"]) == 0
 
 

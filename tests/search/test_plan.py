@@ -13,7 +13,7 @@ import yaml
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.plan.narrow import NarrowRule
-from hpsearch.search.plan.plan import Plan, load_plan_file, plan_fingerprint
+from hpsearch.search.plan.plan import Plan, first_difference, load_plan_file, plan_fingerprint
 from hpsearch.search.plan.samplers import Spec, make_pruner, make_sampler
 from hpsearch.search.plan.space import space_from_json, space_to_json
 from hpsearch.search.plan.stages import CompareStage, FinalStage, LRRangeTestStage, SearchStage
@@ -123,3 +123,14 @@ def test_stage_defaults_are_buildable() -> None:
     for stage in (SearchStage("x"), LRRangeTestStage("x"), FinalStage("x"), CompareStage("x")):
         make_sampler(stage.study_sampler, seed=0)
         make_pruner(stage.study_pruner)
+
+
+def test_first_difference_names_the_key_path_of_what_changed() -> None:
+    plan = Plan.from_dict(PLAN).to_dict()
+    assert first_difference(plan, Plan.from_dict(PLAN).to_dict()) is None
+    more = {**PLAN, "stages": [{**PLAN["stages"][0], "n_trials": 99}, *PLAN["stages"][1:]]}
+    assert first_difference(plan, Plan.from_dict(more).to_dict()) == \
+        f"stages[0].n_trials: {PLAN['stages'][0]['n_trials']} stored, 99 in this plan"
+    assert first_difference({"a": [1, 2]}, {"a": [1]}) == "a: 2 entries stored, 1 in this plan"
+    assert first_difference({"a": 1}, {"a": 1, "b": 2}) == "b: absent in the stored plan, set in this one"
+    assert first_difference({"a": (1, 2)}, {"a": [1, 2]}) is None
