@@ -124,7 +124,8 @@ class Campaign:
             where = first_difference(existing.get("plan"), self.plan.to_dict())
             raise PlanError(
                 f"campaign {self.plan.name!r} already exists in this storage with a different plan"
-                f"{f' ({where})' if where else ''}; init it under another --name, or use the plan it was created with"
+                f"{f' ({where})' if where else ''}; give it a new name (name: in the plan, or init PLAN --name NEW), "
+                "or use the plan it was created with"
             )
         if existing is None or not existing.get("opened"):
             self.open(0)
