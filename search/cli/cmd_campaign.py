@@ -115,6 +115,9 @@ def init_command(plan_path: Path, storage: str | None, name: str | None) -> None
     created = init_campaign(open_storage(storage), plan)
     click.echo(f"campaign {plan.name!r} {'created' if created else 'already exists (same plan)'} "
                f"in {redact_url(storage or 'hpsearch.journal')}")
+    where = f" --storage {shlex.quote(redact_url(storage))}" if storage else ""
+    click.echo(f"start workers with: {invoked_as()} worker {shlex.quote(plan.name)}{where}; "
+               f"follow it with: {invoked_as()} status {shlex.quote(plan.name)}{where}")
 
 
 @app.command("worker")

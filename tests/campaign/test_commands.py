@@ -1,5 +1,6 @@
 """init / status / export / train through the CLI, and bad plans that must leave the storage untouched."""
 
+import shlex
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,10 @@ import yaml
 
 from hpsearch.objectives.config import TrainConfig
 from hpsearch.search.cli import main
+from hpsearch.search.invocation import invoked_as
 from hpsearch.search.run.campaign import Campaign
 from hpsearch.search.run.worker import WorkerOptions, work
+from hpsearch.storage import redact_url
 from tests.campaign.helpers import PLAN, write_plan
 from tests.cifar_files import write_cifar
 
@@ -20,6 +23,9 @@ def test_init_twice_is_a_no_op_and_another_plan_is_refused(pg_url: str, tmp_path
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     plan = write_plan(tmp_path / "plan.yaml")
     assert main(["init", str(plan), "--storage", pg_url]) == 0
+    said = capsys.readouterr().out  # what to start next, pasteable
+    storage = shlex.quote(redact_url(pg_url))
+    assert f"start workers with: {invoked_as()} worker {PLAN['name']} --storage {storage}" in said
     assert main(["init", str(plan), "--storage", pg_url]) == 0
     assert "already exists (same plan)" in capsys.readouterr().out
     other = write_plan(tmp_path / "other.yaml", seed=7)
