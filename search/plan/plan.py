@@ -189,15 +189,18 @@ def plan_fingerprint(plan: Plan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def first_difference(stored: Any, given: Any, at: str = "") -> str | None:
+def first_difference(stored: dict[str, Any], given: dict[str, Any]) -> str | None:
     """Where two plans in `to_dict` form first differ, as 'key.path: A stored, B in this plan'; None if equal."""
-    stored, given = json.loads(json.dumps(stored)), json.loads(json.dumps(given))  # tuples and lists alike
+    return _difference(json.loads(json.dumps(stored)), json.loads(json.dumps(given)), "")  # tuples as lists
+
+
+def _difference(stored: Any, given: Any, at: str) -> str | None:
     if isinstance(stored, dict) and isinstance(given, dict):
         for key in sorted(set(stored) | set(given), key=str):
             if key not in stored or key not in given:
-                return f"{at}{key}: {'absent' if key not in stored else 'set'} in the stored plan, " \
-                       f"{'absent' if key not in given else 'set'} in this one"
-            found = first_difference(stored[key], given[key], f"{at}{key}.")
+                return (f"{at}{key}: {'absent' if key not in stored else 'set'} in the stored plan, "
+                        f"{'absent' if key not in given else 'set'} in this one")
+            found = _difference(stored[key], given[key], f"{at}{key}.")
             if found:
                 return found
         return None
@@ -205,11 +208,18 @@ def first_difference(stored: Any, given: Any, at: str = "") -> str | None:
         if len(stored) != len(given):
             return f"{at.rstrip('.')}: {len(stored)} entries stored, {len(given)} in this plan"
         for i, (a, b) in enumerate(zip(stored, given, strict=True)):
-            found = first_difference(a, b, f"{at.rstrip('.')}[{i}].")
+            found = _difference(a, b, f"{at.rstrip('.')}[{i}].")
             if found:
                 return found
         return None
-    return None if stored == given else f"{at.rstrip('.')}: {stored!r} stored, {given!r} in this plan"
+    if stored == given:
+        return None
+    return f"{at.rstrip('.')}: {_short(stored)} stored, {_short(given)} in this plan"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _PlanLoader(BoundedLoader):

@@ -121,7 +121,8 @@ class Campaign:
         """Write the campaign and open its first stage; True when it was new. Same plan again: a no-op."""
         existing = _study_attrs(self.storage, study_name(self.plan.name, self.plan.stages[0]))
         if existing is not None and existing.get("fingerprint") != plan_fingerprint(self.plan):
-            where = first_difference(existing.get("plan"), self.plan.to_dict())
+            stored = existing.get("plan")
+            where = first_difference(stored, self.plan.to_dict()) if isinstance(stored, dict) else None
             raise PlanError(
                 f"campaign {self.plan.name!r} already exists in this storage with a different plan"
                 f"{f' ({where})' if where else ''}; give it a new name (name: in the plan, or init PLAN --name NEW), "

@@ -134,3 +134,4 @@ def test_first_difference_names_the_key_path_of_what_changed() -> None:
     assert first_difference({"a": [1, 2]}, {"a": [1]}) == "a: 2 entries stored, 1 in this plan"
     assert first_difference({"a": 1}, {"a": 1, "b": 2}) == "b: absent in the stored plan, set in this one"
     assert first_difference({"a": (1, 2)}, {"a": [1, 2]}) is None
+    assert first_difference({"a": "x" * 100}, {"a": {"b": 1}}) == f"a: '{'x' * 56}... stored, {{'b': 1}} in this plan"
