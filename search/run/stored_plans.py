@@ -25,10 +25,7 @@ def load_stored_plan(storage: BaseStorage, campaign: str) -> Plan:
                 return plan
     shown = campaign if len(campaign) <= 100 else campaign[:100] + "..."
     names = _names_in(summaries)
-    held = ""
-    if names:
-        more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
-        held = f" (it holds {', '.join(names[:SHOWN_NAMES])}{more}: see 'hpsearch list')"
+    held = f" (it holds {_listed(names)}: see 'hpsearch list')" if names else ""
     raise CampaignMissing(f"no campaign {shown!r} in this storage{held}; run 'hpsearch init PLAN --storage S' first")
 
 
@@ -42,14 +39,19 @@ def the_campaign(storage: BaseStorage, name: str | None, command: str) -> str:
     if not names:
         raise CampaignMissing("no campaigns in this storage; start one with 'hpsearch run PLAN' (or init PLAN), "
                               "or point --storage at the one that holds it")
-    more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
-    raise CampaignMissing(f"this storage holds {len(names)} campaigns ({', '.join(names[:SHOWN_NAMES])}{more}); "
+    raise CampaignMissing(f"this storage holds {len(names)} campaigns ({_listed(names)}); "
                           f"name one: hpsearch {command} {names[0]}")
 
 
 def campaign_names(storage: BaseStorage) -> list[str]:
     """The campaigns in the storage, sorted: the plan names `init` stored with their stages."""
     return _names_in(storage.get_all_studies())
+
+
+def _listed(names: list[str]) -> str:
+    """The first SHOWN_NAMES names, and how many more."""
+    more = f" and {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
+    return ", ".join(names[:SHOWN_NAMES]) + more
 
 
 def _names_in(summaries: list[Any]) -> list[str]:
